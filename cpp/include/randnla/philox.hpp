@@ -217,12 +217,12 @@ RANDNLA_HOST_DEVICE inline void det_sincos_2pi(double u, double* sin_out, double
   cos_series = cos_series * z + 1.0 / 24.0;                        // 1/4!
   cos_series = cos_series * z - 1.0 / 2.0;                         // -1/2!
   const double c = 1.0 + z * cos_series;
-  switch (quadrant & 3) {
-    case 0: *sin_out = s; *cos_out = c; break;
-    case 1: *sin_out = c; *cos_out = -s; break;
-    case 2: *sin_out = -s; *cos_out = -c; break;
-    default: *sin_out = -c; *cos_out = s; break;
-  }
+  // Rotate by quadrant * pi/2 with selects rather than a switch, so loops over many values vectorise.
+  const bool odd = (quadrant & 1) != 0;
+  const double sin_base = odd ? c : s;
+  const double cos_base = odd ? s : c;
+  *sin_out = (quadrant & 2) ? -sin_base : sin_base;
+  *cos_out = ((quadrant + 1) & 2) ? -cos_base : cos_base;
 }
 
 RANDNLA_HOST_DEVICE inline double sqrt_correctly_rounded(double x) {
