@@ -1,0 +1,634 @@
+"""Sketching: random operators, coordinated sampling for A^T B, and sketched least squares.
+
+Operators
+    :func:`gaussian`, :func:`rademacher`, :func:`srht`, :func:`countsketch`, :func:`sparse_sign`
+    return an m x n :class:`SketchOperator`: a lazy, duck-typed linear operator whose entries are a
+    pure function of (rng key, i, j), generated on the fly from Philox4x64-10 and never stored.
+    ``S @ A`` works for NumPy arrays, SciPy sparse matrices, LinearOperators and CuPy arrays;
+    so do ``A @ S.T``, ``S.T @ Y``, ``S.toarray()`` and ``S.aslinearoperator()``. Results are
+    bitwise identical for any number of threads.
+
+Coordinated sampling (Daliri, Freire, Li, Musco, ICLR 2025)
+    :func:`priority_sample` and :func:`threshold_sample` keep a few rows of a matrix, chosen by a
+    hash shared by every party that knows the seed (:func:`coordination_hash`), so that two
+    sketches built apart estimate A^T B without bias (:func:`estimate_matmul`). Sketches of
+    row-disjoint shards :func:`merge` into exactly the sketch of the whole, and save to ``.npz``.
+
+Least squares
+    :func:`sketched_lstsq` solves a sketched problem with a per-coordinate (l-infinity) error bar;
+    :func:`lstsq` solves tall problems to full accuracy by sketch-and-precondition.
+
+Scaling convention: every operator satisfies E[S^T S] = I (Gaussian and Rademacher entries have
+variance 1/m; SRHT is (1/sqrt(m)) P H D; sparse sign entries are +-1/sqrt(s); CountSketch +-1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from randnla import _core
+from randnla._backend import is_cupy, is_linear_operator, is_scipy_sparse, namespace_of
+from randnla._rng import philox_key
+from randnla._validate import (
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_n_threads,
+    check_positive,
+)
+
+__all__ = [
+    "SketchOperator",
+    "gaussian",
+    "rademacher",
+    "srht",
+    "countsketch",
+    "sparse_sign",
+    "HASH_VERSION",
+    "coordination_hash",
+    "CoordinatedSketch",
+    "priority_sample",
+    "threshold_sample",
+    "estimate_matmul",
+    "merge",
+    "SketchedLstsqResult",
+    "sketched_lstsq",
+    "LstsqResult",
+    "lstsq",
+]
+
+_DENSE_KINDS = {"gaussian": 0, "rademacher": 1}
+_SPARSE_KINDS = ("countsketch", "sparse_sign")
+_PANEL = 64  # columns per pass when densifying sparse or operator input
+
+
+def _float_dtype(dtype, name="dtype"):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _promote(*dtypes):
+    dtype = np.result_type(*dtypes)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _suffix(dtype):
+    return "float32" if np.dtype(dtype) == np.float32 else "float64"
+
+
+def _popcount_parity(x):
+    """(-1)^popcount(x) for a non-negative int64 array."""
+    x = np.asarray(x, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):
+        counts = np.bitwise_count(x)
+    else:  # pragma: no cover - NumPy < 2.0
+        table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+        counts = np.zeros(x.shape, dtype=np.uint8)
+        for shift in range(0, 64, 8):
+            counts += table[((x >> np.uint64(shift)) & np.uint64(255)).astype(np.intp)]
+    return np.where(counts & 1, -1, 1).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Operators
+# ---------------------------------------------------------------------------------------------
+
+
+class SketchOperator:
+    """An m x n random sketching operator generated lazily from a Philox key.
+
+    Build one with :func:`gaussian`, :func:`rademacher`, :func:`srht`, :func:`countsketch` or
+    :func:`sparse_sign`. It behaves like a ``scipy.sparse.linalg.LinearOperator`` (``shape``,
+    ``dtype``, ``matvec``, ``rmatvec``, ``matmat``, ``rmatmat``, ``T``, ``@``) without ever storing
+    S: each product regenerates the entries it needs. ``S @ A`` accepts NumPy arrays (1-D or 2-D),
+    SciPy sparse matrices, LinearOperators and CuPy arrays, and returns a dense array of the
+    input's library (NumPy for sparse and operator input). ``A @ S.T`` and ``S.T @ Y`` work the
+    same way. The result dtype is NumPy's promotion of the operator's and the input's dtype.
+
+    Attributes
+    ----------
+    kind : str
+        ``"gaussian"``, ``"rademacher"``, ``"srht"``, ``"countsketch"`` or ``"sparse_sign"``.
+    key : numpy.ndarray
+        The 128-bit Philox key (two uint64 words) every entry derives from.
+    nnz_per_column : int or None
+        Nonzeros per column of the sparse kinds.
+    """
+
+    __array_ufunc__ = None  # make ndarray @ S defer to S.__rmatmul__
+
+    def __init__(self, kind, m, n, key, dtype=np.float64, nnz_per_column=None, n_threads=None):
+        self.kind = kind
+        self.shape = (int(m), int(n))
+        self.key = np.asarray(key, dtype=np.uint64)
+        self.dtype = _float_dtype(dtype)
+        self.nnz_per_column = nnz_per_column
+        self.n_threads = check_n_threads(n_threads)
+        self.ndim = 2
+
+    def __repr__(self):
+        extra = f", nnz_per_column={self.nnz_per_column}" if self.kind == "sparse_sign" else ""
+        return f"<{self.shape[0]}x{self.shape[1]} {self.kind} SketchOperator, dtype={self.dtype}{extra}>"
+
+    # -- LinearOperator protocol ------------------------------------------------------------
+    @property
+    def T(self):
+        """The transpose S^T (n x m), itself a lazy operator."""
+        return _TransposedSketch(self)
+
+    def transpose(self):
+        return self.T
+
+    @property
+    def H(self):
+        return self.T
+
+    def adjoint(self):
+        return self.T
+
+    def matvec(self, x):
+        """S @ x for a vector x of length n."""
+        return self @ _as_vector(x, self.shape[1], "x")
+
+    def rmatvec(self, y):
+        """S^T @ y for a vector y of length m."""
+        return self.T @ _as_vector(y, self.shape[0], "y")
+
+    def matmat(self, X):
+        """S @ X for X of shape (n, k)."""
+        return self @ X
+
+    def rmatmat(self, Y):
+        """S^T @ Y for Y of shape (m, k)."""
+        return self.T @ Y
+
+    def dot(self, x):
+        return self @ x
+
+    def __matmul__(self, other):
+        if isinstance(other, (SketchOperator, _TransposedSketch)):
+            return NotImplemented
+        return _dispatch(self._apply_left, other, self.shape[1], "A", self.shape[0])
+
+    def __rmatmul__(self, other):
+        # other (p x m) @ S (m x n) = (S^T other^T)^T
+        return _dispatch_right(lambda a: self._apply_transpose(a), other, self.shape[0], self.shape[1])
+
+    def __call__(self, x):
+        return self @ x
+
+    # -- materialisation ---------------------------------------------------------------------
+    def toarray(self, *, like=None):
+        """The dense m x n matrix S (for tests and small sizes). ``like``: a CuPy array for CuPy."""
+        return self.block(0, self.shape[0], 0, self.shape[1], like=like)
+
+    todense = toarray
+
+    def block(self, row_start, row_stop, col_start, col_stop, *, like=None):
+        """S[row_start:row_stop, col_start:col_stop], regenerated alone (equals the slice of toarray)."""
+        m, n = self.shape
+        row_start = check_int(row_start, "row_start", minimum=0, maximum=m)
+        row_stop = check_int(row_stop, "row_stop", minimum=row_start, maximum=m)
+        col_start = check_int(col_start, "col_start", minimum=0, maximum=n)
+        col_stop = check_int(col_stop, "col_stop", minimum=col_start, maximum=n)
+        if self.kind in _DENSE_KINDS:
+            fn = getattr(_core, f"dense_block_{_suffix(self.dtype)}")
+            out = np.ascontiguousarray(
+                fn(_DENSE_KINDS[self.kind], self.key, m, row_start, row_stop, col_start, col_stop, self.n_threads).T
+            )
+        elif self.kind == "srht":
+            rows = self._srht_rows()[row_start:row_stop]
+            signs = _core.srht_signs(self.key, col_start, col_stop)
+            cols = np.arange(col_start, col_stop, dtype=np.int64)
+            parity = _popcount_parity(rows[:, None] & cols[None, :])
+            out = (parity * signs[None, :]).astype(self.dtype) * self.dtype.type(1.0 / math.sqrt(m))
+        else:
+            rows, signs = self._sparse_columns(col_start, col_stop)
+            out = np.zeros((m, col_stop - col_start), dtype=self.dtype)
+            cols = np.repeat(np.arange(col_stop - col_start), rows.shape[1])
+            out[rows.ravel(), cols] = signs.ravel().astype(self.dtype) * self.dtype.type(self._sparse_scale())
+            out = out[row_start:row_stop]
+        if like is not None and is_cupy(like):
+            return namespace_of(like).asarray(out)
+        return out
+
+    def tosparse(self):
+        """S as a ``scipy.sparse.csc_array`` (sparse kinds only)."""
+        if self.kind not in _SPARSE_KINDS:
+            raise ValueError(f"tosparse() is for sparse operators; a {self.kind} operator is dense (use toarray())")
+        import scipy.sparse as sp
+
+        m, n = self.shape
+        rows, signs = self._sparse_columns(0, n)
+        s = rows.shape[1]
+        data = signs.ravel().astype(self.dtype) * self.dtype.type(self._sparse_scale())
+        return sp.csc_array((data, rows.ravel(), np.arange(0, n * s + 1, s)), shape=(m, n))
+
+    def aslinearoperator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (or cupyx one with ``like``) wrapping S."""
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator(
+            self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat, rmatmat=self.rmatmat,
+            dtype=self.dtype,
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+    def _srht_rows(self):
+        m, n = self.shape
+        return _core.srht_rows(self.key, m, _next_pow2(n))
+
+    def _sparse_spec(self):
+        s = 1 if self.kind == "countsketch" else self.nnz_per_column
+        return s, self.kind == "countsketch"
+
+    def _sparse_scale(self):
+        s, _ = self._sparse_spec()
+        return 1.0 / math.sqrt(s)
+
+    def _sparse_columns(self, col_start, col_stop):
+        s, cs = self._sparse_spec()
+        return _core.sparse_columns(self.key, self.shape[0], s, cs, col_start, col_stop, self.n_threads)
+
+    def _apply_left(self, a):
+        """S @ a for a 2-D input with a.shape[0] == n (NumPy, SciPy sparse, LinearOperator, CuPy)."""
+        m, n = self.shape
+        if is_cupy(a):
+            from randnla import _sketch_gpu
+
+            return _sketch_gpu.apply_left(self, a)
+        if is_linear_operator(a):
+            return _operator_panels(a, lambda block: self._apply_left(block), m, "A")
+        if is_scipy_sparse(a):
+            dtype = _promote(self.dtype, a.dtype)
+            if self.kind in _SPARSE_KINDS:
+                csr = a.tocsr().astype(dtype)
+                s, cs = self._sparse_spec()
+                fn = getattr(_core, f"sparse_apply_left_csr_{_suffix(dtype)}")
+                return fn(self.key, m, s, cs, csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64),
+                          n, csr.shape[1], self.n_threads)
+            if self.kind in _DENSE_KINDS:
+                csr = a.tocsr().astype(dtype)
+                d = csr.shape[1]
+                out_t = np.zeros((d, m), dtype=dtype)
+                fn = getattr(_core, f"dense_block_{_suffix(dtype)}")
+                step = max(256, (1 << 18) // max(m, 1))
+                for o in range(0, n, step):
+                    stop = min(n, o + step)
+                    g_t = fn(_DENSE_KINDS[self.kind], self.key, m, 0, m, o, stop, self.n_threads)  # (w, m) = G^T
+                    out_t += csr[o:stop].T @ g_t
+                return np.ascontiguousarray(out_t.T)
+            csc = a.tocsc().astype(dtype)
+            out = np.empty((m, csc.shape[1]), dtype=dtype)
+            for c0 in range(0, csc.shape[1], _PANEL):
+                c1 = min(csc.shape[1], c0 + _PANEL)
+                out[:, c0:c1] = self._apply_left(np.asarray(csc[:, c0:c1].toarray()))
+            return out
+        a = np.asarray(a)
+        dtype = _promote(self.dtype, a.dtype)
+        if a.dtype != dtype:
+            a = a.astype(dtype)
+        if not (a.flags.c_contiguous or a.flags.f_contiguous):
+            a = np.ascontiguousarray(a)
+        suffix = _suffix(dtype)
+        if self.kind in _DENSE_KINDS:
+            return getattr(_core, f"dense_apply_left_{suffix}")(_DENSE_KINDS[self.kind], self.key, m, a, self.n_threads)
+        if self.kind == "srht":
+            return getattr(_core, f"srht_apply_left_{suffix}")(self.key, m, a, self.n_threads)
+        s, cs = self._sparse_spec()
+        return getattr(_core, f"sparse_apply_left_dense_{suffix}")(self.key, m, s, cs, a, self.n_threads)
+
+    def _apply_transpose(self, y):
+        """S^T @ y for a 2-D input with y.shape[0] == m."""
+        m, n = self.shape
+        if is_cupy(y):
+            from randnla import _sketch_gpu
+
+            return _sketch_gpu.apply_transpose(self, y)
+        if is_linear_operator(y):
+            return _operator_panels(y, lambda block: self._apply_transpose(block), n, "Y")
+        if is_scipy_sparse(y):
+            y = y.toarray()  # Y has only m (small) rows
+        y = np.asarray(y)
+        dtype = _promote(self.dtype, y.dtype)
+        if y.dtype != dtype:
+            y = y.astype(dtype)
+        if not (y.flags.c_contiguous or y.flags.f_contiguous):
+            y = np.ascontiguousarray(y)
+        suffix = _suffix(dtype)
+        if self.kind in _DENSE_KINDS:
+            return getattr(_core, f"dense_apply_transpose_{suffix}")(_DENSE_KINDS[self.kind], self.key, n, y, self.n_threads)
+        if self.kind == "srht":
+            return getattr(_core, f"srht_apply_transpose_{suffix}")(self.key, n, y, self.n_threads)
+        s, cs = self._sparse_spec()
+        return getattr(_core, f"sparse_apply_transpose_{suffix}")(self.key, n, s, cs, y, self.n_threads)
+
+    def _apply_right(self, a):
+        """a @ S^T for a 2-D input with a.shape[1] == n; returns (p, m)."""
+        m, n = self.shape
+        if is_cupy(a):
+            from randnla import _sketch_gpu
+
+            return _sketch_gpu.apply_left(self, a.T).T
+        if is_linear_operator(a):
+            return self._apply_left(_TransposedOperator(a)).T
+        if self.kind in _SPARSE_KINDS:
+            s, cs = self._sparse_spec()
+            if is_scipy_sparse(a):
+                dtype = _promote(self.dtype, a.dtype)
+                csr = a.tocsr().astype(dtype)
+                fn = getattr(_core, f"sparse_apply_right_csr_{_suffix(dtype)}")
+                return fn(self.key, m, s, cs, csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64),
+                          csr.shape[0], n, self.n_threads)
+            a = np.asarray(a)
+            dtype = _promote(self.dtype, a.dtype)
+            a = np.ascontiguousarray(a, dtype=dtype)
+            return getattr(_core, f"sparse_apply_right_dense_{_suffix(dtype)}")(self.key, m, s, cs, a, self.n_threads)
+        if is_scipy_sparse(a):
+            return self._apply_left(a.T.tocsr()).T
+        return self._apply_left(np.asarray(a).T).T
+
+
+class _TransposedSketch:
+    """S^T for a :class:`SketchOperator` S: n x m, lazy."""
+
+    __array_ufunc__ = None
+
+    def __init__(self, parent):
+        self.parent = parent
+        self.shape = (parent.shape[1], parent.shape[0])
+        self.dtype = parent.dtype
+        self.ndim = 2
+
+    def __repr__(self):
+        return f"<transpose of {self.parent!r}>"
+
+    @property
+    def T(self):
+        return self.parent
+
+    def transpose(self):
+        return self.parent
+
+    @property
+    def H(self):
+        return self.parent
+
+    def adjoint(self):
+        return self.parent
+
+    def matvec(self, y):
+        return self @ _as_vector(y, self.shape[1], "y")
+
+    def rmatvec(self, x):
+        return self.parent @ _as_vector(x, self.shape[0], "x")
+
+    def matmat(self, Y):
+        return self @ Y
+
+    def rmatmat(self, X):
+        return self.parent @ X
+
+    def dot(self, y):
+        return self @ y
+
+    def __call__(self, y):
+        return self @ y
+
+    def __matmul__(self, other):
+        if isinstance(other, (SketchOperator, _TransposedSketch)):
+            return NotImplemented
+        return _dispatch(self.parent._apply_transpose, other, self.shape[1], "Y", self.shape[0])
+
+    def __rmatmul__(self, other):
+        # other (p x n) @ S^T (n x m)
+        return _dispatch_right_plain(self.parent._apply_right, other, self.shape[0])
+
+    def toarray(self, *, like=None):
+        out = self.parent.toarray(like=like).T
+        return namespace_of(out).ascontiguousarray(out)
+
+    todense = toarray
+
+    def aslinearoperator(self):
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator(self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat,
+                              rmatmat=self.rmatmat, dtype=self.dtype)
+
+
+class _TransposedOperator:
+    """The transpose of a duck-typed LinearOperator (for A @ S^T with A an operator)."""
+
+    def __init__(self, op):
+        self.op = op
+        self.shape = (op.shape[1], op.shape[0])
+        self.dtype = op.dtype
+
+    def matvec(self, x):
+        return self.op.rmatvec(x)
+
+    def rmatvec(self, y):
+        return self.op.matvec(y)
+
+    def matmat(self, X):
+        return self.op.rmatmat(X) if hasattr(self.op, "rmatmat") else np.column_stack([self.op.rmatvec(c) for c in X.T])
+
+
+def _next_pow2(n):
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def _as_vector(x, length, name):
+    xp = namespace_of(x)
+    x = xp.asarray(x) if not is_scipy_sparse(x) else x.toarray()
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1 or x.shape[0] != length:
+        raise ValueError(f"{name} must be a vector of length {length}, got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_input_rows(a, rows, name, what):
+    if not (is_scipy_sparse(a) or is_linear_operator(a) or is_cupy(a)):
+        a = as_float_array(a, name)
+    if len(a.shape) not in (1, 2) or a.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} rows to be multiplied by {what}, got shape {tuple(a.shape)}")
+    if hasattr(a, "dtype") and np.dtype(a.dtype).kind == "c":
+        raise TypeError(f"{name} is complex; sketching operators are real")
+    return a
+
+
+def _dispatch(apply, other, rows, name, out_rows):
+    """S @ other: handles vectors (1-D) and the 2-D cases through ``apply``."""
+    a = _check_input_rows(other, rows, name, f"an operator with {rows} columns")
+    if len(a.shape) == 1:
+        xp = namespace_of(a)
+        return apply(xp.reshape(a, (rows, 1)))[:, 0]
+    return apply(a)
+
+
+def _dispatch_right(apply_transpose, other, cols, out_cols):
+    """other @ S = (S^T other^T)^T for other (p x m)."""
+    if is_linear_operator(other):
+        raise TypeError("use S.T @ A.T (or S.aslinearoperator()) to compose a LinearOperator with a sketch")
+    if not (is_scipy_sparse(other) or is_cupy(other)):
+        other = as_float_array(other, "A")
+    if other.shape[-1] != cols:
+        raise ValueError(f"A must have {cols} columns to multiply the operator, got shape {tuple(other.shape)}")
+    if len(other.shape) == 1:
+        xp = namespace_of(other)
+        return apply_transpose(xp.reshape(other, (cols, 1)))[:, 0]
+    return apply_transpose(other.T).T
+
+
+def _dispatch_right_plain(apply_right, other, cols):
+    """other @ S^T for other (p x n)."""
+    if not (is_scipy_sparse(other) or is_cupy(other) or is_linear_operator(other)):
+        other = as_float_array(other, "A")
+    if other.shape[-1] != cols:
+        raise ValueError(f"A must have {cols} columns to multiply S.T, got shape {tuple(other.shape)}")
+    if len(other.shape) == 1:
+        xp = namespace_of(other)
+        return apply_right(xp.reshape(other, (1, cols)))[0]
+    return apply_right(other)
+
+
+def _operator_panels(op, apply, out_rows, name):
+    """apply(op) for a LinearOperator op (r x c), one panel of its columns at a time."""
+    r, c = op.shape
+    dtype = _promote(np.dtype(op.dtype) if op.dtype is not None else np.float64)
+    out = None
+    for c0 in range(0, c, _PANEL):
+        c1 = min(c, c0 + _PANEL)
+        eye = np.zeros((c, c1 - c0), dtype=dtype)
+        eye[np.arange(c0, c1), np.arange(c1 - c0)] = 1
+        block = op.matmat(eye) if hasattr(op, "matmat") else np.column_stack([op.matvec(e) for e in eye.T])
+        block = np.asarray(block)
+        if block.ndim == 1:
+            block = block[:, None]
+        res = apply(block)
+        if out is None:
+            out = np.empty((res.shape[0], c), dtype=res.dtype)
+        out[:, c0:c1] = res
+    if out is None:
+        out = np.zeros((out_rows, 0), dtype=dtype)
+    return out
+
+
+def _check_size(m, n):
+    m = check_int(m, "m", minimum=1)
+    n = check_int(n, "n", minimum=1)
+    return m, n
+
+
+def gaussian(m, n, *, rng=None, dtype=np.float64, n_threads=None):
+    """An m x n Gaussian sketch: i.i.d. N(0, 1/m) entries, generated on the fly.
+
+    ``S @ A`` generates S blockwise (about 2 MiB at a time) and multiplies each block with one
+    GEMM, so no full S is ever stored and generation overlaps the data pass.
+
+    Parameters
+    ----------
+    m, n : int
+        Sketch rows and input rows (S is m x n).
+    rng : None, int, SeedSequence, BitGenerator or Generator
+        Source of the Philox key.
+    dtype : float32 or float64
+        Entries are the float64 values rounded to ``dtype`` (float32 and float64 operators agree).
+    n_threads : int, optional
+        Threads for generation (None: all cores); results do not depend on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import gaussian
+    >>> S = gaussian(50, 1000, rng=0)
+    >>> A = np.ones((1000, 3))
+    >>> (S @ A).shape
+    (50, 3)
+    >>> bool(np.allclose(S @ A, S.toarray() @ A))
+    True
+    """
+    m, n = _check_size(m, n)
+    return SketchOperator("gaussian", m, n, philox_key(rng), _float_dtype(dtype), n_threads=n_threads)
+
+
+def rademacher(m, n, *, rng=None, dtype=np.float64, n_threads=None):
+    """An m x n Rademacher sketch: i.i.d. +-1/sqrt(m) entries (one random bit each).
+
+    Examples
+    --------
+    >>> from randnla.sketch import rademacher
+    >>> S = rademacher(4, 6, rng=0)
+    >>> sorted(set((S.toarray() * 2).ravel().tolist()))
+    [-1.0, 1.0]
+    """
+    m, n = _check_size(m, n)
+    return SketchOperator("rademacher", m, n, philox_key(rng), _float_dtype(dtype), n_threads=n_threads)
+
+
+def srht(m, n, *, rng=None, dtype=np.float64, n_threads=None):
+    """An m x n subsampled randomized Hadamard transform S = (1/sqrt(m)) P H_N D.
+
+    D holds random signs, the input is zero-padded to N = 2^ceil(log2 n) rows, H_N is the
+    unnormalised Walsh-Hadamard matrix (applied by an in-place fast transform, O(N log N) per
+    column) and P keeps m distinct rows chosen without replacement (so m <= N).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import srht
+    >>> S = srht(8, 20, rng=0)
+    >>> x = np.arange(20.0)
+    >>> bool(np.allclose(S @ x, S.toarray() @ x))
+    True
+    """
+    m, n = _check_size(m, n)
+    big_n = _next_pow2(n)
+    if m > big_n:
+        raise ValueError(f"srht needs m <= N = {big_n} (n = {n} padded to a power of two), got m = {m}")
+    return SketchOperator("srht", m, n, philox_key(rng), _float_dtype(dtype), n_threads=n_threads)
+
+
+def countsketch(m, n, *, rng=None, dtype=np.float64, n_threads=None):
+    """An m x n CountSketch: each column holds one +-1 at a random row (O(nnz) to apply).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import countsketch
+    >>> S = countsketch(5, 12, rng=0)
+    >>> np.count_nonzero(S.toarray(), axis=0).tolist() == [1] * 12
+    True
+    """
+    m, n = _check_size(m, n)
+    return SketchOperator("countsketch", m, n, philox_key(rng), _float_dtype(dtype), nnz_per_column=1,
+                          n_threads=n_threads)
+
+
+def sparse_sign(m, n, *, nnz_per_column=8, rng=None, dtype=np.float64, n_threads=None):
+    """An m x n sparse sign sketch: each column holds ``nnz_per_column`` entries +-1/sqrt(s) at
+    distinct random rows (a SASO / OSNAP-type embedding; ``nnz_per_column=1`` is CountSketch-like).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import sparse_sign
+    >>> S = sparse_sign(16, 40, nnz_per_column=4, rng=0)
+    >>> np.count_nonzero(S.toarray(), axis=0).tolist() == [4] * 40
+    True
+    """
+    m, n = _check_size(m, n)
+    s = check_int(nnz_per_column, "nnz_per_column", minimum=1, maximum=m)
+    return SketchOperator("sparse_sign", m, n, philox_key(rng), _float_dtype(dtype), nnz_per_column=s,
+                          n_threads=n_threads)
