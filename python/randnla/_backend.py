@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import is_cupy_array, is_numpy_array
 
-__all__ = ["is_cupy", "namespace_of", "asnumpy", "is_scipy_sparse", "is_linear_operator"]
+__all__ = ["is_cupy", "namespace_of", "asnumpy", "is_scipy_sparse", "is_linear_operator", "is_dask"]
 
 
 def is_cupy(x) -> bool:
@@ -61,3 +61,9 @@ def is_linear_operator(x) -> bool:
     if isinstance(x, np.ndarray) or is_cupy_array(x) or is_scipy_sparse(x):
         return False
     return hasattr(x, "shape") and hasattr(x, "matvec") and hasattr(x, "dtype")
+
+
+def is_dask(x) -> bool:
+    """True for a ``dask.array.Array`` (recognised by its type's module: Dask is never imported here)."""
+    module = type(x).__module__
+    return (module == "dask.array" or module.startswith("dask.array.")) and hasattr(x, "to_delayed")

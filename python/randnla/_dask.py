@@ -1,0 +1,627 @@
+"""randnla.sketch on Dask arrays: sketch each row chunk where it lives, combine in a tree.
+
+:mod:`randnla.sketch` hands a ``dask.array.Array`` to this module (``randnla._backend.is_dask``);
+nothing here is imported, and Dask itself is never imported, until a Dask array arrives.
+
+Coordinated sampling
+    Every row's priority rank h(seed, key) / ||a_i||^2 depends only on (seed, key, row), so the k+1
+    smallest ranks of the whole matrix are among the union of each row chunk's k+1 smallest.
+    One task per chunk sketches the chunk in place; the chunk sketches are merged with
+    :func:`randnla.sketch.merge` in a tree of fan-in 8. The result is the sketch of the
+    concatenated matrix, bit for bit (same keys, rows, weights, tau). Threshold sampling first
+    computes the water-filling constant from all squared row norms (8 bytes per row travel to
+    the client, the only global step), then keeps each chunk's rows with h <= min(1, c w) in place.
+
+Linear sketches
+    The entries of every operator are a pure function of (key, i, j), so a task regenerates the
+    column block S[:, rows of its chunk] from the operator's small description (its key and
+    shape) and multiplies it with the chunk; the m x d contributions are summed in a tree.
+    :func:`sketched_lstsq` and :func:`lstsq` use this pass; :func:`lstsq` then runs conjugate
+    gradients on the preconditioned normal equations, one pass over A per iteration, moving only
+    d-vectors between the workers and the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "priority_sample",
+    "threshold_sample",
+    "sketch_apply",
+    "sketched_lstsq",
+    "lstsq",
+    "join_regression",
+    "JoinRegressionResult",
+]
+
+FAN_IN = 8  # chunk results combined per tree node
+_PANEL_ENTRIES = 1 << 21  # entries of S regenerated at once inside a chunk task (16 MiB in float64)
+
+
+def _sketch_module():
+    from randnla import sketch
+
+    return sketch
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunks, offsets, keys and the tree reduction
+# ---------------------------------------------------------------------------------------------
+
+
+def _row_chunked(A, name):
+    """A with a single chunk along every axis but the first, and known row-chunk sizes."""
+    if A.ndim not in (1, 2):
+        raise ValueError(f"{name} must be a 1-D or 2-D dask array, got {A.ndim} dimensions")
+    if any(math.isnan(c) for c in A.chunks[0]):
+        A = A.compute_chunk_sizes()
+    if A.ndim == 2 and A.numblocks[1] != 1:
+        A = A.rechunk({1: -1})
+    return A
+
+
+def _blocks(A):
+    """The row chunks of A as a list of delayed objects (one per chunk)."""
+    grid = A.to_delayed()
+    return list(grid[:, 0]) if A.ndim == 2 else list(grid)
+
+
+def _offsets(chunks):
+    return np.concatenate([[0], np.cumsum(np.asarray(chunks, dtype=np.int64))]).astype(np.int64)
+
+
+def _row_keys(offset, stop, like):
+    """Default keys of one chunk: its global row indices (in the chunk's array library)."""
+    from randnla._backend import namespace_of
+
+    xp = namespace_of(like) if type(like).__module__.startswith("cupy") else np
+    return xp.arange(offset, stop, dtype=xp.int64)
+
+
+def _key_blocks(keys, A):
+    """One keys entry per row chunk of A: a delayed int64 array, or (offset, stop) for row indices."""
+    from dask import delayed
+
+    from randnla import _backend
+
+    n = A.shape[0]
+    offsets = _offsets(A.chunks[0])
+    if keys is None:
+        return [None] * len(A.chunks[0]), offsets
+    if _backend.is_dask(keys):
+        if keys.ndim != 1 or keys.shape[0] != n:
+            raise ValueError(f"keys must be a 1-D array with one key per row ({n}), got shape {keys.shape}")
+        if not np.issubdtype(keys.dtype, np.integer):
+            raise TypeError(f"keys must be int64 join keys, got dtype {keys.dtype}")
+        keys = keys.rechunk((A.chunks[0],))
+        return list(keys.to_delayed()), offsets
+    host = keys.get() if _backend.is_cupy(keys) else np.asarray(keys)
+    if host.ndim != 1 or host.shape[0] != n:
+        raise ValueError(f"keys must be a 1-D array with one key per row ({n}), got shape {host.shape}")
+    if not np.issubdtype(host.dtype, np.integer):
+        raise TypeError(f"keys must be int64 join keys, got dtype {host.dtype}")
+    host = host.astype(np.int64, copy=False)
+    return [delayed(host[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1)], offsets
+
+
+def _chunk_keys(block, keys, offset, stop):
+    if keys is None:
+        return _row_keys(offset, stop, block)
+    return keys
+
+
+def tree_reduce(parts, combine, *args, fan_in=FAN_IN, name="combine"):
+    """Combine delayed ``parts`` with ``combine(list, *args)`` in a tree of the given fan-in."""
+    from dask import delayed
+
+    level = list(parts)
+    if not level:
+        raise ValueError("nothing to reduce")
+    if len(level) == 1:
+        return delayed(combine, pure=True, name=f"{name}-root")(level, *args)
+    depth = 0
+    while len(level) > 1:
+        level = [
+            delayed(combine, pure=True, name=f"{name}-{depth}-{i // fan_in}")(level[i:i + fan_in], *args)
+            for i in range(0, len(level), fan_in)
+        ]
+        depth += 1
+    return level[0]
+
+
+def _compute(obj):
+    import dask
+
+    (value,) = dask.compute(obj)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinated sampling
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_k(k):
+    from randnla._validate import check_int
+
+    return check_int(k, "k", minimum=1)
+
+
+def _chunk_priority(block, keys, offset, stop, k, seed):
+    sk = _sketch_module()
+    return sk.priority_sample(block, k, seed=seed, keys=_chunk_keys(block, keys, offset, stop))
+
+
+def _merge(parts, k):
+    return _sketch_module().merge(list(parts), k)
+
+
+def priority_sample(A, k, *, seed, keys=None):
+    """Priority sample of a row-chunked Dask array; equals the in-memory sketch bit for bit."""
+    from dask import delayed
+
+    k = _check_k(k)
+    A = _row_chunked(A, "A")
+    if A.ndim != 2:
+        raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
+    key_parts, offsets = _key_blocks(keys, A)
+    parts = [
+        delayed(_chunk_priority, pure=True)(block, kp, int(offsets[i]), int(offsets[i + 1]), k, seed)
+        for i, (block, kp) in enumerate(zip(_blocks(A), key_parts))
+    ]
+    return _compute(tree_reduce(parts, _merge, k, name="priority-merge"))
+
+
+def _chunk_weights(block):
+    """Squared row norms of one chunk in float64 (as the in-memory sketch computes them), on the host."""
+    sk = _sketch_module()
+    w = sk._prepare_rows(block)[1]
+    return w.get() if _is_cupy(w) else np.asarray(w)
+
+
+def _concat(parts):
+    return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros(0)
+
+
+def _chunk_threshold(block, keys, offset, stop, k, seed, c):
+    sk = _sketch_module()
+    return sk.threshold_sample(block, k, seed=seed, keys=_chunk_keys(block, keys, offset, stop), tau=c)
+
+
+def threshold_sample(A, k, *, seed, keys=None):
+    """Threshold sample of a row-chunked Dask array; equals the in-memory sketch bit for bit.
+
+    The water-filling constant is computed first from the squared row norms of all rows (one float64
+    per row is gathered on the client: the only step whose memory grows with the number of rows).
+    """
+    from dask import delayed
+
+    from randnla import _core
+
+    k = _check_k(k)
+    A = _row_chunked(A, "A")
+    if A.ndim != 2:
+        raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
+    blocks = _blocks(A)
+    weights = _compute(tree_reduce([delayed(_chunk_weights, pure=True)(b) for b in blocks], _concat,
+                                   name="threshold-weights"))
+    c = float(_core.threshold_constant(np.ascontiguousarray(weights, dtype=np.float64), k))
+    key_parts, offsets = _key_blocks(keys, A)
+    parts = [
+        delayed(_chunk_threshold, pure=True)(block, kp, int(offsets[i]), int(offsets[i + 1]), k, seed, c)
+        for i, (block, kp) in enumerate(zip(blocks, key_parts))
+    ]
+    return _compute(tree_reduce(parts, _merge, k, name="threshold-merge"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear sketches: S @ A one row chunk at a time
+# ---------------------------------------------------------------------------------------------
+
+
+def _result_dtype(S, A):
+    dtype = np.result_type(S.dtype, A.dtype)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _is_cupy(x):
+    return type(x).__module__.startswith("cupy")
+
+
+def _is_sparse(x):
+    from randnla._backend import is_scipy_sparse
+
+    return is_scipy_sparse(x)
+
+
+def _column_block(S, c0, c1, like, dtype):
+    """S[:, c0:c1], regenerated alone: a SciPy CSC matrix for the sparse kinds on the host, else dense."""
+    if S.kind in ("countsketch", "sparse_sign") and not _is_cupy(like):
+        import scipy.sparse as sp
+
+        rows, signs = S._sparse_columns(c0, c1)
+        s = rows.shape[1]
+        data = signs.ravel().astype(dtype) * dtype.type(S._sparse_scale())
+        return sp.csc_matrix((data, rows.ravel(), np.arange(0, (c1 - c0) * s + 1, s)), shape=(S.shape[0], c1 - c0))
+    block = S.block(0, S.shape[0], c0, c1, like=like if _is_cupy(like) else None)
+    return block.astype(dtype, copy=False)
+
+
+def _apply_chunk(S, blocks, offset, dtype):
+    """[S[:, rows] @ X for X in blocks]: the contribution of one row chunk (rows offset .. offset+len)."""
+    dtype = np.dtype(dtype)
+    m = S.shape[0]
+    first = blocks[0]
+    nb = first.shape[0]
+    mats = []
+    for X in blocks:
+        if X.ndim == 1:
+            X = X.reshape(nb, 1)
+        if _is_sparse(X):
+            X = X.tocsr().astype(dtype)
+        elif X.dtype != dtype:
+            X = X.astype(dtype)
+        mats.append(X)
+    panel = max(1, min(nb, _PANEL_ENTRIES // max(m, 1)))
+    sums = [None] * len(mats)
+    for p0 in range(0, nb, panel):
+        p1 = min(nb, p0 + panel)
+        Sp = _column_block(S, offset + p0, offset + p1, first, dtype)
+        for t, X in enumerate(mats):
+            contrib = Sp @ X[p0:p1]
+            if hasattr(contrib, "toarray"):
+                contrib = contrib.toarray()
+            contrib = np.asarray(contrib) if not _is_cupy(contrib) else contrib
+            sums[t] = contrib if sums[t] is None else sums[t] + contrib
+    if nb == 0:
+        xp = np
+        sums = [xp.zeros((m, X.shape[1]), dtype=dtype) for X in mats]
+    return [s.astype(dtype, copy=False) for s in sums]
+
+
+def _sum_lists(parts):
+    total = [p.copy() for p in parts[0]]
+    for p in parts[1:]:
+        for t in range(len(total)):
+            total[t] += p[t]
+    return total
+
+
+def _sketch_pass(S, arrays):
+    """Delayed [S @ X for X in arrays] (the arrays share the row chunks), summed in a tree."""
+    from dask import delayed
+
+    dtype = _result_dtype(S, arrays[0])
+    for X in arrays[1:]:
+        dtype = np.dtype(np.result_type(dtype, _result_dtype(S, X)))
+    offsets = _offsets(arrays[0].chunks[0])
+    columns = [_blocks(X) for X in arrays]
+    parts = [
+        delayed(_apply_chunk, pure=True)(S, [col[i] for col in columns], int(offsets[i]), dtype.str)
+        for i in range(len(offsets) - 1)
+    ]
+    return tree_reduce(parts, _sum_lists, name="sketch-sum"), dtype
+
+
+def _align(A, b):
+    """b rechunked to A's row chunks."""
+    if b.ndim == 1:
+        return b.rechunk((A.chunks[0],))
+    return b.rechunk((A.chunks[0], -1))
+
+
+def _meta_like(A, dtype, ndim):
+    meta = getattr(A, "_meta", None)
+    if meta is not None and _is_cupy(meta):
+        import cupy
+
+        return cupy.empty((0,) * ndim, dtype=dtype)
+    return np.empty((0,) * ndim, dtype=dtype)
+
+
+def sketch_apply(S, A):
+    """``S @ A`` for a Dask array A (n rows): a lazy m x d (or m) Dask array with one chunk.
+
+    Each task regenerates S[:, rows of its chunk] from the operator's key (never a dense S) and
+    multiplies it with the chunk where the chunk lives; the contributions are summed in a tree.
+    """
+    import dask.array as da
+
+    A = _row_chunked(A, "A")
+    if A.shape[0] != S.shape[1]:
+        raise ValueError(f"A must have {S.shape[1]} rows to be multiplied by the operator, got shape {A.shape}")
+    total, dtype = _sketch_pass(S, [A])
+    from dask import delayed
+
+    first = delayed(lambda parts: parts[0], pure=True)(total)
+    shape = (S.shape[0],) if A.ndim == 1 else (S.shape[0], A.shape[1])
+    meta = _meta_like(A, dtype, A.ndim)
+    if A.ndim == 1:
+        first = delayed(lambda x: x[:, 0], pure=True)(first)
+    return da.from_delayed(first, shape=shape, dtype=dtype, meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Least squares
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_dask_like(b, A, name):
+    """b as a Dask array with A's row chunks (a NumPy b is split into the same chunks)."""
+    import dask.array as da
+
+    from randnla import _backend
+
+    if not _backend.is_dask(b):
+        b = np.asarray(b)
+        b = da.from_array(b, chunks=(A.chunks[0],) if b.ndim == 1 else (A.chunks[0], -1))
+    if b.ndim not in (1, 2) or b.shape[0] != A.shape[0]:
+        raise ValueError(f"{name} must have {A.shape[0]} rows like A, got shape {b.shape}")
+    b = _row_chunked(b, name)
+    return _align(A, b)
+
+
+def _to_host(x):
+    return x.get() if _is_cupy(x) else np.asarray(x)
+
+
+def sketched_sides(S, A, b):
+    """(S @ A, S @ b) computed in one pass over the chunks of A and b, as host arrays."""
+    total, _ = _sketch_pass(S, [A, b])
+    SA, Sb = _compute(total)
+    SA = _to_host(SA)
+    Sb = _to_host(Sb)
+    if b.ndim == 1:
+        Sb = Sb[:, 0]
+    return SA, Sb
+
+
+def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=None):
+    """Sketch-and-solve least squares for a Dask A: one pass builds S A and S b, then the small solve."""
+    sk = _sketch_module()
+    A = _row_chunked(A, "A")
+    if A.ndim != 2:
+        raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
+    b = _as_dask_like(b, A, "b")
+    return sk._sketched_lstsq_from(
+        lambda S: sketched_sides(S, A, b), A.shape, np.dtype(A.dtype), b.ndim, m=m, eps=eps, delta=delta, kind=kind,
+        rng=rng,
+    )
+
+
+def _normal_chunk(block, b_block, xp_pair, need_residual):
+    """For one chunk: A_c^T [b_c - A_c x, A_c p] and ||b_c - A_c x||^2 (float64 on the host)."""
+    X = block
+    if _is_sparse(X):
+        X = X.tocsr()
+    X = X.astype(np.float64) if not _is_cupy(X) else X.astype("float64")
+    bb = b_block.astype(np.float64) if not _is_cupy(b_block) else b_block.astype("float64")
+    if bb.ndim == 2:
+        bb = bb[:, 0]
+    V = xp_pair if not _is_cupy(X) else _cupy_of(X).asarray(xp_pair)
+    U = X @ V  # (n_c, 2): A_c x and A_c p
+    U = np.asarray(U) if not _is_cupy(U) else U
+    r = bb - U[:, 0]
+    W = X.T @ np.stack([r, U[:, 1]], axis=1) if not _is_cupy(U) else X.T @ _cupy_of(U).stack([r, U[:, 1]], axis=1)
+    W = _to_host(np.asarray(W) if not _is_cupy(W) else W)
+    rr = float(_to_host(r @ r))
+    return W, rr
+
+
+def _cupy_of(x):
+    import cupy
+
+    return cupy
+
+
+def _sum_normal(parts):
+    W = parts[0][0].copy()
+    rr = parts[0][1]
+    for w, r in parts[1:]:
+        W += w
+        rr += r
+    return W, rr
+
+
+def _normal_pass(blocks, b_blocks, x, p):
+    """A^T (b - A x), A^T A p and ||b - A x||^2, in one pass over the chunks."""
+    from dask import delayed
+
+    pair = np.stack([x, p], axis=1)
+    parts = [delayed(_normal_chunk, pure=True)(blk, bb, pair, True) for blk, bb in zip(blocks, b_blocks)]
+    W, rr = _compute(tree_reduce(parts, _sum_normal, name="normal-sum"))
+    return W[:, 0], W[:, 1], rr
+
+
+def lstsq(A, b, *, rng=None, tol=None, maxiter=None, **options):
+    """Sketch-and-precondition least squares for a tall Dask A (b a vector).
+
+    One pass sketches [A b] (a Gaussian operator, regenerated per chunk); the QR factor R of S A
+    preconditions conjugate gradients on the normal equations, started from the sketch-and-solve
+    solution. Each iteration is one pass over A's chunks computing A^T (b - A x) and A^T A p
+    together, so only d-vectors travel; the condition number of A R^-1 is a small constant, so the
+    iteration count depends on the tolerance only.
+    """
+    import scipy.linalg as sla
+
+    sk = _sketch_module()
+    A = _row_chunked(A, "A")
+    if A.ndim != 2:
+        raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
+    b = _as_dask_like(b, A, "b")
+    if b.ndim != 1:
+        raise ValueError(f"b must be a vector for lstsq on a Dask array, got shape {b.shape}")
+    n, d = A.shape
+    plan = sk._lstsq_plan(n, d, rng=rng, tol=tol, maxiter=maxiter, **options)
+    S = plan.operator
+    SA, Sb = sketched_sides(S, A, b)
+    SA = SA.astype(np.float64)
+    Sb = Sb.astype(np.float64)
+    Q, R = np.linalg.qr(SA)
+    if np.any(np.abs(np.diag(R)) <= np.finfo(np.float64).eps * max(n, d) * np.abs(R).max()):
+        raise ValueError("A appears rank-deficient: the sketch S A is singular (lstsq needs full column rank)")
+    x = sla.solve_triangular(R, Q.T @ Sb)
+    blocks = _blocks(A)
+    b_blocks = _blocks(b)
+    bnorm2 = float(_compute(tree_reduce([_delayed_sq(bb) for bb in b_blocks], _sum_scalars, name="bnorm")))
+    bnorm = math.sqrt(bnorm2)
+    scale = 1.0 + math.sqrt(d / S.shape[0])  # ||A R^-1|| estimate
+    p = np.zeros(d)
+    rz_old = None
+    converged = False
+    iterations = 0
+    z = None
+    for iterations in range(plan.maxiter + 1):
+        g, Ap, rr = _normal_pass(blocks, b_blocks, x, p)
+        if z is not None:
+            # finish the previous step now that A^T A p is known: the residual g is for the previous x
+            alpha = rz_old / float(p @ Ap)
+            x = x + alpha * p
+            g = g - alpha * Ap
+        z = sla.solve_triangular(R, sla.solve_triangular(R, g, trans="T"))
+        rz = float(g @ z)
+        rnorm = math.sqrt(max(rr, 0.0))
+        if math.sqrt(max(rz, 0.0)) <= plan.tol * scale * rnorm or rnorm <= plan.tol * bnorm:
+            converged = True
+            break
+        p = z if rz_old is None else z + (rz / rz_old) * p
+        rz_old = rz
+    return sk._lstsq_result(x, iterations, converged, plan)
+
+
+def _sq(block):
+    v = _to_host(block).astype(np.float64).ravel()
+    return float(v @ v)
+
+
+def _delayed_sq(block):
+    from dask import delayed
+
+    return delayed(_sq, pure=True)(block)
+
+
+def _sum_scalars(parts):
+    return float(sum(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Regression through a join
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class JoinRegressionResult:
+    """Least-squares model of a target on joined features, estimated from two coordinated sketches.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        Coefficients (one per feature column of ``sketch_X``).
+    gram : numpy.ndarray
+        Estimate of X_J^T X_J over the joined rows J (d x d).
+    cross : numpy.ndarray
+        Estimate of X_J^T y_J.
+    ridge : float
+        The ridge added to ``gram`` before solving.
+    n_common : int
+        Keys kept by both sketches (the rows the estimates are built from).
+    """
+
+    x: np.ndarray
+    gram: np.ndarray
+    cross: np.ndarray
+    ridge: float
+    n_common: int
+
+
+def _dense_host(rows):
+    if rows is None:
+        return None
+    if hasattr(rows, "toarray"):
+        rows = rows.toarray()
+    return np.asarray(_to_host(rows), dtype=np.float64)
+
+
+def join_regression(sketch_X, sketch_y, *, ridge="auto", target=0):
+    """Least-squares model of a target on features held by another party, joined by key.
+
+    ``sketch_X`` is a coordinated sketch of a feature table X (one row per join key) and
+    ``sketch_y`` one of a target table (one row per key; ``target`` selects the target column),
+    built apart with the same seed. The model minimises ``||X_J x - y_J||`` over the joined rows J
+    (keys present in both tables), estimated without the join:
+    ``G = sum_i x_i x_i^T / p_i`` and ``c = sum_i x_i y_i / p_i`` over the keys kept by both
+    sketches, ``p_i = min(1, ||x_i||^2 tau_X, ||t_i||^2 tau_y)`` (the joint inclusion probability
+    of a coordinated pair), then ``x = (G + ridge I)^-1 c``. Both estimates are unbiased for
+    ``X_J^T X_J`` and ``X_J^T y_J`` provided every row of the target table has a nonzero weight:
+    sketch the target table with a constant column (``[y, 1]``), otherwise rows with ``y_i = 0``
+    are never sampled and drop out of the Gram estimate.
+
+    Parameters
+    ----------
+    sketch_X, sketch_y : CoordinatedSketch
+        Same seed, kind and hash version (built by :func:`priority_sample` or
+        :func:`threshold_sample`, in memory or on Dask arrays).
+    ridge : float or "auto"
+        Ridge added to G (G can be singular when few joined rows are kept). ``"auto"``:
+        ``1e-8 * trace(G) / d``.
+    target : int
+        Column of ``sketch_y``'s rows holding the target.
+
+    Returns
+    -------
+    JoinRegressionResult
+        ``x``, the estimates ``gram`` and ``cross``, the ``ridge`` used and ``n_common``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, join_regression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((2000, 3)); keys_x = np.arange(2000)
+    >>> keys_t = np.arange(500, 2500); y = X[500:] @ [1.0, -2.0, 0.5] if False else None
+    >>> joined = np.arange(500, 2000)
+    >>> t = np.zeros(2000); t[:1500] = X[joined] @ np.array([1.0, -2.0, 0.5])
+    >>> T = np.column_stack([t, np.ones(2000)])
+    >>> sx = priority_sample(X, 1500, seed=4, keys=keys_x)
+    >>> sy = priority_sample(T, 1500, seed=4, keys=keys_t)
+    >>> fit = join_regression(sx, sy)
+    >>> np.round(fit.x, 1)
+    array([ 1. , -2. ,  0.5])
+    """
+    from randnla._validate import check_int
+
+    sk = _sketch_module()
+    sk._check_compatible([sketch_X, sketch_y], "join_regression")
+    d = int(sketch_X.shape[1])
+    t_cols = int(sketch_y.shape[1])
+    target = check_int(target, "target", minimum=-t_cols, maximum=t_cols - 1)
+    common, ix, iy = np.intersect1d(sketch_X.keys, sketch_y.keys, assume_unique=True, return_indices=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.minimum(1.0, np.minimum(sketch_X.norms_sq[ix] * sketch_X.tau, sketch_y.norms_sq[iy] * sketch_y.tau))
+    X = _dense_host(sk._take_rows(sketch_X.rows, ix)) if len(common) else np.zeros((0, d))
+    T = _dense_host(sk._take_rows(sketch_y.rows, iy)) if len(common) else np.zeros((0, t_cols))
+    y = T[:, target]
+    Xs = X / p[:, None]
+    gram = Xs.T @ X
+    gram = 0.5 * (gram + gram.T)
+    cross = Xs.T @ y
+    if isinstance(ridge, str):
+        if ridge != "auto":
+            raise ValueError(f"ridge must be a non-negative number or 'auto', got {ridge!r}")
+        lam = 1e-8 * float(np.trace(gram)) / max(d, 1)
+    else:
+        lam = float(ridge)
+        if not (lam >= 0.0 and math.isfinite(lam)):
+            raise ValueError(f"ridge must be a non-negative finite number, got {ridge!r}")
+    system = gram + lam * np.eye(d)
+    if len(common) == 0 or not np.any(system):
+        warnings.warn("the two sketches share no joined rows with nonzero weight; the model is zero "
+                      "(increase k)", RuntimeWarning, stacklevel=2)
+        return JoinRegressionResult(np.zeros(d), gram, cross, lam, int(len(common)))
+    x = np.linalg.lstsq(system, cross, rcond=None)[0]
+    return JoinRegressionResult(x, gram, cross, lam, int(len(common)))
