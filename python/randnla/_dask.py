@@ -193,11 +193,12 @@ def _chunk_threshold(block, keys, offset, stop, k, seed, c):
     return sk.threshold_sample(block, k, seed=seed, keys=_chunk_keys(block, keys, offset, stop), tau=c)
 
 
-def threshold_sample(A, k, *, seed, keys=None):
+def threshold_sample(A, k, *, seed, keys=None, tau=None):
     """Threshold sample of a row-chunked Dask array; equals the in-memory sketch bit for bit.
 
-    The water-filling constant is computed first from the squared row norms of all rows (one float64
-    per row is gathered on the client: the only step whose memory grows with the number of rows).
+    Unless ``tau`` is given, the water-filling constant is computed first from the squared row norms
+    of all rows (one float64 per row is gathered on the client: the only step whose memory grows
+    with the number of rows), exactly as the in-memory sketch computes it.
     """
     from dask import delayed
 
@@ -208,9 +209,12 @@ def threshold_sample(A, k, *, seed, keys=None):
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
     blocks = _blocks(A)
-    weights = _compute(tree_reduce([delayed(_chunk_weights, pure=True)(b) for b in blocks], _concat,
-                                   name="threshold-weights"))
-    c = float(_core.threshold_constant(np.ascontiguousarray(weights, dtype=np.float64), k))
+    if tau is None:
+        weights = _compute(tree_reduce([delayed(_chunk_weights, pure=True)(b) for b in blocks], _concat,
+                                       name="threshold-weights"))
+        c = float(_core.threshold_constant(np.ascontiguousarray(weights, dtype=np.float64), k))
+    else:
+        c = tau
     key_parts, offsets = _key_blocks(keys, A)
     parts = [
         delayed(_chunk_threshold, pure=True)(block, kp, int(offsets[i]), int(offsets[i + 1]), k, seed, c)
@@ -394,29 +398,23 @@ def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=N
     )
 
 
-def _normal_chunk(block, b_block, xp_pair, need_residual):
-    """For one chunk: A_c^T [b_c - A_c x, A_c p] and ||b_c - A_c x||^2 (float64 on the host)."""
-    X = block
-    if _is_sparse(X):
-        X = X.tocsr()
-    X = X.astype(np.float64) if not _is_cupy(X) else X.astype("float64")
-    bb = b_block.astype(np.float64) if not _is_cupy(b_block) else b_block.astype("float64")
-    if bb.ndim == 2:
-        bb = bb[:, 0]
-    V = xp_pair if not _is_cupy(X) else _cupy_of(X).asarray(xp_pair)
+def _normal_chunk(block, b_block, pair):
+    """For one chunk: A_c^T [b_c - A_c x, A_c p] (d x 2) and ||b_c - A_c x||^2, in float64 on the host."""
+    if _is_cupy(block):
+        import cupy as xp
+
+        X = block.astype(xp.float64, copy=False)
+        bb = b_block.astype(xp.float64, copy=False)
+        V = xp.asarray(pair)
+    else:
+        xp = np
+        X = block.tocsr().astype(np.float64, copy=False) if _is_sparse(block) else np.asarray(block, dtype=np.float64)
+        bb = np.asarray(b_block, dtype=np.float64)
+        V = pair
     U = X @ V  # (n_c, 2): A_c x and A_c p
-    U = np.asarray(U) if not _is_cupy(U) else U
-    r = bb - U[:, 0]
-    W = X.T @ np.stack([r, U[:, 1]], axis=1) if not _is_cupy(U) else X.T @ _cupy_of(U).stack([r, U[:, 1]], axis=1)
-    W = _to_host(np.asarray(W) if not _is_cupy(W) else W)
-    rr = float(_to_host(r @ r))
-    return W, rr
-
-
-def _cupy_of(x):
-    import cupy
-
-    return cupy
+    r = bb.ravel() - U[:, 0]
+    W = X.T @ xp.stack([r, U[:, 1]], axis=1)
+    return _to_host(W), float(_to_host(r @ r))
 
 
 def _sum_normal(parts):
@@ -429,69 +427,97 @@ def _sum_normal(parts):
 
 
 def _normal_pass(blocks, b_blocks, x, p):
-    """A^T (b - A x), A^T A p and ||b - A x||^2, in one pass over the chunks."""
+    """(A^T (b - A x), A^T A p, ||b - A x||^2) in one pass over the chunks (only d-vectors travel)."""
     from dask import delayed
 
     pair = np.stack([x, p], axis=1)
-    parts = [delayed(_normal_chunk, pure=True)(blk, bb, pair, True) for blk, bb in zip(blocks, b_blocks)]
+    parts = [delayed(_normal_chunk, pure=True)(blk, bb, pair) for blk, bb in zip(blocks, b_blocks)]
     W, rr = _compute(tree_reduce(parts, _sum_normal, name="normal-sum"))
-    return W[:, 0], W[:, 1], rr
+    return W[:, 0], W[:, 1], max(float(rr), 0.0)
 
 
-def lstsq(A, b, *, rng=None, tol=None, maxiter=None, **options):
-    """Sketch-and-precondition least squares for a tall Dask A (b a vector).
+def preconditioned_cg(A, b, SA, Sb, *, tol, maxiter):
+    """Least squares min ||A x - b|| for a Dask A from its sketch (S A, S b), to tolerance ``tol``.
 
-    One pass sketches [A b] (a Gaussian operator, regenerated per chunk); the QR factor R of S A
-    preconditions conjugate gradients on the normal equations, started from the sketch-and-solve
-    solution. Each iteration is one pass over A's chunks computing A^T (b - A x) and A^T A p
-    together, so only d-vectors travel; the condition number of A R^-1 is a small constant, so the
-    iteration count depends on the tolerance only.
+    R from the QR of S A preconditions conjugate gradients on the normal equations, started from
+    the sketch-and-solve solution R^-1 Q^T S b. Pass k computes, at the current iterate x_k and
+    direction p_k, the true gradient A^T (b - A x_k), ||b - A x_k|| and A^T A p_k, so convergence is
+    always judged on the true residual, with the LSQR test
+    ``||(A R^-1)^T r|| <= tol ||A R^-1|| ||r||`` (or ``||r|| <= tol ||b||`` for a consistent system);
+    ``tol`` is raised to ``10 eps cond(R)``, the floor of that test in double precision.
+
+    Returns (x, iterations, converged, residual norm).
     """
     import scipy.linalg as sla
 
+    n, d = A.shape
+    SA = np.asarray(SA, dtype=np.float64)
+    Q, R = np.linalg.qr(SA)
+    diag = np.abs(np.diag(R))
+    if diag.size < d or diag.min() <= 10 * np.finfo(np.float64).eps * max(SA.shape) * diag.max():
+        raise ValueError("A appears rank-deficient (its sketch S A is singular); lstsq needs full column rank")
+    x = sla.solve_triangular(R, Q.T @ np.asarray(Sb, dtype=np.float64))
+    blocks, b_blocks = _blocks(A), _blocks(b)
+    bnorm = math.sqrt(float(_compute(tree_reduce([_delayed_sq(bb) for bb in b_blocks], _sum_scalars,
+                                                 name="b-norm"))))
+    scale = 1.0 + math.sqrt(d / SA.shape[0])  # ||A R^-1|| for a subspace embedding with m = SA.shape[0]
+    # The true gradient A^T r is computed to about eps ||A|| ||r||, so ||R^-T A^T r|| cannot fall
+    # much below eps cond(A) ||r||: ask for no less (cond(R) is cond(A) up to the embedding's distortion).
+    limit = max(tol, 10 * np.finfo(np.float64).eps * float(np.linalg.cond(R)))
+
+    def precondition(g):
+        return sla.solve_triangular(R, sla.solve_triangular(R, g, trans="T"))
+
+    def converged(g_true, rr):
+        rnorm = math.sqrt(rr)
+        zt = precondition(g_true)
+        return rnorm <= tol * bnorm or math.sqrt(max(float(g_true @ zt), 0.0)) <= limit * scale * rnorm
+
+    zeros = np.zeros(d)
+    g, _, rr = _normal_pass(blocks, b_blocks, x, zeros)
+    if converged(g, rr):
+        return x, 0, True, math.sqrt(rr)
+    z = precondition(g)
+    rz = float(g @ z)
+    p = z
+    for iteration in range(1, maxiter + 1):
+        g_true, Ap, rr = _normal_pass(blocks, b_blocks, x, p)
+        if iteration > 1 and converged(g_true, rr):
+            return x, iteration - 1, True, math.sqrt(rr)
+        pAp = float(p @ Ap)
+        if not pAp > 0.0:
+            break
+        alpha = rz / pAp
+        x = x + alpha * p
+        g = g_true - alpha * Ap
+        z = precondition(g)
+        rz_new = float(g @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    g_true, _, rr = _normal_pass(blocks, b_blocks, x, zeros)
+    return x, maxiter, converged(g_true, rr), math.sqrt(rr)
+
+
+def lstsq(A, b, *, rng=None, tol=1e-12, maxiter=100, sketch_rows=None):
+    """Sketch-and-precondition least squares for a tall Dask A (b a vector or a NumPy/Dask column).
+
+    One pass sketches [A b] with a Gaussian operator regenerated per chunk; the QR factor R of S A
+    preconditions conjugate gradients on the normal equations (:func:`preconditioned_cg`): one
+    pass over A's chunks per iteration, only d-vectors travel, and since the condition number of
+    A R^-1 is a small constant the iteration count depends on the tolerance only.
+    """
     sk = _sketch_module()
     A = _row_chunked(A, "A")
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
     b = _as_dask_like(b, A, "b")
     if b.ndim != 1:
-        raise ValueError(f"b must be a vector for lstsq on a Dask array, got shape {b.shape}")
+        raise ValueError(f"b must be a vector, got shape {b.shape}")
     n, d = A.shape
-    plan = sk._lstsq_plan(n, d, rng=rng, tol=tol, maxiter=maxiter, **options)
-    S = plan.operator
+    m = sketch_rows if sketch_rows is not None else min(n, max(4 * d, d + 20))
+    S = sk.gaussian(m, n, rng=rng)
     SA, Sb = sketched_sides(S, A, b)
-    SA = SA.astype(np.float64)
-    Sb = Sb.astype(np.float64)
-    Q, R = np.linalg.qr(SA)
-    if np.any(np.abs(np.diag(R)) <= np.finfo(np.float64).eps * max(n, d) * np.abs(R).max()):
-        raise ValueError("A appears rank-deficient: the sketch S A is singular (lstsq needs full column rank)")
-    x = sla.solve_triangular(R, Q.T @ Sb)
-    blocks = _blocks(A)
-    b_blocks = _blocks(b)
-    bnorm2 = float(_compute(tree_reduce([_delayed_sq(bb) for bb in b_blocks], _sum_scalars, name="bnorm")))
-    bnorm = math.sqrt(bnorm2)
-    scale = 1.0 + math.sqrt(d / S.shape[0])  # ||A R^-1|| estimate
-    p = np.zeros(d)
-    rz_old = None
-    converged = False
-    iterations = 0
-    z = None
-    for iterations in range(plan.maxiter + 1):
-        g, Ap, rr = _normal_pass(blocks, b_blocks, x, p)
-        if z is not None:
-            # finish the previous step now that A^T A p is known: the residual g is for the previous x
-            alpha = rz_old / float(p @ Ap)
-            x = x + alpha * p
-            g = g - alpha * Ap
-        z = sla.solve_triangular(R, sla.solve_triangular(R, g, trans="T"))
-        rz = float(g @ z)
-        rnorm = math.sqrt(max(rr, 0.0))
-        if math.sqrt(max(rz, 0.0)) <= plan.tol * scale * rnorm or rnorm <= plan.tol * bnorm:
-            converged = True
-            break
-        p = z if rz_old is None else z + (rz / rz_old) * p
-        rz_old = rz
-    return sk._lstsq_result(x, iterations, converged, plan)
+    return preconditioned_cg(A, b, SA, Sb, tol=tol, maxiter=maxiter)
 
 
 def _sq(block):
