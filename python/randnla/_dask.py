@@ -75,12 +75,9 @@ def _offsets(chunks):
     return np.concatenate([[0], np.cumsum(np.asarray(chunks, dtype=np.int64))]).astype(np.int64)
 
 
-def _row_keys(offset, stop, like):
-    """Default keys of one chunk: its global row indices (in the chunk's array library)."""
-    from randnla._backend import namespace_of
-
-    xp = namespace_of(like) if type(like).__module__.startswith("cupy") else np
-    return xp.arange(offset, stop, dtype=xp.int64)
+def _row_keys(offset, stop):
+    """Default keys of one chunk: its global row indices (keys always live on the host)."""
+    return np.arange(offset, stop, dtype=np.int64)
 
 
 def _key_blocks(keys, A):
@@ -111,7 +108,7 @@ def _key_blocks(keys, A):
 
 def _chunk_keys(block, keys, offset, stop):
     if keys is None:
-        return _row_keys(offset, stop, block)
+        return _row_keys(offset, stop)
     return keys
 
 
@@ -328,6 +325,10 @@ def _meta_like(A, dtype, ndim):
     return np.empty((0,) * ndim, dtype=dtype)
 
 
+def _first_product(parts, vector):
+    return parts[0][:, 0] if vector else parts[0]
+
+
 def sketch_apply(S, A):
     """``S @ A`` for a Dask array A (n rows): a lazy m x d (or m) Dask array with one chunk.
 
@@ -342,11 +343,9 @@ def sketch_apply(S, A):
     total, dtype = _sketch_pass(S, [A])
     from dask import delayed
 
-    first = delayed(lambda parts: parts[0], pure=True)(total)
+    first = delayed(_first_product, pure=True)(total, A.ndim == 1)
     shape = (S.shape[0],) if A.ndim == 1 else (S.shape[0], A.shape[1])
     meta = _meta_like(A, dtype, A.ndim)
-    if A.ndim == 1:
-        first = delayed(lambda x: x[:, 0], pure=True)(first)
     return da.from_delayed(first, shape=shape, dtype=dtype, meta=meta)
 
 
@@ -608,15 +607,15 @@ def join_regression(sketch_X, sketch_y, *, ridge="auto", target=0):
     >>> import numpy as np
     >>> from randnla.sketch import priority_sample, join_regression
     >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((2000, 3)); keys_x = np.arange(2000)
-    >>> keys_t = np.arange(500, 2500); y = X[500:] @ [1.0, -2.0, 0.5] if False else None
-    >>> joined = np.arange(500, 2000)
-    >>> t = np.zeros(2000); t[:1500] = X[joined] @ np.array([1.0, -2.0, 0.5])
-    >>> T = np.column_stack([t, np.ones(2000)])
-    >>> sx = priority_sample(X, 1500, seed=4, keys=keys_x)
-    >>> sy = priority_sample(T, 1500, seed=4, keys=keys_t)
+    >>> X = rng.standard_normal((2000, 3))             # feature table, keys 0 .. 1999
+    >>> keys_t = np.arange(500, 2500)                  # target table, keys 500 .. 2499
+    >>> y = np.zeros(2000)
+    >>> y[:1500] = X[500:] @ [1.0, -2.0, 0.5]          # keys 500 .. 1999 join
+    >>> T = np.column_stack([y, np.ones(2000)])        # the constant column keeps every row's weight > 0
+    >>> sx = priority_sample(X, 400, seed=4)
+    >>> sy = priority_sample(T, 400, seed=4, keys=keys_t)
     >>> fit = join_regression(sx, sy)
-    >>> np.round(fit.x, 1)
+    >>> np.round(fit.x, 6)
     array([ 1. , -2. ,  0.5])
     """
     from randnla._validate import check_int
