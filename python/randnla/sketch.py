@@ -632,3 +632,479 @@ def sparse_sign(m, n, *, nnz_per_column=8, rng=None, dtype=np.float64, n_threads
     s = check_int(nnz_per_column, "nnz_per_column", minimum=1, maximum=m)
     return SketchOperator("sparse_sign", m, n, philox_key(rng), _float_dtype(dtype), nnz_per_column=s,
                           n_threads=n_threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinated sampling
+# ---------------------------------------------------------------------------------------------
+
+#: Version of :func:`coordination_hash`. Sketches record it; mixing versions is an error.
+HASH_VERSION = int(_core.coordination_hash_version)
+_SKETCH_FORMAT = "randnla.sketch.CoordinatedSketch"
+_SKETCH_FORMAT_VERSION = 1
+
+
+def _check_seed(seed):
+    if seed is None:
+        raise TypeError("seed is required: coordinated sketches need a seed shared by every party")
+    seed = check_int(seed, "seed", minimum=0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be < 2**64, got {seed}")
+    return seed
+
+
+def _check_keys(keys, n, xp=np):
+    if keys is None:
+        return np.arange(n, dtype=np.int64)
+    if is_cupy(keys):
+        keys = keys.get()
+    keys = np.asarray(keys)
+    if keys.dtype.kind not in "iu":
+        raise TypeError(f"keys must be integers (int64 join keys), got dtype {keys.dtype}")
+    if keys.dtype == np.uint64 and keys.size and keys.max() > np.iinfo(np.int64).max:
+        raise ValueError("keys must fit in int64")
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if keys.shape != (n,):
+        raise ValueError(f"keys must have shape ({n},) (one key per row), got {keys.shape}")
+    if np.unique(keys).size != n:
+        raise ValueError("keys must be distinct: each row needs its own join key")
+    return keys
+
+
+def coordination_hash(keys, *, seed):
+    """The shared uniform hash h(seed, key) in (0, 1) behind coordinated sampling (version 1).
+
+    A pure function of (seed, key), the same in every process, on every platform and on the GPU:
+    ``w`` = first 64-bit word of Philox4x64-10 with counter ``(key mod 2**64, 0, 0,
+    0x436f6f7264486173)`` and key ``(seed, 0x72616e646e6c6131)``, then
+    ``h = (floor(w / 2**11) + 0.5) / 2**53``. String keys should first be mapped to int64 by a
+    fixed hash of your choice (never Python's salted ``hash()``).
+
+    Examples
+    --------
+    >>> from randnla.sketch import coordination_hash
+    >>> h = coordination_hash([0, 1, 2], seed=42)
+    >>> bool(((0 < h) & (h < 1)).all())
+    True
+    """
+    seed = _check_seed(seed)
+    keys_np = np.atleast_1d(np.asarray(keys.get() if is_cupy(keys) else keys))
+    if keys_np.dtype.kind not in "iu":
+        raise TypeError(f"keys must be integers, got dtype {keys_np.dtype}")
+    out = _core.coordination_hash(seed, np.ascontiguousarray(keys_np, dtype=np.int64).ravel(), 0)
+    return out.reshape(keys_np.shape)
+
+
+@dataclass(eq=False)
+class CoordinatedSketch:
+    """Rows kept by :func:`priority_sample` or :func:`threshold_sample`.
+
+    Attributes
+    ----------
+    keys : numpy.ndarray of int64
+        Join keys of the kept rows, ascending.
+    rows : array or scipy.sparse CSR matrix
+        The kept rows (``len(keys)`` x ``shape[1]``), in the input's format (NumPy, CuPy or CSR).
+    norms_sq : numpy.ndarray of float64
+        Squared Euclidean norms of the kept rows (the sampling weights).
+    tau : float
+        Threshold: row i was kept with probability ``min(1, norms_sq[i] * tau)`` (``inf``: all
+        nonzero rows were kept).
+    kind : str
+        ``"priority"`` or ``"threshold"``.
+    seed : int
+        The coordination seed.
+    shape : tuple
+        Shape of the sketched matrix (rows summed over merged shards, columns).
+    k : int
+        The sample size asked for.
+    hash_version : int
+        Version of :func:`coordination_hash` used.
+    spare_keys, spare_rows, spare_norms_sq
+        Priority sketches also keep the entry whose rank set ``tau`` (the (k+1)-st smallest):
+        not used by the estimator, but needed so that :func:`merge` is exact.
+    """
+
+    keys: np.ndarray
+    rows: object
+    norms_sq: np.ndarray
+    tau: float
+    kind: str
+    seed: int
+    shape: tuple
+    k: int
+    hash_version: int = HASH_VERSION
+    spare_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    spare_rows: object = None
+    spare_norms_sq: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __repr__(self):
+        return (f"CoordinatedSketch(kind={self.kind!r}, kept={len(self.keys)}, k={self.k}, tau={self.tau:.3e}, "
+                f"shape={self.shape}, seed={self.seed}, hash_version={self.hash_version})")
+
+    @property
+    def inclusion_probabilities(self):
+        """``min(1, norms_sq * tau)`` for the kept rows."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.minimum(1.0, self.norms_sq * self.tau)
+
+    @property
+    def stored_numbers(self):
+        """Numbers the sketch stores for the estimator: values, column indices, keys and tau."""
+        if is_scipy_sparse(self.rows):
+            return int(2 * self.rows.nnz + len(self.keys) + 1)
+        return int(self.rows.size + len(self.keys) + 1)
+
+    def save(self, path):
+        """Write the sketch to a versioned ``.npz`` file (no pickles)."""
+        fields = {
+            "format": np.array(_SKETCH_FORMAT),
+            "format_version": np.array(_SKETCH_FORMAT_VERSION),
+            "keys": self.keys,
+            "norms_sq": self.norms_sq,
+            "tau": np.array(self.tau, dtype=np.float64),
+            "kind": np.array(self.kind),
+            "seed": np.array(str(self.seed)),
+            "shape": np.array(self.shape, dtype=np.int64),
+            "k": np.array(self.k, dtype=np.int64),
+            "hash_version": np.array(self.hash_version, dtype=np.int64),
+            "spare_keys": self.spare_keys,
+            "spare_norms_sq": self.spare_norms_sq,
+        }
+        for prefix, rows in (("rows", self.rows), ("spare_rows", self.spare_rows)):
+            if rows is None:
+                fields[f"{prefix}_layout"] = np.array("none")
+            elif is_scipy_sparse(rows):
+                csr = rows.tocsr()
+                fields.update({f"{prefix}_layout": np.array("csr"), f"{prefix}_data": csr.data,
+                               f"{prefix}_indices": csr.indices, f"{prefix}_indptr": csr.indptr,
+                               f"{prefix}_shape": np.array(csr.shape, dtype=np.int64)})
+            else:
+                fields.update({f"{prefix}_layout": np.array("dense"),
+                               f"{prefix}_data": rows.get() if is_cupy(rows) else np.asarray(rows)})
+        np.savez(path, **fields)
+
+    @classmethod
+    def load(cls, path):
+        """Read a sketch written by :meth:`save` (rows come back as NumPy or CSR arrays)."""
+        import scipy.sparse as sp
+
+        with np.load(path, allow_pickle=False) as f:
+            if "format" not in f or str(f["format"]) != _SKETCH_FORMAT:
+                raise ValueError(f"{path} is not a randnla coordinated sketch file")
+            version = int(f["format_version"])
+            if version != _SKETCH_FORMAT_VERSION:
+                raise ValueError(f"{path} has sketch format version {version}; this randnla reads "
+                                 f"version {_SKETCH_FORMAT_VERSION}")
+
+            def rows_of(prefix):
+                layout = str(f[f"{prefix}_layout"])
+                if layout == "none":
+                    return None
+                if layout == "csr":
+                    return sp.csr_array((f[f"{prefix}_data"], f[f"{prefix}_indices"], f[f"{prefix}_indptr"]),
+                                        shape=tuple(int(v) for v in f[f"{prefix}_shape"]))
+                return np.array(f[f"{prefix}_data"])
+
+            return cls(keys=np.array(f["keys"]), rows=rows_of("rows"), norms_sq=np.array(f["norms_sq"]),
+                       tau=float(f["tau"]), kind=str(f["kind"]), seed=int(str(f["seed"])),
+                       shape=tuple(int(v) for v in f["shape"]), k=int(f["k"]), hash_version=int(f["hash_version"]),
+                       spare_keys=np.array(f["spare_keys"]), spare_rows=rows_of("spare_rows"),
+                       spare_norms_sq=np.array(f["spare_norms_sq"]))
+
+
+def _prepare_rows(A, name="A"):
+    """(matrix for gathering, squared row norms in float64, n, d)."""
+    if is_cupy(A):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.prepare_rows(A, name)
+    if is_scipy_sparse(A):
+        csr = A.tocsr()
+        if csr.dtype not in (np.float32, np.float64):
+            csr = csr.astype(np.float64)
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()
+        if csr.nnz and not np.isfinite(csr.data).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        fn = getattr(_core, f"row_norms_sq_csr_{_suffix(csr.dtype)}")
+        w = fn(csr.data, csr.indptr.astype(np.int64, copy=False), 0)
+        return csr, w, csr.shape[0], csr.shape[1]
+    A = as_float_array(A, name, ndim=2)
+    check_finite(A, name)
+    if not (A.flags.c_contiguous or A.flags.f_contiguous):
+        A = np.ascontiguousarray(A)
+    w = getattr(_core, f"row_norms_sq_dense_{_suffix(A.dtype)}")(A, 0)
+    return A, w, A.shape[0], A.shape[1]
+
+
+def _take_rows(matrix, positions):
+    if is_scipy_sparse(matrix):
+        return matrix[positions]
+    if is_cupy(matrix):
+        xp = namespace_of(matrix)
+        return matrix[xp.asarray(positions)]
+    return matrix[positions]
+
+
+def _concat_rows(parts):
+    if is_scipy_sparse(parts[0]):
+        import scipy.sparse as sp
+
+        stacked = sp.vstack(parts, format="csr")
+        return sp.csr_array(stacked) if isinstance(parts[0], sp.sparray) else sp.csr_matrix(stacked)
+    xp = namespace_of(parts[0])
+    return xp.concatenate(parts, axis=0)
+
+
+def _priority_from(matrix, keys, w, k, seed, shape):
+    """The priority sketch of the rows of ``matrix`` (with keys and weights): one code path for
+    sampling and merging, so a merged sketch equals the sketch of the concatenation bit for bit."""
+    positions, ranks = _core.priority_select(seed, keys, np.ascontiguousarray(w, dtype=np.float64), k + 1, 0)
+    if len(positions) <= k:
+        tau = math.inf
+        kept, spare = positions, positions[:0]
+    else:
+        tau = float(ranks[k])
+        n_kept = int(np.count_nonzero(ranks[:k] < tau))
+        kept, spare = positions[:n_kept], positions[n_kept:]
+    kept = kept[np.argsort(keys[kept], kind="stable")]
+    return CoordinatedSketch(
+        keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w[kept].copy(), tau=tau, kind="priority",
+        seed=seed, shape=shape, k=k, spare_keys=keys[spare].copy(), spare_rows=_take_rows(matrix, spare),
+        spare_norms_sq=w[spare].copy(),
+    )
+
+
+def priority_sample(A, k, *, seed, keys=None):
+    """Coordinated priority sample of the rows of A (fixed size k).
+
+    Each nonzero row i gets the rank ``h(seed, key_i) / ||a_i||^2`` (:func:`coordination_hash`);
+    the sketch keeps the k rows of smallest rank and sets ``tau`` to the (k+1)-st smallest rank
+    (not the k-th: that variant is biased). Row i is then kept with probability
+    ``min(1, ||a_i||^2 tau)`` given the other ranks, and :func:`estimate_matmul` divides by the
+    joint probability ``min(1, ||a_i||^2 tau_A, ||b_i||^2 tau_B)`` of two sketches built apart.
+
+    With ``k = 2 / (delta eps^2) + 1`` the estimate W of A^T B satisfies
+    ``||W - A^T B||_F <= eps ||A||_F ||B||_F`` with probability at least ``1 - delta``, using
+    O(k s) stored numbers for rows with at most s nonzeros.
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix or CuPy array
+        Rows to sample (sparse input keeps CSR rows; zero rows are never kept).
+    k : int
+        Sample size.
+    seed : int
+        Coordination seed in [0, 2**64), shared by all parties whose sketches will be combined.
+    keys : (n,) int64 array, optional
+        Distinct join keys of the rows (default: the row index). Sketch a shard of a larger
+        matrix by passing its global keys; :func:`merge` then combines the shard sketches.
+
+    Returns
+    -------
+    CoordinatedSketch
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, estimate_matmul
+    >>> rng = np.random.default_rng(0)
+    >>> A, B = rng.standard_normal((1000, 3)), rng.standard_normal((1000, 2))
+    >>> sa, sb = priority_sample(A, 200, seed=7), priority_sample(B, 200, seed=7)
+    >>> W = estimate_matmul(sa, sb)
+    >>> W.shape, len(sa.keys)
+    ((3, 2), 200)
+    """
+    k = check_int(k, "k", minimum=1)
+    seed = _check_seed(seed)
+    matrix, w, n, d = _prepare_rows(A)
+    keys = _check_keys(keys, n)
+    return _priority_from(matrix, keys, w, k, seed, (n, d))
+
+
+def threshold_sample(A, k, *, seed, keys=None, tau=None):
+    """Coordinated threshold sample of the rows of A (expected size k).
+
+    Row i is kept when ``h(seed, key_i) < min(1, tau ||a_i||^2)``, with ``tau`` the water-filling
+    constant ``sum_i min(1, tau ||a_i||^2) = k`` (computed exactly by sorting), or the value given.
+    Simpler than :func:`priority_sample` but of random size; shards sketched with the same fixed
+    ``tau`` merge exactly.
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix or CuPy array
+    k : int
+        Expected sample size (ignored when ``tau`` is given, apart from being recorded).
+    seed : int
+        Coordination seed.
+    keys : (n,) int64 array, optional
+        Distinct join keys (default: row index).
+    tau : float, optional
+        A fixed threshold (needed to merge shard sketches).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import threshold_sample
+    >>> A = np.random.default_rng(0).standard_normal((500, 4))
+    >>> s = threshold_sample(A, 50, seed=1)
+    >>> s.kind, 20 < len(s.keys) < 80
+    ('threshold', True)
+    """
+    k = check_int(k, "k", minimum=1)
+    seed = _check_seed(seed)
+    matrix, w, n, d = _prepare_rows(A)
+    keys = _check_keys(keys, n)
+    if tau is None:
+        tau = float(_core.threshold_constant(np.ascontiguousarray(w), k))
+    else:
+        tau = check_positive(tau, "tau") if not (isinstance(tau, float) and math.isinf(tau)) else math.inf
+    h = _core.coordination_hash(seed, keys, 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.where(w > 0, np.minimum(1.0, w * tau), 0.0)
+    kept = np.flatnonzero(h < p)
+    kept = kept[np.argsort(keys[kept], kind="stable")]
+    return CoordinatedSketch(keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w[kept].copy(),
+                             tau=float(tau), kind="threshold", seed=seed, shape=(n, d), k=k)
+
+
+def _check_compatible(sketches, what):
+    first = sketches[0]
+    for s in sketches:
+        if not isinstance(s, CoordinatedSketch):
+            raise TypeError(f"{what} takes CoordinatedSketch objects, got {type(s).__name__}")
+    for s in sketches[1:]:
+        if s.hash_version != first.hash_version:
+            raise ValueError(f"sketches use different coordination hash versions ({first.hash_version} and "
+                             f"{s.hash_version}); rebuild them with one randnla version")
+        if s.seed != first.seed:
+            raise ValueError(f"sketches were built with different seeds ({first.seed} and {s.seed}); "
+                             "coordination needs one shared seed")
+        if s.kind != first.kind:
+            raise ValueError(f"cannot combine a {first.kind} sketch with a {s.kind} sketch")
+
+
+def estimate_matmul(sketch_a, sketch_b):
+    """Unbiased estimate of A^T B from coordinated sketches of A (n x d) and B (n x m).
+
+    Rows present in both sketches (matched by key) are weighted by the inverse of their joint
+    inclusion probability ``min(1, ||a_i||^2 tau_A, ||b_i||^2 tau_B)`` (the hash is shared, so the
+    joint probability is the minimum, not the product). Pass the same sketch twice for A^T A.
+
+    Returns
+    -------
+    (d, m) array (NumPy, or CuPy for CuPy sketches); float32 only when both sketches are float32.
+
+    Raises
+    ------
+    ValueError
+        Different seeds, kinds or hash versions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, estimate_matmul
+    >>> A = np.random.default_rng(0).standard_normal((50, 2))
+    >>> s = priority_sample(A, 60, seed=3)          # k >= n: every row is kept
+    >>> bool(np.allclose(estimate_matmul(s, s), A.T @ A))
+    True
+    """
+    _check_compatible([sketch_a, sketch_b], "estimate_matmul")
+    common, ia, ib = np.intersect1d(sketch_a.keys, sketch_b.keys, assume_unique=True, return_indices=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.minimum(1.0, np.minimum(sketch_a.norms_sq[ia] * sketch_a.tau, sketch_b.norms_sq[ib] * sketch_b.tau))
+    ra, rb = sketch_a.rows, sketch_b.rows
+    dtype = _promote(ra.dtype, rb.dtype)
+    d, m = sketch_a.shape[1], sketch_b.shape[1]
+    if is_cupy(ra) or is_cupy(rb):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.estimate(ra, rb, ia, ib, p, dtype)
+    if len(common) == 0:
+        return np.zeros((d, m), dtype=dtype)
+    a_rows, b_rows = _take_rows(ra, ia), _take_rows(rb, ib)
+    inv = 1.0 / p
+    if is_scipy_sparse(a_rows):
+        import scipy.sparse as sp
+
+        a_scaled = sp.csr_matrix(a_rows, dtype=np.float64).multiply(inv[:, None]).tocsr()
+    else:
+        a_scaled = np.asarray(a_rows, dtype=np.float64) * inv[:, None]
+    b64 = sp_csr64(b_rows) if is_scipy_sparse(b_rows) else np.asarray(b_rows, dtype=np.float64)
+    product = a_scaled.T @ b64
+    if is_scipy_sparse(product):
+        product = product.toarray()
+    return np.asarray(product, dtype=dtype)
+
+
+def sp_csr64(rows):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(rows, dtype=np.float64)
+
+
+def merge(sketches, k=None):
+    """Combine sketches of row-disjoint shards into the sketch of the stacked matrix.
+
+    Priority sketches: the result equals, exactly, ``priority_sample`` of the concatenated rows
+    (with their keys) at sample size ``k`` (default: the smallest k of the inputs; a larger k
+    cannot be recovered). Merging is associative, so shards can be combined in any tree order
+    (e.g. per chunk of a distributed array). Threshold sketches merge when they share ``tau``.
+
+    Raises
+    ------
+    ValueError
+        Different seeds, kinds, hash versions, column counts or storage layouts; overlapping keys;
+        a ``k`` larger than a shard's; threshold sketches with different ``tau``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, merge
+    >>> A = np.random.default_rng(0).standard_normal((100, 3))
+    >>> keys = np.arange(100)
+    >>> parts = [priority_sample(A[:60], 10, seed=5, keys=keys[:60]),
+    ...          priority_sample(A[60:], 10, seed=5, keys=keys[60:])]
+    >>> whole = priority_sample(A, 10, seed=5)
+    >>> bool(np.array_equal(merge(parts).keys, whole.keys))
+    True
+    """
+    sketches = list(sketches)
+    if not sketches:
+        raise ValueError("merge needs at least one sketch")
+    _check_compatible(sketches, "merge")
+    first = sketches[0]
+    d = first.shape[1]
+    sparse = is_scipy_sparse(first.rows)
+    for s in sketches:
+        if s.shape[1] != d:
+            raise ValueError(f"sketches have different column counts ({d} and {s.shape[1]})")
+        if is_scipy_sparse(s.rows) != sparse or is_cupy(s.rows) != is_cupy(first.rows):
+            raise ValueError("sketches store rows in different layouts (dense/CSR/GPU); convert them first")
+    n_total = sum(s.shape[0] for s in sketches)
+    all_keys = np.concatenate([np.concatenate([s.keys, s.spare_keys]) for s in sketches]).astype(np.int64)
+    if np.unique(all_keys).size != all_keys.size:
+        raise ValueError("sketches share keys: merge combines sketches of row-disjoint shards")
+    all_w = np.concatenate([np.concatenate([s.norms_sq, s.spare_norms_sq]) for s in sketches])
+    row_parts = []
+    for s in sketches:
+        row_parts.append(s.rows)
+        if s.spare_rows is not None and len(s.spare_keys):
+            row_parts.append(s.spare_rows)
+    matrix = _concat_rows(row_parts)
+    if first.kind == "priority":
+        smallest = min(s.k for s in sketches)
+        k = smallest if k is None else check_int(k, "k", minimum=1)
+        if k > smallest:
+            raise ValueError(f"k = {k} exceeds a shard's sample size {smallest}; a merge can only shrink k")
+        return _priority_from(matrix, all_keys, all_w, k, first.seed, (n_total, d))
+    taus = {s.tau for s in sketches}
+    if len(taus) != 1:
+        raise ValueError("threshold sketches merge only when built with the same fixed tau "
+                         "(pass tau= to threshold_sample)")
+    order = np.argsort(all_keys, kind="stable")
+    return CoordinatedSketch(keys=all_keys[order], rows=_take_rows(matrix, order), norms_sq=all_w[order],
+                             tau=first.tau, kind="threshold", seed=first.seed, shape=(n_total, d),
+                             k=sum(s.k for s in sketches) if k is None else check_int(k, "k", minimum=1))
