@@ -1108,3 +1108,320 @@ def merge(sketches, k=None):
     return CoordinatedSketch(keys=all_keys[order], rows=_take_rows(matrix, order), norms_sq=all_w[order],
                              tau=first.tau, kind="threshold", seed=first.seed, shape=(n_total, d),
                              k=sum(s.k for s in sketches) if k is None else check_int(k, "k", minimum=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Least squares
+# ---------------------------------------------------------------------------------------------
+
+
+def gaussian_rows_for_linf(d, eps, delta):
+    """Smallest m with m >= 2 d ln(4d/delta) / eps^2 / (1 - sqrt(d/m) - sqrt(2 ln(4/delta)/m))^2.
+
+    The number of Gaussian sketch rows for which ``||x' - x*||_inf <= eps ||A x* - b|| ||A^+|| / sqrt(d)``
+    holds with probability ``1 - delta`` (x' is Gaussian given S A, with covariance bounded through
+    sigma_min(S U); a union bound over the d coordinates).
+    """
+    base = 2.0 * d * math.log(4.0 * d / delta) / eps**2
+    tail = 2.0 * math.log(4.0 / delta)
+
+    def ok(m):
+        gap = 1.0 - math.sqrt(d / m) - math.sqrt(tail / m)
+        return gap > 0 and m * gap**2 >= base
+
+    lo, hi = d + 1, max(d + 2, int(base) + 1)
+    while not ok(hi):
+        hi *= 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@dataclass
+class SketchedLstsqResult:
+    """Result of :func:`sketched_lstsq`.
+
+    Attributes
+    ----------
+    x : array
+        The sketched solution argmin ||S A x - S b||.
+    m : int
+        Sketch rows used.
+    kind : str
+        Sketch used (``"gaussian"`` or ``"srht"``).
+    stderr : array
+        Per-coordinate standard error ``sigma_hat * ||row i of R^{-1}||`` (S A = Q R,
+        ``sigma_hat^2 = ||S A x - S b||^2 / (m - d)``): exact for the Gaussian sketch, where the
+        sketched problem is a Gaussian linear model given S A.
+    error_bar : array
+        ``t * stderr`` with t the Student quantile at ``1 - delta / (2 d)``: simultaneous
+        (Bonferroni) bars at level ``delta``.
+    residual_norm : float
+        ``||S A x - S b||``, an estimate of ``||A x* - b||``.
+    """
+
+    x: object
+    m: int
+    kind: str
+    stderr: object
+    error_bar: object
+    residual_norm: float
+
+
+def _as_matrix_input(A, name="A"):
+    if is_scipy_sparse(A) or is_linear_operator(A):
+        if len(A.shape) != 2:
+            raise ValueError(f"{name} must be 2-dimensional")
+        return A
+    A = as_float_array(A, name, ndim=2)
+    check_finite(A, name)
+    return A
+
+
+def _rhs(b, n, xp):
+    b = as_float_array(b, "b", xp=xp)
+    if b.ndim != 1 or b.shape[0] != n:
+        raise ValueError(f"b must be a vector of length {n}, got shape {tuple(b.shape)}")
+    check_finite(b, "b")
+    return b
+
+
+def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=None, n_threads=None):
+    """Sketched least squares with a per-coordinate (l-infinity) error guarantee.
+
+    Solves ``min ||S A x - S b||`` by Householder QR of S A, for a dense sketch S, and returns
+    error bars for every coordinate of x. With the Gaussian sketch (the default and the mode with a
+    guarantee) and ``m = gaussian_rows_for_linf(d, eps, delta)`` rows,
+    ``||x - x*||_inf <= eps ||A x* - b|| ||A^+|| / sqrt(d)`` with probability ``1 - delta``.
+    The SRHT is the fast mode (O(n d log n)); its l-infinity behaviour is empirical (matching the
+    Gaussian from about 16 d rows), so its default m adds a safety factor:
+    ``ceil(4 d ln(4d/delta) / eps^2)`` clamped to [16 d, N].
+
+    Sparse sketches (CountSketch, sparse sign) are refused: a residual concentrated on one row
+    lands in one or a few sketch rows, and when those rows also hold a high-leverage row of A the
+    error of one coordinate becomes a constant fraction of ||A x* - b|| ||A^+||, so no l-infinity
+    bound of this form holds for them. The Rademacher sketch is refused too (the Gaussian
+    independence argument behind the guarantee and the error bars does not apply).
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix, LinearOperator or CuPy array
+    b : (n,) array
+    m : int, optional
+        Sketch rows (give m or eps, not both). Must exceed d.
+    eps : float, optional
+        Target l-infinity accuracy in the units above (default 0.5 when m is not given).
+    delta : float
+        Failure probability used for the default m and the error bars.
+    kind : {"gaussian", "srht"}
+    rng : None, int, SeedSequence, BitGenerator or Generator
+
+    Returns
+    -------
+    SketchedLstsqResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import sketched_lstsq
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((2000, 5)); b = A @ np.ones(5) + 0.1 * rng.standard_normal(2000)
+    >>> res = sketched_lstsq(A, b, eps=1.0, rng=0)
+    >>> bool(np.all(np.abs(res.x - 1) < 5 * res.stderr + 0.05)), res.m > 5
+    (True, True)
+    """
+    if kind in _SPARSE_KINDS:
+        raise ValueError(
+            f"kind={kind!r} cannot give an l-infinity guarantee: a sparse sketch maps a residual concentrated "
+            "on one row into one (or a few) sketch rows, and when such a row also holds a high-leverage row of A "
+            "the error of that coordinate is a constant fraction of ||Ax*-b|| ||A^+||. Use kind='gaussian' "
+            "(guaranteed) or kind='srht' (fast)."
+        )
+    if kind == "rademacher":
+        raise ValueError("kind='rademacher' is not offered for l-infinity regression: the guarantee and the error "
+                         "bars rely on Gaussian entries; use kind='gaussian' or kind='srht'")
+    check_choice(kind, "kind", ("gaussian", "srht"))
+    A = _as_matrix_input(A)
+    n, d = A.shape
+    xp = namespace_of(A)
+    b = _rhs(b, n, xp)
+    delta = check_positive(delta, "delta")
+    if delta >= 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if m is not None and eps is not None:
+        raise ValueError("give m or eps, not both")
+    big_n = _next_pow2(n)
+    if m is None:
+        eps = 0.5 if eps is None else check_positive(eps, "eps")
+        if kind == "gaussian":
+            m = gaussian_rows_for_linf(d, eps, delta)
+        else:
+            m = min(max(math.ceil(4 * d * math.log(4 * d / delta) / eps**2), 16 * d), big_n)
+    else:
+        m = check_int(m, "m", minimum=d + 1)
+    if kind == "srht" and m > big_n:
+        raise ValueError(f"srht needs m <= N = {big_n}, got m = {m}")
+    if m <= d:
+        raise ValueError(f"the sketch needs more rows than A has columns (m = {m}, d = {d}); take a smaller eps or "
+                         "a larger m")
+    dtype = _promote(np.dtype(A.dtype) if A.dtype is not None else np.float64, b.dtype)
+    S = (gaussian if kind == "gaussian" else srht)(m, n, rng=rng, dtype=dtype, n_threads=n_threads)
+    if isinstance(A, np.ndarray) or is_cupy(A):
+        both = S @ xp.concatenate([A.astype(dtype, copy=False), b.astype(dtype, copy=False)[:, None]], axis=1)
+        SA, Sb = both[:, :d], both[:, d]
+    else:
+        SA, Sb = S @ A, S @ b
+    x, stderr, resid = _solve_sketched(SA, Sb, m, d)
+    from scipy.special import stdtrit
+
+    t = float(stdtrit(m - d, 1.0 - delta / (2.0 * d)))
+    return SketchedLstsqResult(x=x, m=int(m), kind=kind, stderr=stderr, error_bar=t * stderr,
+                               residual_norm=resid)
+
+
+def _solve_sketched(SA, Sb, m, d):
+    """x = argmin ||SA x - Sb|| by Householder QR, the OLS standard errors and the residual norm."""
+    if is_cupy(SA):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.solve_sketched(SA, Sb, m, d)
+    import scipy.linalg as la
+
+    q, r = la.qr(SA, mode="economic")
+    diag = np.abs(np.diag(r))
+    if diag.size == 0 or diag.min() <= diag.max() * np.finfo(SA.dtype).eps * max(SA.shape):
+        raise ValueError("S A is rank deficient: A does not have full column rank (or m is too small)")
+    x = la.solve_triangular(r, q.T @ Sb)
+    resid = float(np.linalg.norm(SA @ x - Sb))
+    r_inv = la.solve_triangular(r, np.eye(d, dtype=r.dtype))
+    sigma = resid / math.sqrt(m - d)
+    stderr = sigma * np.linalg.norm(r_inv, axis=1)
+    return x, stderr.astype(SA.dtype), resid
+
+
+@dataclass
+class LstsqResult:
+    """Result of :func:`lstsq`.
+
+    Attributes
+    ----------
+    x : array
+        The least-squares solution.
+    residual_norm : float
+        ``||A x - b||``.
+    n_iter : int
+        LSQR iterations on the preconditioned problem.
+    converged : bool
+        Whether LSQR met ``tol``.
+    sketch_rows : int
+        Rows of the sketch whose QR gave the preconditioner.
+    """
+
+    x: object
+    residual_norm: float
+    n_iter: int
+    converged: bool
+    sketch_rows: int
+
+
+def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max_iter=None, n_threads=None):
+    """Least squares to full accuracy for tall A by sketch-and-precondition (Blendenpik/LSRN).
+
+    A sketch S A (m = ``oversampling`` * d rows) is factored by Householder QR, S A = Q R; then
+    LSQR solves ``min ||A R^{-1} y - b||`` starting from the sketched solution, and x = R^{-1} y.
+    Since A R^{-1} has a condition number close to (1 + sqrt(d/m)) / (1 - sqrt(d/m)) whatever the
+    conditioning of A, the iteration count depends only on ``tol``. A is touched only through
+    products, so it may be a SciPy sparse matrix or a LinearOperator.
+
+    Computed in float64 (float32 input is promoted; x is returned in the input's dtype).
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix, LinearOperator or CuPy array, n >= d, full column rank
+    b : (n,) array
+    rng : None, int, SeedSequence, BitGenerator or Generator
+    tol : float, optional
+        LSQR's ``atol``/``btol`` (default 1e-14: the accuracy of ``numpy.linalg.lstsq``).
+    sketch : {"sparse_sign", "srht", "gaussian"}
+    oversampling : float
+        m = ceil(oversampling * d), at most n.
+    max_iter : int, optional
+        Default: 200 + 2 d... in practice a few dozen iterations are used.
+
+    Returns
+    -------
+    LstsqResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import lstsq
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((3000, 20)); b = rng.standard_normal(3000)
+    >>> res = lstsq(A, b, rng=0)
+    >>> bool(np.allclose(res.x, np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-10)), res.converged
+    (True, True)
+    """
+    check_choice(sketch, "sketch", ("sparse_sign", "srht", "gaussian"))
+    A = _as_matrix_input(A)
+    n, d = A.shape
+    if n < d:
+        raise ValueError(f"lstsq is for tall A (n >= d), got shape {(n, d)}")
+    xp = namespace_of(A)
+    b = _rhs(b, n, xp)
+    out_dtype = _promote(np.dtype(A.dtype) if A.dtype is not None else np.float64, b.dtype)
+    tol = 1e-14 if tol is None else check_positive(tol, "tol")
+    oversampling = check_positive(oversampling, "oversampling")
+    m = min(n, max(d + 1, math.ceil(oversampling * d)))
+    if sketch == "srht":
+        m = min(m, _next_pow2(n))
+    max_iter = 200 + 2 * d if max_iter is None else check_int(max_iter, "max_iter", minimum=1)
+    if is_cupy(A):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.lstsq(A, b, m, sketch, rng, tol, max_iter, out_dtype)
+    if not is_linear_operator(A) and A.dtype != np.float64:
+        A = A.astype(np.float64)
+    b64 = np.asarray(b, dtype=np.float64)
+    if sketch == "sparse_sign":
+        S = sparse_sign(m, n, nnz_per_column=min(8, m), rng=rng, n_threads=n_threads)
+    else:
+        S = (srht if sketch == "srht" else gaussian)(m, n, rng=rng, n_threads=n_threads)
+    SA = np.asarray(S @ A, dtype=np.float64)
+    import scipy.linalg as la
+    from scipy.sparse.linalg import LinearOperator, lsqr
+
+    q, r = la.qr(SA, mode="economic")
+    diag = np.abs(np.diag(r))
+    if diag.min() <= diag.max() * 1e-15 * max(m, d):
+        raise ValueError("A is rank deficient (its sketch has a zero pivot); lstsq needs full column rank")
+    y0 = q.T @ (S @ b64)
+    if is_linear_operator(A):
+        mv, rmv = A.matvec, A.rmatvec
+    else:
+        At = A.T
+        mv, rmv = (lambda v: A @ v), (lambda u: At @ u)
+
+    def matvec(y):
+        return mv(la.solve_triangular(r, y))
+
+    def rmatvec(u):
+        return la.solve_triangular(r, np.asarray(rmv(u), dtype=np.float64), trans="T")
+
+    preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+    residual0 = b64 - matvec(y0)
+    result = lsqr(preconditioned, residual0, atol=tol, btol=tol, iter_lim=max_iter)
+    y = y0 + result[0]
+    istop, n_iter = int(result[1]), int(result[2])
+    converged = istop in (0, 1, 2, 4, 5) and istop != 7 and n_iter < max_iter
+    x = la.solve_triangular(r, y)
+    residual_norm = float(np.linalg.norm(b64 - np.asarray(mv(x))))
+    if not converged:
+        warnings.warn(f"lstsq: LSQR stopped after {n_iter} iterations without reaching tol={tol:g} "
+                      f"(istop={istop})", RuntimeWarning, stacklevel=2)
+    return LstsqResult(x=x.astype(out_dtype), residual_norm=residual_norm, n_iter=n_iter, converged=converged,
+                       sketch_rows=int(m))
