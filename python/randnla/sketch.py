@@ -632,3 +632,796 @@ def sparse_sign(m, n, *, nnz_per_column=8, rng=None, dtype=np.float64, n_threads
     s = check_int(nnz_per_column, "nnz_per_column", minimum=1, maximum=m)
     return SketchOperator("sparse_sign", m, n, philox_key(rng), _float_dtype(dtype), nnz_per_column=s,
                           n_threads=n_threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinated sampling
+# ---------------------------------------------------------------------------------------------
+
+#: Version of :func:`coordination_hash`. Sketches record it; mixing versions is an error.
+HASH_VERSION = int(_core.coordination_hash_version)
+_SKETCH_FORMAT = "randnla.sketch.CoordinatedSketch"
+_SKETCH_FORMAT_VERSION = 1
+
+
+def _check_seed(seed):
+    if seed is None:
+        raise TypeError("seed is required: coordinated sketches need a seed shared by every party")
+    seed = check_int(seed, "seed", minimum=0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be < 2**64, got {seed}")
+    return seed
+
+
+def _check_keys(keys, n, xp=np):
+    if keys is None:
+        return np.arange(n, dtype=np.int64)
+    if is_cupy(keys):
+        keys = keys.get()
+    keys = np.asarray(keys)
+    if keys.dtype.kind not in "iu":
+        raise TypeError(f"keys must be integers (int64 join keys), got dtype {keys.dtype}")
+    if keys.dtype == np.uint64 and keys.size and keys.max() > np.iinfo(np.int64).max:
+        raise ValueError("keys must fit in int64")
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if keys.shape != (n,):
+        raise ValueError(f"keys must have shape ({n},) (one key per row), got {keys.shape}")
+    if np.unique(keys).size != n:
+        raise ValueError("keys must be distinct: each row needs its own join key")
+    return keys
+
+
+def coordination_hash(keys, *, seed):
+    """The shared uniform hash h(seed, key) in (0, 1) behind coordinated sampling (version 1).
+
+    A pure function of (seed, key), the same in every process, on every platform and on the GPU:
+    ``w`` = first 64-bit word of Philox4x64-10 with counter ``(key mod 2**64, 0, 0,
+    0x436f6f7264486173)`` and key ``(seed, 0x72616e646e6c6131)``, then
+    ``h = (floor(w / 2**11) + 0.5) / 2**53``. String keys should first be mapped to int64 by a
+    fixed hash of your choice (never Python's salted ``hash()``).
+
+    Examples
+    --------
+    >>> from randnla.sketch import coordination_hash
+    >>> h = coordination_hash([0, 1, 2], seed=42)
+    >>> bool(((0 < h) & (h < 1)).all())
+    True
+    """
+    seed = _check_seed(seed)
+    keys_np = np.atleast_1d(np.asarray(keys.get() if is_cupy(keys) else keys))
+    if keys_np.dtype.kind not in "iu":
+        raise TypeError(f"keys must be integers, got dtype {keys_np.dtype}")
+    out = _core.coordination_hash(seed, np.ascontiguousarray(keys_np, dtype=np.int64).ravel(), 0)
+    return out.reshape(keys_np.shape)
+
+
+@dataclass(eq=False)
+class CoordinatedSketch:
+    """Rows kept by :func:`priority_sample` or :func:`threshold_sample`.
+
+    Attributes
+    ----------
+    keys : numpy.ndarray of int64
+        Join keys of the kept rows, ascending.
+    rows : array or scipy.sparse CSR matrix
+        The kept rows (``len(keys)`` x ``shape[1]``), in the input's format (NumPy, CuPy or CSR).
+    norms_sq : numpy.ndarray of float64
+        Squared Euclidean norms of the kept rows (the sampling weights).
+    tau : float
+        Threshold: row i was kept with probability ``min(1, norms_sq[i] * tau)`` (``inf``: all
+        nonzero rows were kept).
+    kind : str
+        ``"priority"`` or ``"threshold"``.
+    seed : int
+        The coordination seed.
+    shape : tuple
+        Shape of the sketched matrix (rows summed over merged shards, columns).
+    k : int
+        The sample size asked for.
+    hash_version : int
+        Version of :func:`coordination_hash` used.
+    spare_keys, spare_rows, spare_norms_sq
+        Priority sketches also keep the entry whose rank set ``tau`` (the (k+1)-st smallest):
+        not used by the estimator, but needed so that :func:`merge` is exact.
+    """
+
+    keys: np.ndarray
+    rows: object
+    norms_sq: np.ndarray
+    tau: float
+    kind: str
+    seed: int
+    shape: tuple
+    k: int
+    hash_version: int = HASH_VERSION
+    spare_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    spare_rows: object = None
+    spare_norms_sq: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __repr__(self):
+        return (f"CoordinatedSketch(kind={self.kind!r}, kept={len(self.keys)}, k={self.k}, tau={self.tau:.3e}, "
+                f"shape={self.shape}, seed={self.seed}, hash_version={self.hash_version})")
+
+    @property
+    def inclusion_probabilities(self):
+        """``min(1, norms_sq * tau)`` for the kept rows."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.minimum(1.0, self.norms_sq * self.tau)
+
+    @property
+    def stored_numbers(self):
+        """Numbers the sketch stores for the estimator: values, column indices, keys and tau."""
+        if is_scipy_sparse(self.rows):
+            return int(2 * self.rows.nnz + len(self.keys) + 1)
+        return int(self.rows.size + len(self.keys) + 1)
+
+    def save(self, path):
+        """Write the sketch to a versioned ``.npz`` file (no pickles)."""
+        fields = {
+            "format": np.array(_SKETCH_FORMAT),
+            "format_version": np.array(_SKETCH_FORMAT_VERSION),
+            "keys": self.keys,
+            "norms_sq": self.norms_sq,
+            "tau": np.array(self.tau, dtype=np.float64),
+            "kind": np.array(self.kind),
+            "seed": np.array(str(self.seed)),
+            "shape": np.array(self.shape, dtype=np.int64),
+            "k": np.array(self.k, dtype=np.int64),
+            "hash_version": np.array(self.hash_version, dtype=np.int64),
+            "spare_keys": self.spare_keys,
+            "spare_norms_sq": self.spare_norms_sq,
+        }
+        for prefix, rows in (("rows", self.rows), ("spare_rows", self.spare_rows)):
+            if rows is None:
+                fields[f"{prefix}_layout"] = np.array("none")
+            elif is_scipy_sparse(rows):
+                csr = rows.tocsr()
+                fields.update({f"{prefix}_layout": np.array("csr"), f"{prefix}_data": csr.data,
+                               f"{prefix}_indices": csr.indices, f"{prefix}_indptr": csr.indptr,
+                               f"{prefix}_shape": np.array(csr.shape, dtype=np.int64)})
+            else:
+                fields.update({f"{prefix}_layout": np.array("dense"),
+                               f"{prefix}_data": rows.get() if is_cupy(rows) else np.asarray(rows)})
+        np.savez(path, **fields)
+
+    @classmethod
+    def load(cls, path):
+        """Read a sketch written by :meth:`save` (rows come back as NumPy or CSR arrays)."""
+        import scipy.sparse as sp
+
+        with np.load(path, allow_pickle=False) as f:
+            if "format" not in f or str(f["format"]) != _SKETCH_FORMAT:
+                raise ValueError(f"{path} is not a randnla coordinated sketch file")
+            version = int(f["format_version"])
+            if version != _SKETCH_FORMAT_VERSION:
+                raise ValueError(f"{path} has sketch format version {version}; this randnla reads "
+                                 f"version {_SKETCH_FORMAT_VERSION}")
+
+            def rows_of(prefix):
+                layout = str(f[f"{prefix}_layout"])
+                if layout == "none":
+                    return None
+                if layout == "csr":
+                    return sp.csr_array((f[f"{prefix}_data"], f[f"{prefix}_indices"], f[f"{prefix}_indptr"]),
+                                        shape=tuple(int(v) for v in f[f"{prefix}_shape"]))
+                return np.array(f[f"{prefix}_data"])
+
+            return cls(keys=np.array(f["keys"]), rows=rows_of("rows"), norms_sq=np.array(f["norms_sq"]),
+                       tau=float(f["tau"]), kind=str(f["kind"]), seed=int(str(f["seed"])),
+                       shape=tuple(int(v) for v in f["shape"]), k=int(f["k"]), hash_version=int(f["hash_version"]),
+                       spare_keys=np.array(f["spare_keys"]), spare_rows=rows_of("spare_rows"),
+                       spare_norms_sq=np.array(f["spare_norms_sq"]))
+
+
+def _prepare_rows(A, name="A"):
+    """(matrix for gathering, squared row norms in float64, n, d)."""
+    if is_cupy(A):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.prepare_rows(A, name)
+    if is_scipy_sparse(A):
+        csr = A.tocsr()
+        if csr.dtype not in (np.float32, np.float64):
+            csr = csr.astype(np.float64)
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()
+        if csr.nnz and not np.isfinite(csr.data).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        fn = getattr(_core, f"row_norms_sq_csr_{_suffix(csr.dtype)}")
+        w = fn(csr.data, csr.indptr.astype(np.int64, copy=False), 0)
+        return csr, w, csr.shape[0], csr.shape[1]
+    A = as_float_array(A, name, ndim=2)
+    check_finite(A, name)
+    if not (A.flags.c_contiguous or A.flags.f_contiguous):
+        A = np.ascontiguousarray(A)
+    w = getattr(_core, f"row_norms_sq_dense_{_suffix(A.dtype)}")(A, 0)
+    return A, w, A.shape[0], A.shape[1]
+
+
+def _take_rows(matrix, positions):
+    if is_scipy_sparse(matrix):
+        return matrix[positions]
+    if is_cupy(matrix):
+        xp = namespace_of(matrix)
+        return matrix[xp.asarray(positions)]
+    return matrix[positions]
+
+
+def _concat_rows(parts):
+    if is_scipy_sparse(parts[0]):
+        import scipy.sparse as sp
+
+        stacked = sp.vstack(parts, format="csr")
+        return sp.csr_array(stacked) if isinstance(parts[0], sp.sparray) else sp.csr_matrix(stacked)
+    xp = namespace_of(parts[0])
+    return xp.concatenate(parts, axis=0)
+
+
+def _priority_from(matrix, keys, w, k, seed, shape):
+    """The priority sketch of the rows of ``matrix`` (with keys and weights): one code path for
+    sampling and merging, so a merged sketch equals the sketch of the concatenation bit for bit."""
+    positions, ranks = _core.priority_select(seed, keys, np.ascontiguousarray(w, dtype=np.float64), k + 1, 0)
+    if len(positions) <= k:
+        tau = math.inf
+        kept, spare = positions, positions[:0]
+    else:
+        tau = float(ranks[k])
+        n_kept = int(np.count_nonzero(ranks[:k] < tau))
+        kept, spare = positions[:n_kept], positions[n_kept:]
+    kept = kept[np.argsort(keys[kept], kind="stable")]
+    return CoordinatedSketch(
+        keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w[kept].copy(), tau=tau, kind="priority",
+        seed=seed, shape=shape, k=k, spare_keys=keys[spare].copy(), spare_rows=_take_rows(matrix, spare),
+        spare_norms_sq=w[spare].copy(),
+    )
+
+
+def priority_sample(A, k, *, seed, keys=None):
+    """Coordinated priority sample of the rows of A (fixed size k).
+
+    Each nonzero row i gets the rank ``h(seed, key_i) / ||a_i||^2`` (:func:`coordination_hash`);
+    the sketch keeps the k rows of smallest rank and sets ``tau`` to the (k+1)-st smallest rank
+    (not the k-th: that variant is biased). Row i is then kept with probability
+    ``min(1, ||a_i||^2 tau)`` given the other ranks, and :func:`estimate_matmul` divides by the
+    joint probability ``min(1, ||a_i||^2 tau_A, ||b_i||^2 tau_B)`` of two sketches built apart.
+
+    With ``k = 2 / (delta eps^2) + 1`` the estimate W of A^T B satisfies
+    ``||W - A^T B||_F <= eps ||A||_F ||B||_F`` with probability at least ``1 - delta``, using
+    O(k s) stored numbers for rows with at most s nonzeros.
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix or CuPy array
+        Rows to sample (sparse input keeps CSR rows; zero rows are never kept).
+    k : int
+        Sample size.
+    seed : int
+        Coordination seed in [0, 2**64), shared by all parties whose sketches will be combined.
+    keys : (n,) int64 array, optional
+        Distinct join keys of the rows (default: the row index). Sketch a shard of a larger
+        matrix by passing its global keys; :func:`merge` then combines the shard sketches.
+
+    Returns
+    -------
+    CoordinatedSketch
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, estimate_matmul
+    >>> rng = np.random.default_rng(0)
+    >>> A, B = rng.standard_normal((1000, 3)), rng.standard_normal((1000, 2))
+    >>> sa, sb = priority_sample(A, 200, seed=7), priority_sample(B, 200, seed=7)
+    >>> W = estimate_matmul(sa, sb)
+    >>> W.shape, len(sa.keys)
+    ((3, 2), 200)
+    """
+    k = check_int(k, "k", minimum=1)
+    seed = _check_seed(seed)
+    matrix, w, n, d = _prepare_rows(A)
+    keys = _check_keys(keys, n)
+    return _priority_from(matrix, keys, w, k, seed, (n, d))
+
+
+def threshold_sample(A, k, *, seed, keys=None, tau=None):
+    """Coordinated threshold sample of the rows of A (expected size k).
+
+    Row i is kept when ``h(seed, key_i) < min(1, tau ||a_i||^2)``, with ``tau`` the water-filling
+    constant ``sum_i min(1, tau ||a_i||^2) = k`` (computed exactly by sorting), or the value given.
+    Simpler than :func:`priority_sample` but of random size; shards sketched with the same fixed
+    ``tau`` merge exactly.
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix or CuPy array
+    k : int
+        Expected sample size (ignored when ``tau`` is given, apart from being recorded).
+    seed : int
+        Coordination seed.
+    keys : (n,) int64 array, optional
+        Distinct join keys (default: row index).
+    tau : float, optional
+        A fixed threshold (needed to merge shard sketches).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import threshold_sample
+    >>> A = np.random.default_rng(0).standard_normal((500, 4))
+    >>> s = threshold_sample(A, 50, seed=1)
+    >>> s.kind, 20 < len(s.keys) < 80
+    ('threshold', True)
+    """
+    k = check_int(k, "k", minimum=1)
+    seed = _check_seed(seed)
+    matrix, w, n, d = _prepare_rows(A)
+    keys = _check_keys(keys, n)
+    if tau is None:
+        tau = float(_core.threshold_constant(np.ascontiguousarray(w), k))
+    else:
+        tau = check_positive(tau, "tau") if not (isinstance(tau, float) and math.isinf(tau)) else math.inf
+    h = _core.coordination_hash(seed, keys, 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.where(w > 0, np.minimum(1.0, w * tau), 0.0)
+    kept = np.flatnonzero(h < p)
+    kept = kept[np.argsort(keys[kept], kind="stable")]
+    return CoordinatedSketch(keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w[kept].copy(),
+                             tau=float(tau), kind="threshold", seed=seed, shape=(n, d), k=k)
+
+
+def _check_compatible(sketches, what):
+    first = sketches[0]
+    for s in sketches:
+        if not isinstance(s, CoordinatedSketch):
+            raise TypeError(f"{what} takes CoordinatedSketch objects, got {type(s).__name__}")
+    for s in sketches[1:]:
+        if s.hash_version != first.hash_version:
+            raise ValueError(f"sketches use different coordination hash versions ({first.hash_version} and "
+                             f"{s.hash_version}); rebuild them with one randnla version")
+        if s.seed != first.seed:
+            raise ValueError(f"sketches were built with different seeds ({first.seed} and {s.seed}); "
+                             "coordination needs one shared seed")
+        if s.kind != first.kind:
+            raise ValueError(f"cannot combine a {first.kind} sketch with a {s.kind} sketch")
+
+
+def estimate_matmul(sketch_a, sketch_b):
+    """Unbiased estimate of A^T B from coordinated sketches of A (n x d) and B (n x m).
+
+    Rows present in both sketches (matched by key) are weighted by the inverse of their joint
+    inclusion probability ``min(1, ||a_i||^2 tau_A, ||b_i||^2 tau_B)`` (the hash is shared, so the
+    joint probability is the minimum, not the product). Pass the same sketch twice for A^T A.
+
+    Returns
+    -------
+    (d, m) array (NumPy, or CuPy for CuPy sketches); float32 only when both sketches are float32.
+
+    Raises
+    ------
+    ValueError
+        Different seeds, kinds or hash versions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, estimate_matmul
+    >>> A = np.random.default_rng(0).standard_normal((50, 2))
+    >>> s = priority_sample(A, 60, seed=3)          # k >= n: every row is kept
+    >>> bool(np.allclose(estimate_matmul(s, s), A.T @ A))
+    True
+    """
+    _check_compatible([sketch_a, sketch_b], "estimate_matmul")
+    common, ia, ib = np.intersect1d(sketch_a.keys, sketch_b.keys, assume_unique=True, return_indices=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.minimum(1.0, np.minimum(sketch_a.norms_sq[ia] * sketch_a.tau, sketch_b.norms_sq[ib] * sketch_b.tau))
+    ra, rb = sketch_a.rows, sketch_b.rows
+    dtype = _promote(ra.dtype, rb.dtype)
+    d, m = sketch_a.shape[1], sketch_b.shape[1]
+    if is_cupy(ra) or is_cupy(rb):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.estimate(ra, rb, ia, ib, p, dtype)
+    if len(common) == 0:
+        return np.zeros((d, m), dtype=dtype)
+    a_rows, b_rows = _take_rows(ra, ia), _take_rows(rb, ib)
+    inv = 1.0 / p
+    if is_scipy_sparse(a_rows):
+        import scipy.sparse as sp
+
+        a_scaled = sp.csr_matrix(a_rows, dtype=np.float64).multiply(inv[:, None]).tocsr()
+    else:
+        a_scaled = np.asarray(a_rows, dtype=np.float64) * inv[:, None]
+    b64 = sp_csr64(b_rows) if is_scipy_sparse(b_rows) else np.asarray(b_rows, dtype=np.float64)
+    product = a_scaled.T @ b64
+    if is_scipy_sparse(product):
+        product = product.toarray()
+    return np.asarray(product, dtype=dtype)
+
+
+def sp_csr64(rows):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(rows, dtype=np.float64)
+
+
+def merge(sketches, k=None):
+    """Combine sketches of row-disjoint shards into the sketch of the stacked matrix.
+
+    Priority sketches: the result equals, exactly, ``priority_sample`` of the concatenated rows
+    (with their keys) at sample size ``k`` (default: the smallest k of the inputs; a larger k
+    cannot be recovered). Merging is associative, so shards can be combined in any tree order
+    (e.g. per chunk of a distributed array). Threshold sketches merge when they share ``tau``.
+
+    Raises
+    ------
+    ValueError
+        Different seeds, kinds, hash versions, column counts or storage layouts; overlapping keys;
+        a ``k`` larger than a shard's; threshold sketches with different ``tau``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import priority_sample, merge
+    >>> A = np.random.default_rng(0).standard_normal((100, 3))
+    >>> keys = np.arange(100)
+    >>> parts = [priority_sample(A[:60], 10, seed=5, keys=keys[:60]),
+    ...          priority_sample(A[60:], 10, seed=5, keys=keys[60:])]
+    >>> whole = priority_sample(A, 10, seed=5)
+    >>> bool(np.array_equal(merge(parts).keys, whole.keys))
+    True
+    """
+    sketches = list(sketches)
+    if not sketches:
+        raise ValueError("merge needs at least one sketch")
+    _check_compatible(sketches, "merge")
+    first = sketches[0]
+    d = first.shape[1]
+    sparse = is_scipy_sparse(first.rows)
+    for s in sketches:
+        if s.shape[1] != d:
+            raise ValueError(f"sketches have different column counts ({d} and {s.shape[1]})")
+        if is_scipy_sparse(s.rows) != sparse or is_cupy(s.rows) != is_cupy(first.rows):
+            raise ValueError("sketches store rows in different layouts (dense/CSR/GPU); convert them first")
+    n_total = sum(s.shape[0] for s in sketches)
+    all_keys = np.concatenate([np.concatenate([s.keys, s.spare_keys]) for s in sketches]).astype(np.int64)
+    if np.unique(all_keys).size != all_keys.size:
+        raise ValueError("sketches share keys: merge combines sketches of row-disjoint shards")
+    all_w = np.concatenate([np.concatenate([s.norms_sq, s.spare_norms_sq]) for s in sketches])
+    row_parts = []
+    for s in sketches:
+        row_parts.append(s.rows)
+        if s.spare_rows is not None and len(s.spare_keys):
+            row_parts.append(s.spare_rows)
+    matrix = _concat_rows(row_parts)
+    if first.kind == "priority":
+        smallest = min(s.k for s in sketches)
+        k = smallest if k is None else check_int(k, "k", minimum=1)
+        if k > smallest:
+            raise ValueError(f"k = {k} exceeds a shard's sample size {smallest}; a merge can only shrink k")
+        return _priority_from(matrix, all_keys, all_w, k, first.seed, (n_total, d))
+    taus = {s.tau for s in sketches}
+    if len(taus) != 1:
+        raise ValueError("threshold sketches merge only when built with the same fixed tau "
+                         "(pass tau= to threshold_sample)")
+    order = np.argsort(all_keys, kind="stable")
+    return CoordinatedSketch(keys=all_keys[order], rows=_take_rows(matrix, order), norms_sq=all_w[order],
+                             tau=first.tau, kind="threshold", seed=first.seed, shape=(n_total, d),
+                             k=sum(s.k for s in sketches) if k is None else check_int(k, "k", minimum=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Least squares
+# ---------------------------------------------------------------------------------------------
+
+
+def gaussian_rows_for_linf(d, eps, delta):
+    """Smallest m with m >= 2 d ln(4d/delta) / eps^2 / (1 - sqrt(d/m) - sqrt(2 ln(4/delta)/m))^2.
+
+    The number of Gaussian sketch rows for which ``||x' - x*||_inf <= eps ||A x* - b|| ||A^+|| / sqrt(d)``
+    holds with probability ``1 - delta`` (x' is Gaussian given S A, with covariance bounded through
+    sigma_min(S U); a union bound over the d coordinates).
+    """
+    base = 2.0 * d * math.log(4.0 * d / delta) / eps**2
+    tail = 2.0 * math.log(4.0 / delta)
+
+    def ok(m):
+        gap = 1.0 - math.sqrt(d / m) - math.sqrt(tail / m)
+        return gap > 0 and m * gap**2 >= base
+
+    lo, hi = d + 1, max(d + 2, int(base) + 1)
+    while not ok(hi):
+        hi *= 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@dataclass
+class SketchedLstsqResult:
+    """Result of :func:`sketched_lstsq`.
+
+    Attributes
+    ----------
+    x : array
+        The sketched solution argmin ||S A x - S b||.
+    m : int
+        Sketch rows used.
+    kind : str
+        Sketch used (``"gaussian"`` or ``"srht"``).
+    stderr : array
+        Per-coordinate standard error ``sigma_hat * ||row i of R^{-1}||`` (S A = Q R,
+        ``sigma_hat^2 = ||S A x - S b||^2 / (m - d)``): exact for the Gaussian sketch, where the
+        sketched problem is a Gaussian linear model given S A.
+    error_bar : array
+        ``t * stderr`` with t the Student quantile at ``1 - delta / (2 d)``: simultaneous
+        (Bonferroni) bars at level ``delta``.
+    residual_norm : float
+        ``||S A x - S b||``, an estimate of ``||A x* - b||``.
+    """
+
+    x: object
+    m: int
+    kind: str
+    stderr: object
+    error_bar: object
+    residual_norm: float
+
+
+def _as_matrix_input(A, name="A"):
+    if is_scipy_sparse(A) or is_linear_operator(A):
+        if len(A.shape) != 2:
+            raise ValueError(f"{name} must be 2-dimensional")
+        return A
+    A = as_float_array(A, name, ndim=2)
+    check_finite(A, name)
+    return A
+
+
+def _rhs(b, n, xp):
+    b = as_float_array(b, "b", xp=xp)
+    if b.ndim != 1 or b.shape[0] != n:
+        raise ValueError(f"b must be a vector of length {n}, got shape {tuple(b.shape)}")
+    check_finite(b, "b")
+    return b
+
+
+def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=None, n_threads=None):
+    """Sketched least squares with a per-coordinate (l-infinity) error guarantee.
+
+    Solves ``min ||S A x - S b||`` by Householder QR of S A, for a dense sketch S, and returns
+    error bars for every coordinate of x. With the Gaussian sketch (the default and the mode with a
+    guarantee) and ``m = gaussian_rows_for_linf(d, eps, delta)`` rows,
+    ``||x - x*||_inf <= eps ||A x* - b|| ||A^+|| / sqrt(d)`` with probability ``1 - delta``.
+    The SRHT is the fast mode (O(n d log n)); its l-infinity behaviour is empirical (matching the
+    Gaussian from about 16 d rows), so its default m adds a safety factor:
+    ``ceil(4 d ln(4d/delta) / eps^2)`` clamped to [16 d, N].
+
+    Sparse sketches (CountSketch, sparse sign) are refused: a residual concentrated on one row
+    lands in one or a few sketch rows, and when those rows also hold a high-leverage row of A the
+    error of one coordinate becomes a constant fraction of ||A x* - b|| ||A^+||, so no l-infinity
+    bound of this form holds for them. The Rademacher sketch is refused too (the Gaussian
+    independence argument behind the guarantee and the error bars does not apply).
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix, LinearOperator or CuPy array
+    b : (n,) array
+    m : int, optional
+        Sketch rows (give m or eps, not both). Must exceed d.
+    eps : float, optional
+        Target l-infinity accuracy in the units above (default 0.5 when m is not given).
+    delta : float
+        Failure probability used for the default m and the error bars.
+    kind : {"gaussian", "srht"}
+    rng : None, int, SeedSequence, BitGenerator or Generator
+
+    Returns
+    -------
+    SketchedLstsqResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import sketched_lstsq
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((2000, 5)); b = A @ np.ones(5) + 0.1 * rng.standard_normal(2000)
+    >>> res = sketched_lstsq(A, b, eps=1.0, rng=0)
+    >>> bool(np.all(np.abs(res.x - 1) < 5 * res.stderr + 0.05)), res.m > 5
+    (True, True)
+    """
+    if kind in _SPARSE_KINDS:
+        raise ValueError(
+            f"kind={kind!r} cannot give an l-infinity guarantee: a sparse sketch maps a residual concentrated "
+            "on one row into one (or a few) sketch rows, and when such a row also holds a high-leverage row of A "
+            "the error of that coordinate is a constant fraction of ||Ax*-b|| ||A^+||. Use kind='gaussian' "
+            "(guaranteed) or kind='srht' (fast)."
+        )
+    if kind == "rademacher":
+        raise ValueError("kind='rademacher' is not offered for l-infinity regression: the guarantee and the error "
+                         "bars rely on Gaussian entries; use kind='gaussian' or kind='srht'")
+    check_choice(kind, "kind", ("gaussian", "srht"))
+    A = _as_matrix_input(A)
+    n, d = A.shape
+    xp = namespace_of(A)
+    b = _rhs(b, n, xp)
+    delta = check_positive(delta, "delta")
+    if delta >= 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if m is not None and eps is not None:
+        raise ValueError("give m or eps, not both")
+    big_n = _next_pow2(n)
+    if m is None:
+        eps = 0.5 if eps is None else check_positive(eps, "eps")
+        if kind == "gaussian":
+            m = gaussian_rows_for_linf(d, eps, delta)
+        else:
+            m = min(max(math.ceil(4 * d * math.log(4 * d / delta) / eps**2), 16 * d), big_n)
+    else:
+        m = check_int(m, "m", minimum=d + 1)
+    if kind == "srht" and m > big_n:
+        raise ValueError(f"srht needs m <= N = {big_n}, got m = {m}")
+    if m <= d:
+        raise ValueError(f"the sketch needs more rows than A has columns (m = {m}, d = {d}); take a smaller eps or "
+                         "a larger m")
+    dtype = _promote(np.dtype(A.dtype) if A.dtype is not None else np.float64, b.dtype)
+    S = (gaussian if kind == "gaussian" else srht)(m, n, rng=rng, dtype=dtype, n_threads=n_threads)
+    if isinstance(A, np.ndarray) or is_cupy(A):
+        both = S @ xp.concatenate([A.astype(dtype, copy=False), b.astype(dtype, copy=False)[:, None]], axis=1)
+        SA, Sb = both[:, :d], both[:, d]
+    else:
+        SA, Sb = S @ A, S @ b
+    x, stderr, resid = _solve_sketched(SA, Sb, m, d)
+    from scipy.special import stdtrit
+
+    t = float(stdtrit(m - d, 1.0 - delta / (2.0 * d)))
+    return SketchedLstsqResult(x=x, m=int(m), kind=kind, stderr=stderr, error_bar=t * stderr,
+                               residual_norm=resid)
+
+
+def _solve_sketched(SA, Sb, m, d):
+    """x = argmin ||SA x - Sb|| by Householder QR, the OLS standard errors and the residual norm."""
+    if is_cupy(SA):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.solve_sketched(SA, Sb, m, d)
+    import scipy.linalg as la
+
+    q, r = la.qr(SA, mode="economic")
+    diag = np.abs(np.diag(r))
+    if diag.size == 0 or diag.min() <= diag.max() * np.finfo(SA.dtype).eps * max(SA.shape):
+        raise ValueError("S A is rank deficient: A does not have full column rank (or m is too small)")
+    x = la.solve_triangular(r, q.T @ Sb)
+    resid = float(np.linalg.norm(SA @ x - Sb))
+    r_inv = la.solve_triangular(r, np.eye(d, dtype=r.dtype))
+    sigma = resid / math.sqrt(m - d)
+    stderr = sigma * np.linalg.norm(r_inv, axis=1)
+    return x, stderr.astype(SA.dtype), resid
+
+
+@dataclass
+class LstsqResult:
+    """Result of :func:`lstsq`.
+
+    Attributes
+    ----------
+    x : array
+        The least-squares solution.
+    residual_norm : float
+        ``||A x - b||``.
+    n_iter : int
+        LSQR iterations on the preconditioned problem.
+    converged : bool
+        Whether LSQR met ``tol``.
+    sketch_rows : int
+        Rows of the sketch whose QR gave the preconditioner.
+    """
+
+    x: object
+    residual_norm: float
+    n_iter: int
+    converged: bool
+    sketch_rows: int
+
+
+def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max_iter=None, n_threads=None):
+    """Least squares to full accuracy for tall A by sketch-and-precondition (Blendenpik/LSRN).
+
+    A sketch S A (m = ``oversampling`` * d rows) is factored by Householder QR, S A = Q R; then
+    LSQR solves ``min ||A R^{-1} y - b||`` starting from the sketched solution, and x = R^{-1} y.
+    Since A R^{-1} has a condition number close to (1 + sqrt(d/m)) / (1 - sqrt(d/m)) whatever the
+    conditioning of A, the iteration count depends only on ``tol``. A is touched only through
+    products, so it may be a SciPy sparse matrix or a LinearOperator.
+
+    Computed in float64 (float32 input is promoted; x is returned in the input's dtype).
+
+    Parameters
+    ----------
+    A : (n, d) array, SciPy sparse matrix, LinearOperator or CuPy array, n >= d, full column rank
+    b : (n,) array
+    rng : None, int, SeedSequence, BitGenerator or Generator
+    tol : float, optional
+        LSQR's ``atol``/``btol`` (default 1e-14: the accuracy of ``numpy.linalg.lstsq``).
+    sketch : {"sparse_sign", "srht", "gaussian"}
+    oversampling : float
+        m = ceil(oversampling * d), at most n.
+    max_iter : int, optional
+        Default: 200 + 2 d... in practice a few dozen iterations are used.
+
+    Returns
+    -------
+    LstsqResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.sketch import lstsq
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((3000, 20)); b = rng.standard_normal(3000)
+    >>> res = lstsq(A, b, rng=0)
+    >>> bool(np.allclose(res.x, np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-10)), res.converged
+    (True, True)
+    """
+    check_choice(sketch, "sketch", ("sparse_sign", "srht", "gaussian"))
+    A = _as_matrix_input(A)
+    n, d = A.shape
+    if n < d:
+        raise ValueError(f"lstsq is for tall A (n >= d), got shape {(n, d)}")
+    xp = namespace_of(A)
+    b = _rhs(b, n, xp)
+    out_dtype = _promote(np.dtype(A.dtype) if A.dtype is not None else np.float64, b.dtype)
+    tol = 1e-14 if tol is None else check_positive(tol, "tol")
+    oversampling = check_positive(oversampling, "oversampling")
+    m = min(n, max(d + 1, math.ceil(oversampling * d)))
+    if sketch == "srht":
+        m = min(m, _next_pow2(n))
+    max_iter = 200 + 2 * d if max_iter is None else check_int(max_iter, "max_iter", minimum=1)
+    if is_cupy(A):
+        from randnla import _sketch_gpu
+
+        return _sketch_gpu.lstsq(A, b, m, sketch, rng, tol, max_iter, out_dtype)
+    if not is_linear_operator(A) and A.dtype != np.float64:
+        A = A.astype(np.float64)
+    b64 = np.asarray(b, dtype=np.float64)
+    if sketch == "sparse_sign":
+        S = sparse_sign(m, n, nnz_per_column=min(8, m), rng=rng, n_threads=n_threads)
+    else:
+        S = (srht if sketch == "srht" else gaussian)(m, n, rng=rng, n_threads=n_threads)
+    SA = np.asarray(S @ A, dtype=np.float64)
+    import scipy.linalg as la
+    from scipy.sparse.linalg import LinearOperator, lsqr
+
+    q, r = la.qr(SA, mode="economic")
+    diag = np.abs(np.diag(r))
+    if diag.min() <= diag.max() * 1e-15 * max(m, d):
+        raise ValueError("A is rank deficient (its sketch has a zero pivot); lstsq needs full column rank")
+    y0 = q.T @ (S @ b64)
+    if is_linear_operator(A):
+        mv, rmv = A.matvec, A.rmatvec
+    else:
+        At = A.T
+        mv, rmv = (lambda v: A @ v), (lambda u: At @ u)
+
+    def matvec(y):
+        return mv(la.solve_triangular(r, y))
+
+    def rmatvec(u):
+        return la.solve_triangular(r, np.asarray(rmv(u), dtype=np.float64), trans="T")
+
+    preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+    residual0 = b64 - matvec(y0)
+    result = lsqr(preconditioned, residual0, atol=tol, btol=tol, iter_lim=max_iter)
+    y = y0 + result[0]
+    istop, n_iter = int(result[1]), int(result[2])
+    converged = istop in (0, 1, 2, 4, 5) and istop != 7 and n_iter < max_iter
+    x = la.solve_triangular(r, y)
+    residual_norm = float(np.linalg.norm(b64 - np.asarray(mv(x))))
+    if not converged:
+        warnings.warn(f"lstsq: LSQR stopped after {n_iter} iterations without reaching tol={tol:g} "
+                      f"(istop={istop})", RuntimeWarning, stacklevel=2)
+    return LstsqResult(x=x.astype(out_dtype), residual_norm=residual_norm, n_iter=n_iter, converged=converged,
+                       sketch_rows=int(m))

@@ -1,0 +1,161 @@
+"""Sketched least squares (l-infinity guarantee, error bars) and sketch-and-precondition lstsq."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+from randnla import sketch
+from randnla.sketch import gaussian_rows_for_linf, lstsq, sketched_lstsq
+from tests.conftest import to_numpy
+
+D, EPS, DELTA, SEEDS = 5, 1.0, 0.01, 50
+
+
+def instance(case, n, d=D, seed=0):
+    """A, b = A x0 + r with r orthogonal to range(A), ||r|| = 1, so x* = x0; and the l-infinity unit
+    ||r|| ||A^+|| / sqrt(d)."""
+    rng = np.random.default_rng(seed)
+    if case == "coherent":  # an identity block carries all the leverage; the residual is one outlier
+        A = np.vstack([10 * np.eye(d), 0.01 * rng.standard_normal((n - d, d))])
+        r = np.zeros(n)
+        r[n // 2] = 1.0
+    else:
+        A = rng.standard_normal((n, d))
+        if case == "heavy":
+            A *= (rng.pareto(1.5, n) + 0.1)[:, None]
+        r = rng.standard_normal(n)
+    Q, _ = np.linalg.qr(A)
+    r = r - Q @ (Q.T @ r)
+    r /= np.linalg.norm(r)
+    x0 = rng.standard_normal(d)
+    unit = 1.0 / np.linalg.svd(A, compute_uv=False)[-1] / np.sqrt(d)
+    return A, A @ x0 + r, x0, unit
+
+
+CASES = [("incoherent", 512), ("coherent", 512), ("heavy", 512), ("incoherent", 600)]
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "srht"])
+@pytest.mark.parametrize("case,n", CASES)
+def test_linf_error_95th_percentile_below_eps(case, n, kind):
+    A, b, x0, unit = instance(case, n)
+    errors = [np.abs(sketched_lstsq(A, b, eps=EPS, delta=DELTA, kind=kind, rng=s).x - x0).max() / unit
+              for s in range(SEEDS)]
+    assert np.percentile(errors, 95) <= EPS
+
+
+def test_countsketch_fails_the_coherent_case_at_the_same_m():
+    A, b, x0, unit = instance("coherent", 512)
+    m = gaussian_rows_for_linf(D, EPS, DELTA)
+    errors = []
+    for s in range(SEEDS):
+        S = sketch.countsketch(m, 512, rng=s)
+        errors.append(np.abs(np.linalg.lstsq(S @ A, S @ b, rcond=None)[0] - x0).max() / unit)
+    assert np.percentile(errors, 95) > EPS
+
+
+def test_error_bars_are_calibrated():
+    """|x' - x*| > 3 se should happen at about the Gaussian tail rate 0.27%."""
+    A, b, x0, _ = instance("incoherent", 400, d=10)
+    outside, total = 0, 0
+    for s in range(60):
+        res = sketched_lstsq(A, b, m=120, rng=s)
+        outside += int(np.sum(np.abs(res.x - x0) > 3 * res.stderr))
+        total += 10
+    assert outside / total < 0.02
+    res = sketched_lstsq(A, b, m=120, delta=0.01, rng=0)
+    assert np.all(res.error_bar > 3 * res.stderr) and res.m == 120
+
+
+def test_sketched_lstsq_inputs(dtype):
+    A, b, x0, unit = instance("incoherent", 512)
+    A, b = A.astype(dtype), b.astype(dtype)
+    res = sketched_lstsq(A, b, m=100, rng=3)
+    assert res.x.dtype == dtype and res.stderr.dtype == dtype
+    for variant in (sp.csr_array(A), aslinearoperator(A)):
+        other = sketched_lstsq(variant, b, m=100, rng=3)
+        assert np.allclose(other.x, res.x, atol=1e-4 if dtype == np.float32 else 1e-10)
+    assert np.array_equal(sketched_lstsq(A, b, m=100, rng=3).x, res.x)
+
+
+def test_sketched_lstsq_refusals():
+    A, b, _, _ = instance("incoherent", 256)
+    for kind in ("countsketch", "sparse_sign"):
+        with pytest.raises(ValueError, match="cannot give an l-infinity guarantee"):
+            sketched_lstsq(A, b, kind=kind)
+    with pytest.raises(ValueError, match="rademacher"):
+        sketched_lstsq(A, b, kind="rademacher")
+    with pytest.raises(ValueError, match="unknown kind"):
+        sketched_lstsq(A, b, kind="nope")
+    with pytest.raises(ValueError, match="not both"):
+        sketched_lstsq(A, b, m=50, eps=0.5)
+    with pytest.raises(ValueError, match="m must be"):
+        sketched_lstsq(A, b, m=D)
+    with pytest.raises(ValueError, match="length"):
+        sketched_lstsq(A, b[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        sketched_lstsq(A, np.full(256, np.nan))
+
+
+def test_gaussian_rows_formula():
+    for d, eps, delta in [(5, 1.0, 0.01), (50, 0.5, 0.1), (1, 2.0, 0.5)]:
+        m = gaussian_rows_for_linf(d, eps, delta)
+        gap = lambda m: 1 - np.sqrt(d / m) - np.sqrt(2 * np.log(4 / delta) / m)  # noqa: E731
+        need = 2 * d * np.log(4 * d / delta) / eps**2
+        assert gap(m) > 0 and m * gap(m) ** 2 >= need
+        assert not (gap(m - 1) > 0 and (m - 1) * gap(m - 1) ** 2 >= need)
+
+
+def ill_conditioned(n=4000, d=40, seed=0):
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    V, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    A = (U * np.logspace(0, 8, d)) @ V.T
+    return A, rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("kind", ["sparse_sign", "srht", "gaussian"])
+def test_lstsq_reaches_lapack_accuracy(kind):
+    A, b = ill_conditioned()
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    r_ref = np.linalg.norm(A @ x_ref - b)
+    res = lstsq(A, b, rng=0, sketch=kind)
+    assert res.converged and res.n_iter < 80
+    assert abs(res.residual_norm - r_ref) / r_ref < 1e-10
+    assert np.linalg.norm(A @ res.x - b) <= r_ref * (1 + 1e-10)
+
+
+def test_lstsq_operator_sparse_and_float32():
+    A, b = ill_conditioned(2000, 20)
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    r_ref = np.linalg.norm(A @ x_ref - b)
+    for variant in (aslinearoperator(A), sp.csr_array(A)):
+        res = lstsq(variant, b, rng=1)
+        assert abs(res.residual_norm - r_ref) / r_ref < 1e-10
+    res32 = lstsq(A.astype(np.float32), b.astype(np.float32), rng=1)
+    assert res32.x.dtype == np.float32
+
+
+def test_lstsq_reports_non_convergence():
+    A, b = ill_conditioned(2000, 20)
+    with pytest.warns(RuntimeWarning, match="without reaching"):
+        res = lstsq(A, b, rng=0, max_iter=2)
+    assert not res.converged
+    with pytest.raises(ValueError, match="tall"):
+        lstsq(A[:10], b[:10])
+    with pytest.raises(ValueError, match="rank deficient"):
+        lstsq(np.ones((100, 3)), np.ones(100), rng=0)
+
+
+def test_gpu_lstsq(xp):
+    if xp is np:
+        pytest.skip("the NumPy path is covered above")
+    A, b, x0, unit = instance("incoherent", 512)
+    res = sketched_lstsq(xp.asarray(A), xp.asarray(b), m=100, rng=3)
+    assert np.allclose(to_numpy(res.x), sketched_lstsq(A, b, m=100, rng=3).x, atol=1e-8)
+    A2, b2 = ill_conditioned(2000, 20)
+    out = lstsq(xp.asarray(A2), xp.asarray(b2), rng=0)
+    assert np.allclose(to_numpy(out.x), np.linalg.lstsq(A2, b2, rcond=None)[0], rtol=1e-6, atol=1e-8)
