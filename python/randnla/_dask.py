@@ -178,7 +178,8 @@ def _chunk_weights(block):
     """Squared row norms of one chunk in float64 (as the in-memory sketch computes them), on the host."""
     sk = _sketch_module()
     w = sk._prepare_rows(block)[1]
-    return w.get() if _is_cupy(w) else np.asarray(w)
+    w = w.get() if _is_cupy(w) else np.asarray(w)
+    return w[w > 0]  # the water-filling constant only involves the nonzero weights
 
 
 def _concat(parts):
@@ -384,17 +385,54 @@ def sketched_sides(S, A, b):
     return SA, Sb
 
 
-def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=None):
-    """Sketch-and-solve least squares for a Dask A: one pass builds S A and S b, then the small solve."""
+def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=None, n_threads=None):
+    """:func:`randnla.sketch.sketched_lstsq` for a Dask A: one pass over the chunks builds S A and S b.
+
+    The operator, its default size and the small solve are those of the in-memory function, so the
+    result agrees with it to rounding (the chunk contributions are summed in a different order).
+    """
+    from scipy.special import stdtrit
+
+    from randnla._validate import check_choice, check_int, check_positive
+
     sk = _sketch_module()
+    if kind in ("countsketch", "sparse_sign", "rademacher"):
+        raise ValueError(f"kind={kind!r} cannot give an l-infinity guarantee (see randnla.sketch.sketched_lstsq); "
+                         "use kind='gaussian' (guaranteed) or kind='srht' (fast)")
+    check_choice(kind, "kind", ("gaussian", "srht"))
     A = _row_chunked(A, "A")
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
+    n, d = A.shape
     b = _as_dask_like(b, A, "b")
-    return sk._sketched_lstsq_from(
-        lambda S: sketched_sides(S, A, b), A.shape, np.dtype(A.dtype), b.ndim, m=m, eps=eps, delta=delta, kind=kind,
-        rng=rng,
-    )
+    if b.ndim != 1:
+        raise ValueError(f"b must be a vector of length {n}, got shape {b.shape}")
+    delta = check_positive(delta, "delta")
+    if delta >= 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if m is not None and eps is not None:
+        raise ValueError("give m or eps, not both")
+    big_n = sk._next_pow2(n)
+    if m is None:
+        eps = 0.5 if eps is None else check_positive(eps, "eps")
+        if kind == "gaussian":
+            m = sk.gaussian_rows_for_linf(d, eps, delta)
+        else:
+            m = min(max(math.ceil(4 * d * math.log(4 * d / delta) / eps**2), 16 * d), big_n)
+    else:
+        m = check_int(m, "m", minimum=d + 1)
+    if kind == "srht" and m > big_n:
+        raise ValueError(f"srht needs m <= N = {big_n}, got m = {m}")
+    if m <= d:
+        raise ValueError(f"the sketch needs more rows than A has columns (m = {m}, d = {d}); take a smaller eps or "
+                         "a larger m")
+    dtype = sk._promote(np.dtype(A.dtype), np.dtype(b.dtype))
+    S = (sk.gaussian if kind == "gaussian" else sk.srht)(m, n, rng=rng, dtype=dtype, n_threads=n_threads)
+    SA, Sb = sketched_sides(S, A, b)
+    x, stderr, resid = sk._solve_sketched(SA.astype(dtype, copy=False), Sb.astype(dtype, copy=False), m, d)
+    t = float(stdtrit(m - d, 1.0 - delta / (2.0 * d)))
+    return sk.SketchedLstsqResult(x=x, m=int(m), kind=kind, stderr=stderr, error_bar=t * stderr,
+                                  residual_norm=resid)
 
 
 def _normal_chunk(block, b_block, pair):
@@ -497,26 +535,45 @@ def preconditioned_cg(A, b, SA, Sb, *, tol, maxiter):
     return x, maxiter, converged(g_true, rr), math.sqrt(rr)
 
 
-def lstsq(A, b, *, rng=None, tol=1e-12, maxiter=100, sketch_rows=None):
-    """Sketch-and-precondition least squares for a tall Dask A (b a vector or a NumPy/Dask column).
+def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max_iter=None, n_threads=None):
+    """:func:`randnla.sketch.lstsq` for a tall Dask A (sketch-and-precondition, full accuracy).
 
-    One pass sketches [A b] with a Gaussian operator regenerated per chunk; the QR factor R of S A
-    preconditions conjugate gradients on the normal equations (:func:`preconditioned_cg`): one
-    pass over A's chunks per iteration, only d-vectors travel, and since the condition number of
-    A R^-1 is a small constant the iteration count depends on the tolerance only.
+    One pass sketches [A b] with the same operator as the in-memory function (regenerated per
+    chunk); the QR factor R of S A then preconditions conjugate gradients on the normal equations
+    (:func:`preconditioned_cg`): one pass over A's chunks per iteration, and only d-vectors travel
+    between the workers and the client. Computed in float64; x is returned in the input's dtype.
     """
+    from randnla._validate import check_choice, check_int, check_positive
+
     sk = _sketch_module()
+    check_choice(sketch, "sketch", ("sparse_sign", "srht", "gaussian"))
     A = _row_chunked(A, "A")
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
+    n, d = A.shape
+    if n < d:
+        raise ValueError(f"lstsq is for tall A (n >= d), got shape {(n, d)}")
     b = _as_dask_like(b, A, "b")
     if b.ndim != 1:
-        raise ValueError(f"b must be a vector, got shape {b.shape}")
-    n, d = A.shape
-    m = sketch_rows if sketch_rows is not None else min(n, max(4 * d, d + 20))
-    S = sk.gaussian(m, n, rng=rng)
+        raise ValueError(f"b must be a vector of length {n}, got shape {b.shape}")
+    out_dtype = sk._promote(np.dtype(A.dtype), np.dtype(b.dtype))
+    tol = 1e-14 if tol is None else check_positive(tol, "tol")
+    oversampling = check_positive(oversampling, "oversampling")
+    m = min(n, max(d + 1, math.ceil(oversampling * d)))
+    if sketch == "srht":
+        m = min(m, sk._next_pow2(n))
+    max_iter = 200 + 2 * d if max_iter is None else check_int(max_iter, "max_iter", minimum=1)
+    if sketch == "sparse_sign":
+        S = sk.sparse_sign(m, n, nnz_per_column=min(8, m), rng=rng, n_threads=n_threads)
+    else:
+        S = (sk.srht if sketch == "srht" else sk.gaussian)(m, n, rng=rng, n_threads=n_threads)
     SA, Sb = sketched_sides(S, A, b)
-    return preconditioned_cg(A, b, SA, Sb, tol=tol, maxiter=maxiter)
+    x, n_iter, converged, residual_norm = preconditioned_cg(A, b, SA, Sb, tol=tol, maxiter=max_iter)
+    if not converged:
+        warnings.warn(f"lstsq: conjugate gradients stopped after {n_iter} passes without reaching tol={tol:g}",
+                      RuntimeWarning, stacklevel=3)
+    return sk.LstsqResult(x=x.astype(out_dtype), residual_norm=float(residual_norm), n_iter=int(n_iter),
+                          converged=bool(converged), sketch_rows=int(m))
 
 
 def _sq(block):
