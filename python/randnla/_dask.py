@@ -106,28 +106,27 @@ def _key_blocks(keys, A):
     return [delayed(host[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1)], offsets
 
 
-def _chunk_keys(block, keys, offset, stop):
+def _chunk_keys(keys, offset, stop):
     if keys is None:
         return _row_keys(offset, stop)
     return keys
 
 
-def tree_reduce(parts, combine, *args, fan_in=FAN_IN, name="combine"):
-    """Combine delayed ``parts`` with ``combine(list, *args)`` in a tree of the given fan-in."""
+def tree_reduce(parts, combine, *args, fan_in=FAN_IN):
+    """Combine delayed ``parts`` with ``combine(list, *args)`` in a tree of the given fan-in.
+
+    Task keys are content hashes of the inputs (``pure=True``), so concurrent reductions never
+    share a key unless they compute the same thing.
+    """
     from dask import delayed
 
     level = list(parts)
     if not level:
         raise ValueError("nothing to reduce")
     if len(level) == 1:
-        return delayed(combine, pure=True, name=f"{name}-root")(level, *args)
-    depth = 0
+        return delayed(combine, pure=True)(level, *args)
     while len(level) > 1:
-        level = [
-            delayed(combine, pure=True, name=f"{name}-{depth}-{i // fan_in}")(level[i:i + fan_in], *args)
-            for i in range(0, len(level), fan_in)
-        ]
-        depth += 1
+        level = [delayed(combine, pure=True)(level[i:i + fan_in], *args) for i in range(0, len(level), fan_in)]
     return level[0]
 
 
@@ -151,7 +150,7 @@ def _check_k(k):
 
 def _chunk_priority(block, keys, offset, stop, k, seed):
     sk = _sketch_module()
-    return sk.priority_sample(block, k, seed=seed, keys=_chunk_keys(block, keys, offset, stop))
+    return sk.priority_sample(block, k, seed=seed, keys=_chunk_keys(keys, offset, stop))
 
 
 def _merge(parts, k):
@@ -159,10 +158,15 @@ def _merge(parts, k):
 
 
 def priority_sample(A, k, *, seed, keys=None):
-    """Priority sample of a row-chunked Dask array; equals the in-memory sketch bit for bit."""
+    """Priority sample of a row-chunked Dask array; equals the in-memory sketch bit for bit.
+
+    Keys must be distinct, as in memory; a key repeated in two chunks is detected only when both
+    copies reach the merged candidates (the in-memory function checks every key).
+    """
     from dask import delayed
 
     k = _check_k(k)
+    seed = _sketch_module()._check_seed(seed)
     A = _row_chunked(A, "A")
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
@@ -171,7 +175,7 @@ def priority_sample(A, k, *, seed, keys=None):
         delayed(_chunk_priority, pure=True)(block, kp, int(offsets[i]), int(offsets[i + 1]), k, seed)
         for i, (block, kp) in enumerate(zip(_blocks(A), key_parts))
     ]
-    return _compute(tree_reduce(parts, _merge, k, name="priority-merge"))
+    return _compute(tree_reduce(parts, _merge, k))
 
 
 def _chunk_weights(block):
@@ -188,7 +192,7 @@ def _concat(parts):
 
 def _chunk_threshold(block, keys, offset, stop, k, seed, c):
     sk = _sketch_module()
-    return sk.threshold_sample(block, k, seed=seed, keys=_chunk_keys(block, keys, offset, stop), tau=c)
+    return sk.threshold_sample(block, k, seed=seed, keys=_chunk_keys(keys, offset, stop), tau=c)
 
 
 def threshold_sample(A, k, *, seed, keys=None, tau=None):
@@ -203,13 +207,13 @@ def threshold_sample(A, k, *, seed, keys=None, tau=None):
     from randnla import _core
 
     k = _check_k(k)
+    seed = _sketch_module()._check_seed(seed)
     A = _row_chunked(A, "A")
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D array, got shape {A.shape}")
     blocks = _blocks(A)
     if tau is None:
-        weights = _compute(tree_reduce([delayed(_chunk_weights, pure=True)(b) for b in blocks], _concat,
-                                       name="threshold-weights"))
+        weights = _compute(tree_reduce([delayed(_chunk_weights, pure=True)(b) for b in blocks], _concat))
         c = float(_core.threshold_constant(np.ascontiguousarray(weights, dtype=np.float64), k))
     else:
         c = tau
@@ -218,7 +222,7 @@ def threshold_sample(A, k, *, seed, keys=None, tau=None):
         delayed(_chunk_threshold, pure=True)(block, kp, int(offsets[i]), int(offsets[i + 1]), k, seed, c)
         for i, (block, kp) in enumerate(zip(blocks, key_parts))
     ]
-    return _compute(tree_reduce(parts, _merge, k, name="threshold-merge"))
+    return _compute(tree_reduce(parts, _merge, k))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +311,7 @@ def _sketch_pass(S, arrays):
         delayed(_apply_chunk, pure=True)(S, [col[i] for col in columns], int(offsets[i]), dtype.str)
         for i in range(len(offsets) - 1)
     ]
-    return tree_reduce(parts, _sum_lists, name="sketch-sum"), dtype
+    return tree_reduce(parts, _sum_lists), dtype
 
 
 def _align(A, b):
@@ -469,7 +473,7 @@ def _normal_pass(blocks, b_blocks, x, p):
 
     pair = np.stack([x, p], axis=1)
     parts = [delayed(_normal_chunk, pure=True)(blk, bb, pair) for blk, bb in zip(blocks, b_blocks)]
-    W, rr = _compute(tree_reduce(parts, _sum_normal, name="normal-sum"))
+    W, rr = _compute(tree_reduce(parts, _sum_normal))
     return W[:, 0], W[:, 1], max(float(rr), 0.0)
 
 
@@ -495,8 +499,7 @@ def preconditioned_cg(A, b, SA, Sb, *, tol, maxiter):
         raise ValueError("A appears rank-deficient (its sketch S A is singular); lstsq needs full column rank")
     x = sla.solve_triangular(R, Q.T @ np.asarray(Sb, dtype=np.float64))
     blocks, b_blocks = _blocks(A), _blocks(b)
-    bnorm = math.sqrt(float(_compute(tree_reduce([_delayed_sq(bb) for bb in b_blocks], _sum_scalars,
-                                                 name="b-norm"))))
+    bnorm = math.sqrt(float(_compute(tree_reduce([_delayed_sq(bb) for bb in b_blocks], _sum_scalars))))
     scale = 1.0 + math.sqrt(d / SA.shape[0])  # ||A R^-1|| for a subspace embedding with m = SA.shape[0]
     # The true gradient A^T r is computed to about eps ||A|| ||r||, so ||R^-T A^T r|| cannot fall
     # much below eps cond(A) ||r||: ask for no less (cond(R) is cond(A) up to the embedding's distortion).
