@@ -24,9 +24,7 @@ variance 1/m; SRHT is (1/sqrt(m)) P H D; sparse sign entries are +-1/sqrt(s); Co
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -263,9 +261,7 @@ class SketchOperator:
         """S @ a for a 2-D input with a.shape[0] == n (NumPy, SciPy sparse, LinearOperator, CuPy)."""
         m, n = self.shape
         if is_cupy(a):
-            from randnla import _sketch_gpu
-
-            return _sketch_gpu.apply_left(self, a)
+            return _GPU.apply_left(self, a)
         if is_linear_operator(a):
             return _operator_panels(a, lambda block: self._apply_left(block), m, "A")
         if is_scipy_sparse(a):
@@ -311,9 +307,7 @@ class SketchOperator:
         """S^T @ y for a 2-D input with y.shape[0] == m."""
         m, n = self.shape
         if is_cupy(y):
-            from randnla import _sketch_gpu
-
-            return _sketch_gpu.apply_transpose(self, y)
+            return _GPU.apply_transpose(self, y)
         if is_linear_operator(y):
             return _operator_panels(y, lambda block: self._apply_transpose(block), n, "Y")
         if is_scipy_sparse(y):
@@ -336,9 +330,7 @@ class SketchOperator:
         """a @ S^T for a 2-D input with a.shape[1] == n; returns (p, m)."""
         m, n = self.shape
         if is_cupy(a):
-            from randnla import _sketch_gpu
-
-            return _sketch_gpu.apply_left(self, a.T).T
+            return _GPU.apply_left(self, a.T).T
         if is_linear_operator(a):
             return self._apply_left(_TransposedOperator(a)).T
         if self.kind in _SPARSE_KINDS:
@@ -688,7 +680,11 @@ def coordination_hash(keys, *, seed):
     True
     """
     seed = _check_seed(seed)
-    keys_np = np.atleast_1d(np.asarray(keys.get() if is_cupy(keys) else keys))
+    if is_cupy(keys):
+        if keys.dtype.kind not in "iu":
+            raise TypeError(f"keys must be integers, got dtype {keys.dtype}")
+        return _GPU.coordination_hash(keys.ravel(), seed).reshape(keys.shape)
+    keys_np = np.atleast_1d(np.asarray(keys))
     if keys_np.dtype.kind not in "iu":
         raise TypeError(f"keys must be integers, got dtype {keys_np.dtype}")
     out = _core.coordination_hash(seed, np.ascontiguousarray(keys_np, dtype=np.int64).ravel(), 0)
@@ -816,9 +812,7 @@ class CoordinatedSketch:
 def _prepare_rows(A, name="A"):
     """(matrix for gathering, squared row norms in float64, n, d)."""
     if is_cupy(A):
-        from randnla import _sketch_gpu
-
-        return _sketch_gpu.prepare_rows(A, name)
+        return _GPU.prepare_rows(A, name)
     if is_scipy_sparse(A):
         csr = A.tocsr()
         if csr.dtype not in (np.float32, np.float64):
@@ -1019,9 +1013,7 @@ def estimate_matmul(sketch_a, sketch_b):
     dtype = _promote(ra.dtype, rb.dtype)
     d, m = sketch_a.shape[1], sketch_b.shape[1]
     if is_cupy(ra) or is_cupy(rb):
-        from randnla import _sketch_gpu
-
-        return _sketch_gpu.estimate(ra, rb, ia, ib, p, dtype)
+        return _GPU.estimate(ra, rb, ia, ib, p, dtype)
     if len(common) == 0:
         return np.zeros((d, m), dtype=dtype)
     a_rows, b_rows = _take_rows(ra, ia), _take_rows(rb, ib)
@@ -1032,14 +1024,14 @@ def estimate_matmul(sketch_a, sketch_b):
         a_scaled = sp.csr_matrix(a_rows, dtype=np.float64).multiply(inv[:, None]).tocsr()
     else:
         a_scaled = np.asarray(a_rows, dtype=np.float64) * inv[:, None]
-    b64 = sp_csr64(b_rows) if is_scipy_sparse(b_rows) else np.asarray(b_rows, dtype=np.float64)
+    b64 = _csr64(b_rows) if is_scipy_sparse(b_rows) else np.asarray(b_rows, dtype=np.float64)
     product = a_scaled.T @ b64
     if is_scipy_sparse(product):
         product = product.toarray()
     return np.asarray(product, dtype=dtype)
 
 
-def sp_csr64(rows):
+def _csr64(rows):
     import scipy.sparse as sp
 
     return sp.csr_matrix(rows, dtype=np.float64)
@@ -1286,9 +1278,7 @@ def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=N
 def _solve_sketched(SA, Sb, m, d):
     """x = argmin ||SA x - Sb|| by Householder QR, the OLS standard errors and the residual norm."""
     if is_cupy(SA):
-        from randnla import _sketch_gpu
-
-        return _sketch_gpu.solve_sketched(SA, Sb, m, d)
+        return _GPU.solve_sketched(SA, Sb, m, d)
     import scipy.linalg as la
 
     q, r = la.qr(SA, mode="economic")
@@ -1381,9 +1371,7 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max
         m = min(m, _next_pow2(n))
     max_iter = 200 + 2 * d if max_iter is None else check_int(max_iter, "max_iter", minimum=1)
     if is_cupy(A):
-        from randnla import _sketch_gpu
-
-        return _sketch_gpu.lstsq(A, b, m, sketch, rng, tol, max_iter, out_dtype)
+        return _GPU.lstsq(A, b, m, sketch, rng, tol, max_iter, out_dtype)
     if not is_linear_operator(A) and A.dtype != np.float64:
         A = A.astype(np.float64)
     b64 = np.asarray(b, dtype=np.float64)
@@ -1425,3 +1413,217 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max
                       f"(istop={istop})", RuntimeWarning, stacklevel=2)
     return LstsqResult(x=x.astype(out_dtype), residual_norm=residual_norm, n_iter=n_iter, converged=converged,
                        sketch_rows=int(m))
+
+
+# ---------------------------------------------------------------------------------------------
+# CuPy path: the same operators and samplers on the device (CuPy imported only when used)
+# ---------------------------------------------------------------------------------------------
+
+
+class _GPU:
+    """Device implementations. Dense blocks and the coordination hash come from the kernels in
+    ``cpp/cuda/sketch_ops.cu`` (same Philox functions as the host, so the same bits); SRHT uses a
+    batched in-place Walsh-Hadamard transform written with CuPy array operations; the sparse
+    operators become a cuSPARSE CSR matrix built from the column hashes."""
+
+    @staticmethod
+    def _cp():
+        from randnla import _gpu
+
+        return _gpu.cupy()
+
+    @staticmethod
+    def dense_block(op, row0, row1, col0, col1, dtype):
+        from randnla import _gpu
+
+        cp = _GPU._cp()
+        out = cp.empty((row1 - row0, col1 - col0), dtype=dtype)
+        kernel = _gpu.get_kernel("sketch_ops.cu", f"sketch_dense_block_{_suffix(dtype)}")
+        args = (np.uint64(op.key[0]), np.uint64(op.key[1]), np.int32(_DENSE_KINDS[op.kind]), np.int64(row0),
+                np.int64(row1), np.int64(col0), np.int64(col1), np.float64(1.0 / math.sqrt(op.shape[0])), out)
+        _gpu.launch_1d(kernel, out.size, args)
+        return out
+
+    @staticmethod
+    def srht_parts(op, dtype):
+        from randnla import _gpu
+
+        cp = _GPU._cp()
+        n = op.shape[1]
+        signs = cp.empty(n, dtype=cp.int8)
+        kernel = _gpu.get_kernel("sketch_ops.cu", "sketch_srht_signs")
+        _gpu.launch_1d(kernel, n, (np.uint64(op.key[0]), np.uint64(op.key[1]), np.int64(n), signs))
+        rows = cp.asarray(op._srht_rows())  # m indices (small)
+        return signs.astype(dtype), rows
+
+    @staticmethod
+    def fwht(x):
+        """In-place unnormalised Walsh-Hadamard transform along axis 0 of an (N, k) array."""
+        big_n, k = x.shape
+        h = 1
+        while h < big_n:
+            view = x.reshape(big_n // (2 * h), 2, h, k)
+            a = view[:, 0].copy()
+            b = view[:, 1]
+            view[:, 0] += b
+            view[:, 1] = a - b
+            h *= 2
+        return x
+
+    @staticmethod
+    def sparse_matrix(op, dtype):
+        import cupyx.scipy.sparse as csp
+
+        cp = _GPU._cp()
+        m, n = op.shape
+        rows, signs = op._sparse_columns(0, n)  # n * s column hashes, generated by the C++ core
+        s = rows.shape[1]
+        data = cp.asarray(signs.ravel().astype(dtype) * dtype.type(op._sparse_scale()))
+        return csp.csc_matrix((data, cp.asarray(rows.ravel().astype(np.int32)), cp.arange(0, n * s + 1, s,
+                                                                                          dtype=cp.int32)),
+                              shape=(m, n)).tocsr()
+
+    @staticmethod
+    def apply_left(op, a):
+        cp = _GPU._cp()
+        m, n = op.shape
+        dtype = _promote(op.dtype, a.dtype)
+        if op.kind in _SPARSE_KINDS:
+            out = _GPU.sparse_matrix(op, dtype) @ a.astype(dtype)
+            return out.toarray() if hasattr(out, "toarray") else out
+        if hasattr(a, "toarray"):  # cupyx sparse input of a dense operator
+            a = a.toarray()
+        a = a.astype(dtype, copy=False)
+        if op.kind in _DENSE_KINDS:
+            step = max(256, (1 << 22) // max(m, 1))
+            out = cp.zeros((m, a.shape[1]), dtype=dtype)
+            for o in range(0, n, step):
+                stop = min(n, o + step)
+                out += _GPU.dense_block(op, 0, m, o, stop, dtype) @ a[o:stop]
+            return out
+        signs, rows = _GPU.srht_parts(op, dtype)
+        x = cp.zeros((_next_pow2(n), a.shape[1]), dtype=dtype)
+        x[:n] = a * signs[:, None]
+        _GPU.fwht(x)
+        return x[rows] * dtype.type(1.0 / math.sqrt(m))
+
+    @staticmethod
+    def apply_transpose(op, y):
+        cp = _GPU._cp()
+        m, n = op.shape
+        dtype = _promote(op.dtype, y.dtype)
+        if hasattr(y, "toarray"):
+            y = y.toarray()
+        y = y.astype(dtype, copy=False)
+        if op.kind in _SPARSE_KINDS:
+            return _GPU.sparse_matrix(op, dtype).T @ y
+        if op.kind in _DENSE_KINDS:
+            step = max(256, (1 << 22) // max(m, 1))
+            out = cp.empty((n, y.shape[1]), dtype=dtype)
+            for o in range(0, n, step):
+                stop = min(n, o + step)
+                out[o:stop] = _GPU.dense_block(op, 0, m, o, stop, dtype).T @ y
+            return out
+        signs, rows = _GPU.srht_parts(op, dtype)
+        x = cp.zeros((_next_pow2(n), y.shape[1]), dtype=dtype)
+        x[rows] = y
+        _GPU.fwht(x)
+        return x[:n] * signs[:, None] * dtype.type(1.0 / math.sqrt(m))
+
+    @staticmethod
+    def coordination_hash(keys, seed):
+        from randnla import _gpu
+
+        cp = _GPU._cp()
+        keys = cp.ascontiguousarray(cp.asarray(keys, dtype=cp.int64))
+        out = cp.empty(keys.size, dtype=cp.float64)
+        kernel = _gpu.get_kernel("sketch_ops.cu", "sketch_coordination_hash")
+        _gpu.launch_1d(kernel, keys.size, (np.uint64(seed), keys, np.int64(keys.size), out))
+        return out
+
+    @staticmethod
+    def prepare_rows(A, name):
+        """Row norms on the device; only the n weights (not the n x d data) come to the host, where
+        the k+1 smallest ranks are selected by the same code as for NumPy input."""
+        cp = _GPU._cp()
+        if hasattr(A, "tocsr"):
+            csr = A.tocsr()
+            if csr.dtype not in (np.float32, np.float64):
+                csr = csr.astype(np.float64)
+            w = cp.asnumpy(csr.multiply(csr).sum(axis=1)).ravel().astype(np.float64)
+            if not np.isfinite(w).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+            return csr, w, csr.shape[0], csr.shape[1]
+        A = as_float_array(A, name, ndim=2)
+        check_finite(A, name)
+        a64 = A.astype(cp.float64, copy=False)
+        w = cp.asnumpy(cp.sum(a64 * a64, axis=1))
+        return A, w, A.shape[0], A.shape[1]
+
+    @staticmethod
+    def estimate(ra, rb, ia, ib, p, dtype):
+        cp = _GPU._cp()
+        if not (is_cupy(ra) and is_cupy(rb)):
+            raise TypeError("estimate_matmul: both sketches must hold GPU rows (or both host rows)")
+        a = ra[cp.asarray(ia)]
+        b = rb[cp.asarray(ib)]
+        if hasattr(a, "toarray"):
+            a = a.toarray()
+        if hasattr(b, "toarray"):
+            b = b.toarray()
+        scaled = a.astype(cp.float64) * cp.asarray(1.0 / p)[:, None]
+        return (scaled.T @ b.astype(cp.float64)).astype(dtype)
+
+    @staticmethod
+    def solve_sketched(SA, Sb, m, d):
+        import cupyx.scipy.linalg as cla
+
+        cp = _GPU._cp()
+        q, r = cp.linalg.qr(SA, mode="reduced")
+        diag = cp.abs(cp.diag(r))
+        if float(diag.min()) <= float(diag.max()) * np.finfo(SA.dtype).eps * max(SA.shape):
+            raise ValueError("S A is rank deficient: A does not have full column rank (or m is too small)")
+        x = cla.solve_triangular(r, q.T @ Sb)
+        resid = float(cp.linalg.norm(SA @ x - Sb))
+        r_inv = cla.solve_triangular(r, cp.eye(d, dtype=r.dtype))
+        stderr = (resid / math.sqrt(m - d)) * cp.linalg.norm(r_inv, axis=1)
+        return x, stderr.astype(SA.dtype), resid
+
+    @staticmethod
+    def lstsq(A, b, m, kind, rng, tol, max_iter, out_dtype):
+        import cupyx.scipy.linalg as cla
+        from cupyx.scipy.sparse.linalg import LinearOperator, lsmr
+
+        cp = _GPU._cp()
+        n, d = A.shape
+        A = A.astype(cp.float64)
+        b = b.astype(cp.float64)
+        if kind == "sparse_sign":
+            S = sparse_sign(m, n, nnz_per_column=min(8, m), rng=rng)
+        else:
+            S = (srht if kind == "srht" else gaussian)(m, n, rng=rng)
+        SA = S @ A
+        q, r = cp.linalg.qr(SA, mode="reduced")
+        diag = cp.abs(cp.diag(r))
+        if float(diag.min()) <= float(diag.max()) * 1e-15 * max(m, d):
+            raise ValueError("A is rank deficient (its sketch has a zero pivot); lstsq needs full column rank")
+        y0 = q.T @ (S @ b)
+
+        def matvec(y):
+            return A @ cla.solve_triangular(r, y)
+
+        def rmatvec(u):
+            return cla.solve_triangular(r, A.T @ u, trans="T")
+
+        op = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=cp.float64)
+        result = lsmr(op, b - matvec(y0), atol=tol, btol=tol, maxiter=max_iter)
+        y = y0 + result[0]
+        istop, n_iter = int(result[1]), int(result[2])
+        converged = istop in (0, 1, 2, 4, 5) and n_iter < max_iter
+        x = cla.solve_triangular(r, y)
+        residual_norm = float(cp.linalg.norm(b - A @ x))
+        if not converged:
+            warnings.warn(f"lstsq: LSMR stopped after {n_iter} iterations without reaching tol={tol:g} "
+                          f"(istop={istop})", RuntimeWarning, stacklevel=3)
+        return LstsqResult(x=x.astype(out_dtype), residual_norm=residual_norm, n_iter=n_iter, converged=converged,
+                           sketch_rows=int(m))
