@@ -95,7 +95,7 @@ def _key_blocks(keys, A):
             raise ValueError(f"keys must be a 1-D array with one key per row ({n}), got shape {keys.shape}")
         if not np.issubdtype(keys.dtype, np.integer):
             raise TypeError(f"keys must be int64 join keys, got dtype {keys.dtype}")
-        keys = keys.rechunk((A.chunks[0],))
+        keys = _row_chunked(keys, "keys").rechunk((A.chunks[0],))
         return list(keys.to_delayed()), offsets
     host = keys.get() if _backend.is_cupy(keys) else np.asarray(keys)
     if host.ndim != 1 or host.shape[0] != n:
