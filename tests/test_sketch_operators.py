@@ -38,6 +38,21 @@ def test_blocks_are_slices_and_products_with_identity_are_exact(kind, dtype):
     assert not np.array_equal(make(kind, 37, 100, rng=1, dtype=dtype).toarray(), full)
 
 
+def test_gaussian_columns_are_philox_normal_streams():
+    """Column j of a Gaussian sketch is the Philox normal stream with counter (0, 0, j, tag),
+    scaled by 1/sqrt(m): the vectorised generator gives the bits of randnla.random."""
+    from randnla.random import Stream
+
+    m = 1003
+    S = sketch.gaussian(m, 6, rng=4)
+    key = int(S.key[0]) | (int(S.key[1]) << 64)
+    tag = 0x534B4741555353
+    full = S.toarray()
+    for j in range(6):
+        stream = Stream(key=key, counter=[0, 0, j, tag]).standard_normal(m)
+        assert np.array_equal(full[:, j], stream * (1 / np.sqrt(m)))
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "rademacher", "countsketch", "sparse_sign"])
 def test_long_axis_nesting(kind):
     small, big = make(kind, 20, 50, rng=5), make(kind, 20, 130, rng=5)

@@ -267,13 +267,13 @@ class SketchOperator:
         if is_scipy_sparse(a):
             dtype = _promote(self.dtype, a.dtype)
             if self.kind in _SPARSE_KINDS:
-                csr = a.tocsr().astype(dtype)
+                csr = a.tocsr().astype(dtype, copy=False)
                 s, cs = self._sparse_spec()
                 fn = getattr(_core, f"sparse_apply_left_csr_{_suffix(dtype)}")
                 return fn(self.key, m, s, cs, csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64),
                           n, csr.shape[1], self.n_threads)
             if self.kind in _DENSE_KINDS:
-                csr = a.tocsr().astype(dtype)
+                csr = a.tocsr().astype(dtype, copy=False)
                 d = csr.shape[1]
                 out_t = np.zeros((d, m), dtype=dtype)
                 fn = getattr(_core, f"dense_block_{_suffix(dtype)}")
@@ -337,7 +337,7 @@ class SketchOperator:
             s, cs = self._sparse_spec()
             if is_scipy_sparse(a):
                 dtype = _promote(self.dtype, a.dtype)
-                csr = a.tocsr().astype(dtype)
+                csr = a.tocsr().astype(dtype, copy=False)
                 fn = getattr(_core, f"sparse_apply_right_csr_{_suffix(dtype)}")
                 return fn(self.key, m, s, cs, csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64),
                           csr.shape[0], n, self.n_threads)
