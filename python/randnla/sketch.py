@@ -270,8 +270,7 @@ class SketchOperator:
                 csr = a.tocsr().astype(dtype, copy=False)
                 s, cs = self._sparse_spec()
                 fn = getattr(_core, f"sparse_apply_left_csr_{_suffix(dtype)}")
-                return fn(self.key, m, s, cs, csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64),
-                          n, csr.shape[1], self.n_threads)
+                return fn(self.key, m, s, cs, csr.data, csr.indices, csr.indptr, n, csr.shape[1], self.n_threads)
             if self.kind in _DENSE_KINDS:
                 csr = a.tocsr().astype(dtype, copy=False)
                 d = csr.shape[1]
@@ -1293,6 +1292,47 @@ def _solve_sketched(SA, Sb, m, d):
     return x, stderr.astype(SA.dtype), resid
 
 
+def _cg_normal_one_pass(A, b, r, y, tol, max_iter, block_rows=4096):
+    """Conjugate gradients on (A R^-1)^T (A R^-1) y = (A R^-1)^T b for a dense C-contiguous A.
+
+    Each iteration reads A once: a block of rows gives q_blk = A_blk t and, while still in cache,
+    A_blk^T q_blk. The gradient s = R^-T A^T r and ||r||^2 are updated by recurrences
+    (||r_new||^2 = ||r||^2 - alpha gamma), which is accurate because A R^-1 is well conditioned.
+    Stops when ||s|| <= tol ||r|| (||A R^-1|| is close to 1) and returns (y, iterations, converged).
+    """
+    import scipy.linalg as la
+
+    n, d = A.shape
+    x = la.solve_triangular(r, y)
+    residual = b - A @ x
+    s = la.solve_triangular(r, A.T @ residual, trans="T")
+    r_norm_sq = float(residual @ residual)
+    gamma = float(s @ s)
+    p = s.copy()
+    u = np.empty(d)
+    for iteration in range(1, max_iter + 1):
+        if math.sqrt(gamma) <= tol * math.sqrt(max(r_norm_sq, 0.0)) or gamma == 0.0:
+            return y, iteration - 1, True
+        t = la.solve_triangular(r, p)
+        u[:] = 0.0
+        qq = 0.0
+        for start in range(0, n, block_rows):
+            block = A[start:start + block_rows]
+            q = block @ t
+            qq += float(q @ q)
+            u += block.T @ q
+        if qq == 0.0:
+            return y, iteration, True
+        alpha = gamma / qq
+        y = y + alpha * p
+        s = s - alpha * la.solve_triangular(r, u, trans="T")
+        r_norm_sq -= alpha * gamma
+        gamma_new = float(s @ s)
+        p = s + (gamma_new / gamma) * p
+        gamma = gamma_new
+    return y, max_iter, math.sqrt(gamma) <= tol * math.sqrt(max(r_norm_sq, 0.0))
+
+
 @dataclass
 class LstsqResult:
     """Result of :func:`lstsq`.
@@ -1304,9 +1344,10 @@ class LstsqResult:
     residual_norm : float
         ``||A x - b||``.
     n_iter : int
-        LSQR iterations on the preconditioned problem.
+        Iterations on the preconditioned problem (one pass over A each for dense NumPy A:
+        conjugate gradients on the preconditioned normal equations; LSQR otherwise).
     converged : bool
-        Whether LSQR met ``tol``.
+        Whether the iteration met ``tol``.
     sketch_rows : int
         Rows of the sketch whose QR gave the preconditioner.
     """
@@ -1318,7 +1359,7 @@ class LstsqResult:
     sketch_rows: int
 
 
-def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max_iter=None, n_threads=None):
+def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, max_iter=None, n_threads=None):
     """Least squares to full accuracy for tall A by sketch-and-precondition (Blendenpik/LSRN).
 
     A sketch S A (m = ``oversampling`` * d rows) is factored by Householder QR, S A = Q R; then
@@ -1400,12 +1441,16 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max
     def rmatvec(u):
         return la.solve_triangular(r, np.asarray(rmv(u), dtype=np.float64), trans="T")
 
-    preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
-    residual0 = b64 - matvec(y0)
-    result = lsqr(preconditioned, residual0, atol=tol, btol=tol, iter_lim=max_iter)
-    y = y0 + result[0]
-    istop, n_iter = int(result[1]), int(result[2])
-    converged = istop in (0, 1, 2, 4, 5) and istop != 7 and n_iter < max_iter
+    if isinstance(A, np.ndarray) and A.flags.c_contiguous:
+        y, n_iter, converged = _cg_normal_one_pass(A, b64, r, y0, tol, max_iter)
+        istop = 1 if converged else 7
+    else:
+        preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+        residual0 = b64 - matvec(y0)
+        result = lsqr(preconditioned, residual0, atol=tol, btol=tol, iter_lim=max_iter)
+        y = y0 + result[0]
+        istop, n_iter = int(result[1]), int(result[2])
+        converged = istop in (0, 1, 2, 4, 5) and n_iter < max_iter
     x = la.solve_triangular(r, y)
     residual_norm = float(np.linalg.norm(b64 - np.asarray(mv(x))))
     if not converged:
