@@ -1363,10 +1363,12 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
     """Least squares to full accuracy for tall A by sketch-and-precondition (Blendenpik/LSRN).
 
     A sketch S A (m = ``oversampling`` * d rows) is factored by Householder QR, S A = Q R; then
-    LSQR solves ``min ||A R^{-1} y - b||`` starting from the sketched solution, and x = R^{-1} y.
+    ``min ||A R^{-1} y - b||`` is solved iteratively from the sketched solution, and x = R^{-1} y.
     Since A R^{-1} has a condition number close to (1 + sqrt(d/m)) / (1 - sqrt(d/m)) whatever the
-    conditioning of A, the iteration count depends only on ``tol``. A is touched only through
-    products, so it may be a SciPy sparse matrix or a LinearOperator.
+    conditioning of A, the iteration count depends only on ``tol``. For a dense NumPy A the
+    iteration is conjugate gradients on the preconditioned normal equations with one pass over A
+    per iteration (safe here because A R^{-1} is well conditioned); for sparse matrices and
+    LinearOperators it is LSQR, which touches A only through products.
 
     Computed in float64 (float32 input is promoted; x is returned in the input's dtype).
 
@@ -1376,12 +1378,13 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
     b : (n,) array
     rng : None, int, SeedSequence, BitGenerator or Generator
     tol : float, optional
-        LSQR's ``atol``/``btol`` (default 1e-14: the accuracy of ``numpy.linalg.lstsq``).
+        Stop when the preconditioned gradient is below ``tol`` times the residual norm (LSQR:
+        ``atol = btol = tol``); default 1e-14, the accuracy of ``numpy.linalg.lstsq``.
     sketch : {"sparse_sign", "srht", "gaussian"}
     oversampling : float
         m = ceil(oversampling * d), at most n.
     max_iter : int, optional
-        Default: 200 + 2 d... in practice a few dozen iterations are used.
+        Iteration limit (default 200 + 2 d; a few dozen iterations are typical).
 
     Returns
     -------
