@@ -231,9 +231,12 @@ class SketchOperator:
         data = signs.ravel().astype(self.dtype) * self.dtype.type(self._sparse_scale())
         return sp.csc_array((data, rows.ravel(), np.arange(0, n * s + 1, s)), shape=(m, n))
 
-    def aslinearoperator(self):
-        """A ``scipy.sparse.linalg.LinearOperator`` (or cupyx one with ``like``) wrapping S."""
-        from scipy.sparse.linalg import LinearOperator
+    def aslinearoperator(self, *, like=None):
+        """A ``scipy.sparse.linalg.LinearOperator`` wrapping S (a cupyx one when ``like`` is a CuPy array)."""
+        if like is not None and is_cupy(like):
+            from cupyx.scipy.sparse.linalg import LinearOperator
+        else:
+            from scipy.sparse.linalg import LinearOperator
 
         return LinearOperator(
             self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat, rmatmat=self.rmatmat,
@@ -410,8 +413,11 @@ class _TransposedSketch:
 
     todense = toarray
 
-    def aslinearoperator(self):
-        from scipy.sparse.linalg import LinearOperator
+    def aslinearoperator(self, *, like=None):
+        if like is not None and is_cupy(like):
+            from cupyx.scipy.sparse.linalg import LinearOperator
+        else:
+            from scipy.sparse.linalg import LinearOperator
 
         return LinearOperator(self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat,
                               rmatmat=self.rmatmat, dtype=self.dtype)
