@@ -152,7 +152,7 @@ def lstsq_rows(quick):
         gap = abs(res.residual_norm - r_ref) / r_ref
         out.append(row(f"lstsq {n}x{d}", t_ours, name, t_ref, res.converged and gap < 1e-10, True,
                        goal=">= 3x faster at equal accuracy",
-                       note=f"residual gap {gap:.1e}, {res.n_iter} LSQR iterations, sketch rows {res.sketch_rows}"))
+                       note=f"residual gap {gap:.1e}, {res.n_iter} iterations, sketch rows {res.sketch_rows}"))
     return out
 
 

@@ -169,21 +169,34 @@ void register_typed(py::module_& m, const std::string& suffix) {
           return out;
         });
   m.def(("sparse_apply_left_csr_" + suffix).c_str(),
-        [](key_array key, index_t m, index_t s, bool countsketch, carray<T> values, carray<std::int64_t> indices,
-           carray<std::int64_t> indptr, index_t n, index_t d, int n_threads) {
-          RANDNLA_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) == n + 1, "indptr must have n + 1 entries");
+        [](key_array key, index_t m, index_t s, bool countsketch, carray<T> values, py::array indices,
+           py::array indptr, index_t n, index_t d, int n_threads) {
           const sketch::SparseSpec spec = sparse_spec(key, m, n, s, countsketch);
-          const std::int64_t* ip = indptr.data();
-          const std::int64_t* ix = indices.data();
-          RANDNLA_REQUIRE(ip[0] == 0 && ip[n] <= indices.size() && ip[n] <= values.size(), "malformed CSR matrix");
-          for (index_t i = 0; i < n; ++i) RANDNLA_REQUIRE(ip[i] <= ip[i + 1], "malformed CSR indptr");
-          for (py::ssize_t q = 0; q < ip[n]; ++q)
-            RANDNLA_REQUIRE(ix[q] >= 0 && ix[q] < d, "CSR column index out of range");
           py::array_t<T> out(std::vector<py::ssize_t>{m, d});
           T* data = out.mutable_data();
           const T* vals = values.data();
-          py::gil_scoped_release release;
-          sketch::sparse_apply_left_csr<T, std::int64_t>(spec, vals, ix, ip, d, data, n_threads);
+          auto run = [&](auto tag) {
+            using I = decltype(tag);
+            auto ix_arr = carray<I>::ensure(indices);
+            auto ip_arr = carray<I>::ensure(indptr);
+            if (!ix_arr || !ip_arr) throw std::invalid_argument("CSR indices must be integers");
+            RANDNLA_REQUIRE(ip_arr.ndim() == 1 && ip_arr.shape(0) == n + 1, "indptr must have n + 1 entries");
+            const I* ip = ip_arr.data();
+            const I* ix = ix_arr.data();
+            RANDNLA_REQUIRE(ip[0] == 0 && ip[n] <= ix_arr.size() && ip[n] <= values.size(), "malformed CSR matrix");
+            for (index_t i = 0; i < n; ++i) RANDNLA_REQUIRE(ip[i] <= ip[i + 1], "malformed CSR indptr");
+            bool in_range = true;
+            {
+              py::gil_scoped_release release;
+              for (I q = 0; q < ip[n]; ++q) in_range &= (ix[q] >= 0) & (ix[q] < d);
+              if (in_range) sketch::sparse_apply_left_csr<T, I>(spec, vals, ix, ip, d, data, n_threads);
+            }
+            RANDNLA_REQUIRE(in_range, "CSR column index out of range");
+          };
+          if (py::isinstance<py::array_t<std::int32_t>>(indices) && py::isinstance<py::array_t<std::int32_t>>(indptr))
+            run(std::int32_t{});
+          else
+            run(std::int64_t{});
           return out;
         });
   m.def(("sparse_apply_right_csr_" + suffix).c_str(),

@@ -231,9 +231,12 @@ class SketchOperator:
         data = signs.ravel().astype(self.dtype) * self.dtype.type(self._sparse_scale())
         return sp.csc_array((data, rows.ravel(), np.arange(0, n * s + 1, s)), shape=(m, n))
 
-    def aslinearoperator(self):
-        """A ``scipy.sparse.linalg.LinearOperator`` (or cupyx one with ``like``) wrapping S."""
-        from scipy.sparse.linalg import LinearOperator
+    def aslinearoperator(self, *, like=None):
+        """A ``scipy.sparse.linalg.LinearOperator`` wrapping S (a cupyx one when ``like`` is a CuPy array)."""
+        if like is not None and is_cupy(like):
+            from cupyx.scipy.sparse.linalg import LinearOperator
+        else:
+            from scipy.sparse.linalg import LinearOperator
 
         return LinearOperator(
             self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat, rmatmat=self.rmatmat,
@@ -270,8 +273,7 @@ class SketchOperator:
                 csr = a.tocsr().astype(dtype, copy=False)
                 s, cs = self._sparse_spec()
                 fn = getattr(_core, f"sparse_apply_left_csr_{_suffix(dtype)}")
-                return fn(self.key, m, s, cs, csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64),
-                          n, csr.shape[1], self.n_threads)
+                return fn(self.key, m, s, cs, csr.data, csr.indices, csr.indptr, n, csr.shape[1], self.n_threads)
             if self.kind in _DENSE_KINDS:
                 csr = a.tocsr().astype(dtype, copy=False)
                 d = csr.shape[1]
@@ -411,8 +413,11 @@ class _TransposedSketch:
 
     todense = toarray
 
-    def aslinearoperator(self):
-        from scipy.sparse.linalg import LinearOperator
+    def aslinearoperator(self, *, like=None):
+        if like is not None and is_cupy(like):
+            from cupyx.scipy.sparse.linalg import LinearOperator
+        else:
+            from scipy.sparse.linalg import LinearOperator
 
         return LinearOperator(self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat,
                               rmatmat=self.rmatmat, dtype=self.dtype)
@@ -1293,6 +1298,47 @@ def _solve_sketched(SA, Sb, m, d):
     return x, stderr.astype(SA.dtype), resid
 
 
+def _cg_normal_one_pass(A, b, r, y, tol, max_iter, block_rows=4096):
+    """Conjugate gradients on (A R^-1)^T (A R^-1) y = (A R^-1)^T b for a dense C-contiguous A.
+
+    Each iteration reads A once: a block of rows gives q_blk = A_blk t and, while still in cache,
+    A_blk^T q_blk. The gradient s = R^-T A^T r and ||r||^2 are updated by recurrences
+    (||r_new||^2 = ||r||^2 - alpha gamma), which is accurate because A R^-1 is well conditioned.
+    Stops when ||s|| <= tol ||r|| (||A R^-1|| is close to 1) and returns (y, iterations, converged).
+    """
+    import scipy.linalg as la
+
+    n, d = A.shape
+    x = la.solve_triangular(r, y)
+    residual = b - A @ x
+    s = la.solve_triangular(r, A.T @ residual, trans="T")
+    r_norm_sq = float(residual @ residual)
+    gamma = float(s @ s)
+    p = s.copy()
+    u = np.empty(d)
+    for iteration in range(1, max_iter + 1):
+        if math.sqrt(gamma) <= tol * math.sqrt(max(r_norm_sq, 0.0)) or gamma == 0.0:
+            return y, iteration - 1, True
+        t = la.solve_triangular(r, p)
+        u[:] = 0.0
+        qq = 0.0
+        for start in range(0, n, block_rows):
+            block = A[start:start + block_rows]
+            q = block @ t
+            qq += float(q @ q)
+            u += block.T @ q
+        if qq == 0.0:
+            return y, iteration, True
+        alpha = gamma / qq
+        y = y + alpha * p
+        s = s - alpha * la.solve_triangular(r, u, trans="T")
+        r_norm_sq -= alpha * gamma
+        gamma_new = float(s @ s)
+        p = s + (gamma_new / gamma) * p
+        gamma = gamma_new
+    return y, max_iter, math.sqrt(gamma) <= tol * math.sqrt(max(r_norm_sq, 0.0))
+
+
 @dataclass
 class LstsqResult:
     """Result of :func:`lstsq`.
@@ -1304,9 +1350,10 @@ class LstsqResult:
     residual_norm : float
         ``||A x - b||``.
     n_iter : int
-        LSQR iterations on the preconditioned problem.
+        Iterations on the preconditioned problem (one pass over A each for dense NumPy A:
+        conjugate gradients on the preconditioned normal equations; LSQR otherwise).
     converged : bool
-        Whether LSQR met ``tol``.
+        Whether the iteration met ``tol``.
     sketch_rows : int
         Rows of the sketch whose QR gave the preconditioner.
     """
@@ -1318,14 +1365,16 @@ class LstsqResult:
     sketch_rows: int
 
 
-def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max_iter=None, n_threads=None):
+def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, max_iter=None, n_threads=None):
     """Least squares to full accuracy for tall A by sketch-and-precondition (Blendenpik/LSRN).
 
     A sketch S A (m = ``oversampling`` * d rows) is factored by Householder QR, S A = Q R; then
-    LSQR solves ``min ||A R^{-1} y - b||`` starting from the sketched solution, and x = R^{-1} y.
+    ``min ||A R^{-1} y - b||`` is solved iteratively from the sketched solution, and x = R^{-1} y.
     Since A R^{-1} has a condition number close to (1 + sqrt(d/m)) / (1 - sqrt(d/m)) whatever the
-    conditioning of A, the iteration count depends only on ``tol``. A is touched only through
-    products, so it may be a SciPy sparse matrix or a LinearOperator.
+    conditioning of A, the iteration count depends only on ``tol``. For a dense NumPy A the
+    iteration is conjugate gradients on the preconditioned normal equations with one pass over A
+    per iteration (safe here because A R^{-1} is well conditioned); for sparse matrices and
+    LinearOperators it is LSQR, which touches A only through products.
 
     Computed in float64 (float32 input is promoted; x is returned in the input's dtype).
 
@@ -1335,12 +1384,13 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max
     b : (n,) array
     rng : None, int, SeedSequence, BitGenerator or Generator
     tol : float, optional
-        LSQR's ``atol``/``btol`` (default 1e-14: the accuracy of ``numpy.linalg.lstsq``).
+        Stop when the preconditioned gradient is below ``tol`` times the residual norm (LSQR:
+        ``atol = btol = tol``); default 1e-14, the accuracy of ``numpy.linalg.lstsq``.
     sketch : {"sparse_sign", "srht", "gaussian"}
     oversampling : float
         m = ceil(oversampling * d), at most n.
     max_iter : int, optional
-        Default: 200 + 2 d... in practice a few dozen iterations are used.
+        Iteration limit (default 200 + 2 d; a few dozen iterations are typical).
 
     Returns
     -------
@@ -1400,12 +1450,16 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max
     def rmatvec(u):
         return la.solve_triangular(r, np.asarray(rmv(u), dtype=np.float64), trans="T")
 
-    preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
-    residual0 = b64 - matvec(y0)
-    result = lsqr(preconditioned, residual0, atol=tol, btol=tol, iter_lim=max_iter)
-    y = y0 + result[0]
-    istop, n_iter = int(result[1]), int(result[2])
-    converged = istop in (0, 1, 2, 4, 5) and istop != 7 and n_iter < max_iter
+    if isinstance(A, np.ndarray) and A.flags.c_contiguous:
+        y, n_iter, converged = _cg_normal_one_pass(A, b64, r, y0, tol, max_iter)
+        istop = 1 if converged else 7
+    else:
+        preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+        residual0 = b64 - matvec(y0)
+        result = lsqr(preconditioned, residual0, atol=tol, btol=tol, iter_lim=max_iter)
+        y = y0 + result[0]
+        istop, n_iter = int(result[1]), int(result[2])
+        converged = istop in (0, 1, 2, 4, 5) and n_iter < max_iter
     x = la.solve_triangular(r, y)
     residual_norm = float(np.linalg.norm(b64 - np.asarray(mv(x))))
     if not converged:

@@ -18,8 +18,8 @@
 // Dense operators are applied blockwise: a block of columns of S is generated (in parallel over
 // columns) into a buffer and multiplied with one GEMM outside the parallel region; the block size
 // depends only on m, never on the thread count, so results are identical for any n_threads.
-// Sparse operators are applied by bucketing the columns by target row (a stable counting sort)
-// and summing each output row in column order: no atomics, thread-count independent.
+// Sparse operators are applied with each thread owning a range of output rows and summing each
+// of its rows in column order: no atomics, thread-count independent.
 #pragma once
 
 #include <algorithm>
@@ -431,56 +431,46 @@ inline void sparse_columns(const SparseSpec& spec, index_t col0, index_t col1, i
 
 inline double sparse_scale(const SparseSpec& spec) { return 1.0 / std::sqrt(static_cast<double>(spec.s)); }
 
-// Entries grouped by target row: order[offsets[i] : offsets[i+1]] lists entry ids e = j*s + t
-// (ascending, so each row is summed in column order).
-struct Buckets {
-  std::vector<i64> rows;
-  std::vector<signed char> signs;
-  std::vector<i64> offsets;
-  std::vector<i64> order;
-};
-
-inline Buckets bucket_by_row(const SparseSpec& spec, int n_threads) {
-  Buckets b;
+// Shared driver of S A: every thread owns a contiguous range of output rows and streams the
+// columns of S (rows of A) in order, adding row j of A into output row h(j) when it owns it. Each
+// output row is therefore summed in column order whatever the number of threads (bitwise
+// identical results), A is read front to back, and no atomics are needed.
+template <class T, class AddRow>
+void sparse_apply_left(const SparseSpec& spec, index_t d, T* out, int n_threads, AddRow&& add_row) {
   const index_t total = spec.n * spec.s;
-  b.rows.resize(static_cast<size_t>(total));
-  b.signs.resize(static_cast<size_t>(total));
-  sparse_columns(spec, 0, spec.n, b.rows.data(), b.signs.data(), n_threads);
-  b.offsets.assign(static_cast<size_t>(spec.m + 1), 0);
-  for (index_t e = 0; e < total; ++e) ++b.offsets[b.rows[e] + 1];
-  for (index_t i = 0; i < spec.m; ++i) b.offsets[i + 1] += b.offsets[i];
-  std::vector<i64> cursor(b.offsets.begin(), b.offsets.end() - 1);
-  b.order.resize(static_cast<size_t>(total));
-  for (index_t e = 0; e < total; ++e) b.order[cursor[b.rows[e]]++] = e;
-  return b;
+  std::vector<i64> rows(static_cast<size_t>(total));
+  std::vector<signed char> signs(static_cast<size_t>(total));
+  sparse_columns(spec, 0, spec.n, rows.data(), signs.data(), n_threads);
+  const index_t m = spec.m, s = spec.s;
+  const index_t parts = std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), m));
+  const T scale = static_cast<T>(sparse_scale(spec));
+  parallel_for(parts, n_threads, [&](index_t part) {
+    const i64 lo = static_cast<i64>(part * m / parts), hi = static_cast<i64>((part + 1) * m / parts);
+    std::fill(out + lo * d, out + hi * d, T(0));
+    for (index_t e = 0; e < total; ++e) {
+      const i64 r = rows[e];
+      if (r < lo || r >= hi) continue;
+      add_row(e / s, signs[e] > 0, out + r * d);
+    }
+    if (s != 1)
+      for (index_t q = lo * d; q < hi * d; ++q) out[q] *= scale;
+  });
 }
 
 // out (m x d, C-contiguous) = S A for dense A (n x d, strides rs, cs).
 template <class T>
 void sparse_apply_left_dense(const SparseSpec& spec, const T* a, index_t d, index_t rs, index_t cs, T* out,
                              int n_threads) {
-  const Buckets b = bucket_by_row(spec, n_threads);
-  const T scale = static_cast<T>(sparse_scale(spec));
-  const index_t s = spec.s;
-  parallel_for_chunks(spec.m, 16, n_threads, [&](index_t begin, index_t end, index_t) {
-    for (index_t i = begin; i < end; ++i) {
-      T* __restrict dst = out + i * d;
-      std::fill(dst, dst + d, T(0));
-      for (i64 p = b.offsets[i]; p < b.offsets[i + 1]; ++p) {
-        const i64 e = b.order[p];
-        const T* src = a + (e / s) * rs;
-        if (cs == 1) {
-          if (b.signs[e] > 0)
-            for (index_t c = 0; c < d; ++c) dst[c] += src[c];
-          else
-            for (index_t c = 0; c < d; ++c) dst[c] -= src[c];
-        } else {
-          const T sign = static_cast<T>(b.signs[e]);
-          for (index_t c = 0; c < d; ++c) dst[c] += sign * src[c * cs];
-        }
-      }
-      if (s != 1)
-        for (index_t c = 0; c < d; ++c) dst[c] *= scale;
+  sparse_apply_left<T>(spec, d, out, n_threads, [&](index_t j, bool plus, T* __restrict dst) {
+    const T* src = a + j * rs;
+    if (cs == 1) {
+      if (plus)
+        for (index_t c = 0; c < d; ++c) dst[c] += src[c];
+      else
+        for (index_t c = 0; c < d; ++c) dst[c] -= src[c];
+    } else {
+      const T sign = plus ? T(1) : T(-1);
+      for (index_t c = 0; c < d; ++c) dst[c] += sign * src[c * cs];
     }
   });
 }
@@ -489,24 +479,11 @@ void sparse_apply_left_dense(const SparseSpec& spec, const T* a, index_t d, inde
 template <class T, class I>
 void sparse_apply_left_csr(const SparseSpec& spec, const T* data, const I* indices, const I* indptr, index_t d,
                            T* out, int n_threads) {
-  const Buckets b = bucket_by_row(spec, n_threads);
-  const T scale = static_cast<T>(sparse_scale(spec));
-  const index_t s = spec.s;
-  parallel_for_chunks(spec.m, 16, n_threads, [&](index_t begin, index_t end, index_t) {
-    for (index_t i = begin; i < end; ++i) {
-      T* __restrict dst = out + i * d;
-      std::fill(dst, dst + d, T(0));
-      for (i64 p = b.offsets[i]; p < b.offsets[i + 1]; ++p) {
-        const i64 e = b.order[p];
-        const i64 j = e / s;
-        if (b.signs[e] > 0)
-          for (I q = indptr[j]; q < indptr[j + 1]; ++q) dst[indices[q]] += data[q];
-        else
-          for (I q = indptr[j]; q < indptr[j + 1]; ++q) dst[indices[q]] -= data[q];
-      }
-      if (s != 1)
-        for (index_t c = 0; c < d; ++c) dst[c] *= scale;
-    }
+  sparse_apply_left<T>(spec, d, out, n_threads, [&](index_t j, bool plus, T* __restrict dst) {
+    if (plus)
+      for (I q = indptr[j]; q < indptr[j + 1]; ++q) dst[indices[q]] += data[q];
+    else
+      for (I q = indptr[j]; q < indptr[j + 1]; ++q) dst[indices[q]] -= data[q];
   });
 }
 
