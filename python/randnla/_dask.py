@@ -538,7 +538,7 @@ def preconditioned_cg(A, b, SA, Sb, *, tol, maxiter):
     return x, maxiter, converged(g_true, rr), math.sqrt(rr)
 
 
-def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=6, max_iter=None, n_threads=None):
+def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, max_iter=None, n_threads=None):
     """:func:`randnla.sketch.lstsq` for a tall Dask A (sketch-and-precondition, full accuracy).
 
     One pass sketches [A b] with the same operator as the in-memory function (regenerated per
