@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from randnla import _core
+from randnla import _backend, _dask
+from randnla._dask import JoinRegressionResult, join_regression
 from randnla._backend import is_cupy, is_linear_operator, is_scipy_sparse, namespace_of
 from randnla._rng import philox_key
 from randnla._validate import (
@@ -60,6 +62,8 @@ __all__ = [
     "sketched_lstsq",
     "LstsqResult",
     "lstsq",
+    "join_regression",
+    "JoinRegressionResult",
 ]
 
 _DENSE_KINDS = {"gaussian": 0, "rademacher": 1}
@@ -173,6 +177,8 @@ class SketchOperator:
         return self @ x
 
     def __matmul__(self, other):
+        if _backend.is_dask(other):
+            return _dask.sketch_apply(self, other)
         if isinstance(other, (SketchOperator, _TransposedSketch)):
             return NotImplemented
         return _dispatch(self._apply_left, other, self.shape[1], "A", self.shape[0])
@@ -916,6 +922,8 @@ def priority_sample(A, k, *, seed, keys=None):
     >>> W.shape, len(sa.keys)
     ((3, 2), 200)
     """
+    if _backend.is_dask(A):
+        return _dask.priority_sample(A, k, seed=seed, keys=keys)
     k = check_int(k, "k", minimum=1)
     seed = _check_seed(seed)
     matrix, w, n, d = _prepare_rows(A)
@@ -952,6 +960,8 @@ def threshold_sample(A, k, *, seed, keys=None, tau=None):
     >>> s.kind, 20 < len(s.keys) < 80
     ('threshold', True)
     """
+    if _backend.is_dask(A):
+        return _dask.threshold_sample(A, k, seed=seed, keys=keys, tau=tau)
     k = check_int(k, "k", minimum=1)
     seed = _check_seed(seed)
     matrix, w, n, d = _prepare_rows(A)
@@ -1231,6 +1241,8 @@ def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=N
     >>> bool(np.all(np.abs(res.x - 1) < 5 * res.stderr + 0.05)), res.m > 5
     (True, True)
     """
+    if _backend.is_dask(A):
+        return _dask.sketched_lstsq(A, b, m=m, eps=eps, delta=delta, kind=kind, rng=rng, n_threads=n_threads)
     if kind in _SPARSE_KINDS:
         raise ValueError(
             f"kind={kind!r} cannot give an l-infinity guarantee: a sparse sketch maps a residual concentrated "
@@ -1406,6 +1418,9 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
     >>> bool(np.allclose(res.x, np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-10)), res.converged
     (True, True)
     """
+    if _backend.is_dask(A):
+        return _dask.lstsq(A, b, rng=rng, tol=tol, sketch=sketch, oversampling=oversampling,
+                           max_iter=max_iter, n_threads=n_threads)
     check_choice(sketch, "sketch", ("sparse_sign", "srht", "gaussian"))
     A = _as_matrix_input(A)
     n, d = A.shape
