@@ -369,7 +369,7 @@ def test_worker_killed_mid_computation_does_not_change_the_result(client, tmp_pa
                 victim = pid
                 break
         time.sleep(0.02)
-    assert victim is not None, "no chunk task started on a worker"
+    assert victim is not None, "no chunk computation started on a worker"
     os.kill(victim, signal.SIGKILL)
     thread.join(120)
     assert not thread.is_alive() and not failure, failure

@@ -6,16 +6,17 @@ nothing here is imported, and Dask itself is never imported, until a Dask array 
 Coordinated sampling
     Every row's priority rank h(seed, key) / ||a_i||^2 depends only on (seed, key, row), so the k+1
     smallest ranks of the whole matrix are among the union of each row chunk's k+1 smallest.
-    One task per chunk sketches the chunk in place; the chunk sketches are merged with
+    One graph node per chunk sketches the chunk in place; the chunk sketches are merged with
     :func:`randnla.sketch.merge` in a tree of fan-in 8. The result is the sketch of the
     concatenated matrix, bit for bit (same keys, rows, weights, tau). Threshold sampling first
     computes the water-filling constant from all squared row norms (8 bytes per row travel to
     the client, the only global step), then keeps each chunk's rows with h <= min(1, c w) in place.
 
 Linear sketches
-    The entries of every operator are a pure function of (key, i, j), so a task regenerates the
-    column block S[:, rows of its chunk] from the operator's small description (its key and
-    shape) and multiplies it with the chunk; the m x d contributions are summed in a tree.
+    The entries of every operator are a pure function of (key, i, j), so the node of a chunk
+    regenerates the column block S[:, rows of its chunk] from the operator's small description
+    (its key and shape) and multiplies it with the chunk; the m x d contributions are summed in a
+    tree.
     :func:`sketched_lstsq` and :func:`lstsq` use this pass; :func:`lstsq` then runs conjugate
     gradients on the preconditioned normal equations, one pass over A per iteration, moving only
     d-vectors between the workers and the client.
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 FAN_IN = 8  # chunk results combined per tree node
-_PANEL_ENTRIES = 1 << 21  # entries of S regenerated at once inside a chunk task (16 MiB in float64)
+_PANEL_ENTRIES = 1 << 21  # entries of S regenerated at once while one chunk is processed (16 MiB in float64)
 
 
 def _sketch_module():
@@ -115,7 +116,7 @@ def _chunk_keys(keys, offset, stop):
 def tree_reduce(parts, combine, *args, fan_in=FAN_IN):
     """Combine delayed ``parts`` with ``combine(list, *args)`` in a tree of the given fan-in.
 
-    Task keys are content hashes of the inputs (``pure=True``), so concurrent reductions never
+    Graph keys are content hashes of the inputs (``pure=True``), so concurrent reductions never
     share a key unless they compute the same thing.
     """
     from dask import delayed
@@ -337,8 +338,9 @@ def _first_product(parts, vector):
 def sketch_apply(S, A):
     """``S @ A`` for a Dask array A (n rows): a lazy m x d (or m) Dask array with one chunk.
 
-    Each task regenerates S[:, rows of its chunk] from the operator's key (never a dense S) and
-    multiplies it with the chunk where the chunk lives; the contributions are summed in a tree.
+    Each chunk's node regenerates S[:, rows of the chunk] from the operator's key (never a dense
+    S) and multiplies it with the chunk where the chunk lives; the contributions are summed in a
+    tree.
     """
     import dask.array as da
 
