@@ -124,18 +124,19 @@ def _key(pivot, rng):
     return np.zeros(2, dtype=np.uint64)
 
 
-def _prepare_square(A, name, *, symmetric):
+def _prepare_square(A, name):
     xp = _backend.namespace_of(A)
     arr = _validate.as_float_array(A, name, xp=xp, min_ndim=2)
     _validate.check_square(arr, name)
-    _validate.check_finite(arr, name)
-    if symmetric:
+    if xp is not np:
+        # The C++ core checks NumPy input in one parallel pass (finite, symmetric).
+        _validate.check_finite(arr, name)
         _validate.check_symmetric(arr, name)
     return xp, arr
 
 
 def _eigh_impl(A, *, vectors, pivot, tol, max_sweeps, rng, return_info, n_threads, spd, what):
-    xp, arr = _prepare_square(A, "A", symmetric=True)
+    xp, arr = _prepare_square(A, "A")
     n = arr.shape[-1]
     tol, max_sweeps, threads = _common_arguments(pivot, tol, max_sweeps, n_threads, arr.dtype, n)
     key = _key(pivot, rng)
@@ -149,7 +150,8 @@ def _eigh_impl(A, *, vectors, pivot, tol, max_sweeps, rng, return_info, n_thread
 
     stack = np.ascontiguousarray(arr.reshape((-1, n, n)))
     kernel = _core.jacobi_eigh_float32 if arr.dtype == np.float32 else _core.jacobi_eigh_float64
-    w, v, raw = kernel(stack, _PIVOT_CODES[pivot], tol, max_sweeps, vectors, key, threads, spd)
+    w, v, raw = kernel(stack, _PIVOT_CODES[pivot], tol, max_sweeps, vectors, key, threads, spd,
+                       _validate.symmetry_tolerance(arr.dtype))
     w = w.reshape(batch_shape + (n,))
     info = _make_info(raw, batch_shape, tol, pivot, what)
     out = (w, v.reshape(batch_shape + (n, n))) if vectors else (w,)

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <sstream>
 #include <vector>
 
 #include "randnla/common.hpp"
@@ -33,6 +34,7 @@ struct EighOptions {
   bool want_vectors = true;
   philox::Key key{{0, 0}};
   int n_threads = 0;
+  double symmetry_rtol = -1.0;  // >= 0: reject matrices with max|a_ij - a_ji| > rtol max|a_ij|
 };
 
 // Per-matrix outcome.
@@ -65,7 +67,7 @@ inline bool angles_lanes(int n_runtime, T* __restrict a, int p, int q, T tol, T*
 #endif
   for (int l = 0; l < L; ++l) {
     T t, cl, sl;
-    const bool rotate = rotation<T>(a_pp[l], a_qq[l], a_pq[l], tol, t, cl, sl);
+    const bool rotate = rotation_scaled<T>(a_pp[l], a_qq[l], a_pq[l], tol, t, cl, sl);
     const T t_apq = t * a_pq[l];
     a_pp[l] = a_pp[l] - t_apq;
     a_qq[l] = a_qq[l] + t_apq;
@@ -162,8 +164,8 @@ inline bool lane_passes(int n, const T* a, int l, T tol) {
   for (int p = 0; p < n; ++p)
     for (int q = p + 1; q < n; ++q) {
       const T apq = a[(static_cast<index_t>(p) * ld + q) * L + l];
-      const T threshold = tol * std::sqrt(std::abs(a[(static_cast<index_t>(p) * ld + p) * L + l])) *
-                          std::sqrt(std::abs(a[(static_cast<index_t>(q) * ld + q) * L + l]));
+      const T threshold = tol * std::sqrt(std::abs(a[(static_cast<index_t>(p) * ld + p) * L + l] *
+                                                   a[(static_cast<index_t>(q) * ld + q) * L + l]));
       if (std::abs(apq) > threshold) return false;
     }
   return true;
@@ -257,7 +259,7 @@ inline void pack_group(const T* in, index_t first, int count, int n, T* a, T* w,
     for (int k = 0; k < n; ++k)
       for (int l = 0; l < L; ++l) w[(static_cast<index_t>(k) * ld + k) * L + l] = T(1);
   }
-  const int target = safe_exponent<T>(n, false);
+  const int target = 0;  // max |a_ij| in [1/2, 1): see rotation_scaled
   for (int l = 0; l < L; ++l) {
     scale[l] = T(1);
     if (l >= count) continue;
@@ -342,12 +344,48 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
   });
 }
 
-// Lanes per group: a full SIMD register of the widest vectors, fewer when the group's working
-// set would leave the L1/L2 caches.
+// Checks every matrix of the batch in one parallel pass: finite entries, and
+// max |a_ij - a_ji| <= rtol * max |a_ij| (rtol < 0 skips the symmetry test). Throws
+// std::invalid_argument naming the first offending matrix.
 template <class T>
-constexpr int lanes_for(int n) {
-  constexpr int register_lanes = 64 / static_cast<int>(sizeof(T));  // AVX-512 width
-  return n <= 24 ? register_lanes : register_lanes / 2;
+inline void check_symmetric_batch(const T* in, index_t batch, int n, double rtol, int n_threads) {
+  const index_t nn = static_cast<index_t>(n) * n;
+  std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
+  std::vector<unsigned char> finite(static_cast<std::size_t>(batch), 1);
+  parallel_for_chunks(batch, 64, n_threads, [&](index_t begin, index_t end, index_t) {
+    for (index_t b = begin; b < end; ++b) {
+      const T* m = in + b * nn;
+      if (!all_finite(m, nn)) {
+        finite[static_cast<std::size_t>(b)] = 0;
+        continue;
+      }
+      if (rtol < 0) continue;
+      T max_abs = 0, max_diff = 0;
+      for (int i = 0; i < n; ++i) {
+        max_abs = std::max(max_abs, std::abs(m[static_cast<index_t>(i) * n + i]));
+        for (int j = i + 1; j < n; ++j) {
+          const T x = m[static_cast<index_t>(i) * n + j], y = m[static_cast<index_t>(j) * n + i];
+          max_abs = std::max(max_abs, std::max(std::abs(x), std::abs(y)));
+          max_diff = std::max(max_diff, std::abs(x - y));
+        }
+      }
+      const double scale = max_abs > 0 ? static_cast<double>(max_abs) : 1.0;
+      asymmetry[static_cast<std::size_t>(b)] = static_cast<double>(max_diff) / scale;
+    }
+  });
+  for (index_t b = 0; b < batch; ++b) {
+    RANDNLA_REQUIRE(finite[static_cast<std::size_t>(b)], "A contains NaN or infinity (matrix ", b, ")");
+    if (rtol >= 0) {
+      const double value = asymmetry[static_cast<std::size_t>(b)];
+      if (value > rtol) {
+        std::ostringstream message;
+        message.precision(2);
+        message << std::scientific << "A must be symmetric: relative asymmetry " << value << " exceeds " << rtol
+                << " (matrix " << b << ")";
+        throw std::invalid_argument(message.str());
+      }
+    }
+  }
 }
 
 }  // namespace detail
@@ -362,7 +400,7 @@ inline void eigh_batch(const T* in, index_t batch, int n, T* values, T* vectors,
   RANDNLA_REQUIRE(batch >= 0, "batch must be non-negative");
   RANDNLA_REQUIRE(options.tol >= 0.0, "tol must be non-negative");
   RANDNLA_REQUIRE(options.max_sweeps >= 0, "max_sweeps must be non-negative");
-  RANDNLA_REQUIRE(all_finite(in, batch * static_cast<index_t>(n) * n), "A contains NaN or infinity");
+  detail::check_symmetric_batch(in, batch, n, options.symmetry_rtol, options.n_threads);
   if (batch == 0) return;
   if (n == 0) {
     for (index_t b = 0; b < batch; ++b) {
@@ -380,7 +418,9 @@ inline void eigh_batch(const T* in, index_t batch, int n, T* values, T* vectors,
     detail::eigh_groups<T, 1>(in, batch, n, values, vectors, opts, report);
     return;
   }
-  constexpr int wide = 64 / static_cast<int>(sizeof(T));
+  // Two AVX-512 registers per lane group: two independent dependency chains in the angle
+  // computation (cyclic pairs depend on each other) and still an L1/L2-resident working set.
+  constexpr int wide = 2 * 64 / static_cast<int>(sizeof(T));
   switch (n) {
 #define RANDNLA_JACOBI_FIXED(N_, L_) \
   case N_:                           \
@@ -394,15 +434,15 @@ inline void eigh_batch(const T* in, index_t batch, int n, T* values, T* vectors,
     RANDNLA_JACOBI_FIXED(7, wide)
     RANDNLA_JACOBI_FIXED(8, wide)
     RANDNLA_JACOBI_FIXED(16, wide)
-    RANDNLA_JACOBI_FIXED(32, wide / 2)
+    RANDNLA_JACOBI_FIXED(32, wide)
 #undef RANDNLA_JACOBI_FIXED
     default:
       break;
   }
-  if (detail::lanes_for<T>(n) == wide) {
+  if (n <= 64) {
     detail::eigh_groups<T, wide>(in, batch, n, values, vectors, opts, report);
   } else {
-    detail::eigh_groups<T, wide / 2>(in, batch, n, values, vectors, opts, report);
+    detail::eigh_groups<T, wide / 4>(in, batch, n, values, vectors, opts, report);
   }
 }
 

@@ -64,6 +64,34 @@ inline bool rotation(T x_pp, T x_qq, T x_pq, T tol, T& t_out, T& c_out, T& s_out
   return rotate;
 }
 
+// The same rotation with fewer square roots and divisions (3 + 2 instead of 4 + 4), for the
+// two-sided kernel whose matrices are scaled so that max |a_ij| is about 1. With d = x_qq - x_pp,
+// e = 2 x_pq and r = sqrt(d^2 + e^2):
+//     |t| = |e| / (|d| + r),   c = sqrt((|d| + r) / (2 r)),   s = t c,
+// (1 + t^2 = 2 r / (|d| + r)), with sign(t) = sign(d) sign(e) (sign(0) = +1). No cancellation
+// occurs. The relative test is |x_pq| > tol sqrt(|x_pp x_qq|). Squares stay representable for
+// entries down to about 2^-500 times the largest; below that (only for matrices whose entries span
+// more than ~150 decades) r is bounded below by max(|d|, |e|), which keeps the rotation finite
+// and orthogonal.
+template <class T>
+inline bool rotation_scaled(T x_pp, T x_qq, T x_pq, T tol, T& t_out, T& c_out, T& s_out) {
+  const bool rotate = std::abs(x_pq) > tol * std::sqrt(std::abs(x_pp * x_qq));
+  const T d = x_qq - x_pp;
+  const T e = rotate ? T(2) * x_pq : T(1);
+  const T abs_d = std::abs(d), abs_e = std::abs(e);
+  const T r_squares = std::sqrt(d * d + e * e);
+  const T r_floor = abs_d > abs_e ? abs_d : abs_e;
+  const T r = r_squares < r_floor ? r_floor : r_squares;
+  const T denominator = abs_d + r;
+  const T t_abs = abs_e / denominator;
+  const T c = std::sqrt(denominator / (T(2) * r));
+  const T t = std::copysign(t_abs, d * e);  // the sign of d e, also when the product underflows
+  t_out = rotate ? t : T(0);
+  c_out = rotate ? c : T(1);
+  s_out = rotate ? t * c : T(0);
+  return rotate;
+}
+
 // Number of unordered pairs.
 inline i64 pair_count(int n) { return static_cast<i64>(n) * (n - 1) / 2; }
 

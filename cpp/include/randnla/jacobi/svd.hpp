@@ -261,7 +261,7 @@ inline void eigh_spd_batch(const T* in, index_t batch, int n, T* values, T* vect
                            const EighReport& report) {
   RANDNLA_REQUIRE(n >= 0 && batch >= 0, "shapes must be non-negative");
   RANDNLA_REQUIRE(options.tol >= 0.0, "tol must be non-negative");
-  RANDNLA_REQUIRE(all_finite(in, batch * static_cast<index_t>(n) * n), "A contains NaN or infinity");
+  detail::check_symmetric_batch(in, batch, n, options.symmetry_rtol, options.n_threads);
   const index_t nn = static_cast<index_t>(n) * n;
   std::vector<T> factors(static_cast<std::size_t>(batch * nn));
   std::vector<T> scales(static_cast<std::size_t>(batch), T(1));
