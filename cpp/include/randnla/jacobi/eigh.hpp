@@ -15,6 +15,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 #include <vector>
@@ -50,6 +52,82 @@ namespace detail {
 // Row stride of the group layout (in lanes): n + 1, so that walking down a column does not hit
 // the same cache sets over and over (a power-of-two stride would).
 constexpr int leading_dimension(int n) { return n + 1; }
+
+// Like parallel_for, but hands out work items dynamically: on a loaded machine a descheduled
+// thread does not hold back a static share of the batch. Each item writes only its own outputs
+// and draws only from counters of its own matrices, so the results never depend on the schedule.
+template <class Fn>
+void parallel_for_dynamic(index_t n, int n_threads, Fn&& fn) {
+  const int threads = static_cast<int>(std::min<index_t>(resolve_threads(n_threads), std::max<index_t>(n, 1)));
+  if (threads <= 1 || n <= 1) {
+    for (index_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#if defined(RANDNLA_HAVE_OPENMP)
+  std::exception_ptr failure = nullptr;
+  std::mutex failure_mutex;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (index_t i = 0; i < n; ++i) {
+    try {
+      fn(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+#else
+  for (index_t i = 0; i < n; ++i) fn(i);
+#endif
+}
+
+// Input check of one matrix: 0 if finite (and, for rtol >= 0, max |a_ij - a_ji| <= rtol max |a_ij|),
+// 1 if it holds NaN/Inf, 2 if it is not symmetric (asymmetry returns the relative value).
+template <class T>
+inline int check_matrix(const T* m, int n, double rtol, double* asymmetry) {
+  const index_t nn = static_cast<index_t>(n) * n;
+  if (!all_finite(m, nn)) return 1;
+  if (rtol < 0) return 0;
+  T max_abs = 0, max_diff = 0;
+  for (int i = 0; i < n; ++i) {
+    max_abs = std::max(max_abs, std::abs(m[static_cast<index_t>(i) * n + i]));
+    for (int j = i + 1; j < n; ++j) {
+      const T x = m[static_cast<index_t>(i) * n + j], y = m[static_cast<index_t>(j) * n + i];
+      max_abs = std::max(max_abs, std::max(std::abs(x), std::abs(y)));
+      max_diff = std::max(max_diff, std::abs(x - y));
+    }
+  }
+  *asymmetry = static_cast<double>(max_diff) / (max_abs > 0 ? static_cast<double>(max_abs) : 1.0);
+  return *asymmetry > rtol ? 2 : 0;
+}
+
+// Throws std::invalid_argument for the first matrix whose status is not 0.
+inline void report_bad_input(const std::vector<unsigned char>& status, const std::vector<double>& asymmetry,
+                             double rtol) {
+  for (std::size_t b = 0; b < status.size(); ++b) {
+    RANDNLA_REQUIRE(status[b] != 1, "A contains NaN or infinity (matrix ", b, ")");
+    if (status[b] == 2) {
+      std::ostringstream message;
+      message.precision(2);
+      message << std::scientific << "A must be symmetric: relative asymmetry " << asymmetry[b] << " exceeds " << rtol
+              << " (matrix " << b << ")";
+      throw std::invalid_argument(message.str());
+    }
+  }
+}
+
+// Checks every matrix of a batch (one parallel pass) and throws for the first bad one.
+template <class T>
+inline void check_symmetric_batch(const T* in, index_t batch, int n, double rtol, int n_threads) {
+  std::vector<unsigned char> status(static_cast<std::size_t>(batch), 0);
+  std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
+  parallel_for_chunks(batch, 256, n_threads, [&](index_t begin, index_t end, index_t) {
+    for (index_t b = begin; b < end; ++b)
+      status[static_cast<std::size_t>(b)] = static_cast<unsigned char>(
+          check_matrix(in + b * static_cast<index_t>(n) * n, n, rtol, &asymmetry[static_cast<std::size_t>(b)]));
+  });
+  report_bad_input(status, asymmetry, rtol);
+}
 
 // Angles of the rotation on pair (p, q) for the L lanes of a group: updates a_pp, a_qq, a_pq and
 // fills c, s (identity where the relative test skips the pair). Returns whether any lane rotates.
@@ -314,12 +392,22 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
   const index_t n_groups = (batch + L - 1) / L;
   const int ld = leading_dimension(n);
   const bool random = options.pivot == Pivot::random;
-  parallel_for(n_groups, options.n_threads, [&](index_t g) {
+  std::vector<unsigned char> status(static_cast<std::size_t>(batch), 0);
+  std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
+  parallel_for_dynamic(n_groups, options.n_threads, [&](index_t g) {
     thread_local AlignedScratch<T> a_buffer, w_buffer;
     T* a = a_buffer.get(static_cast<std::size_t>(static_cast<index_t>(n) * ld * L));
     T* w = options.want_vectors ? w_buffer.get(static_cast<std::size_t>(static_cast<index_t>(n) * ld * L)) : nullptr;
     const index_t first = g * L;
     const int count = static_cast<int>(std::min<index_t>(L, batch - first));
+    // Input checks inside the solving pass (one parallel region for the whole call).
+    bool bad = false;
+    for (int l = 0; l < count; ++l) {
+      const std::size_t b = static_cast<std::size_t>(first + l);
+      status[b] = static_cast<unsigned char>(check_matrix(in + (first + l) * nn, n, options.symmetry_rtol, &asymmetry[b]));
+      bad |= status[b] != 0;
+    }
+    if (bad) return;
     T scale[L];
     pack_group<T, L>(in, first, count, n, a, w, scale);
     int sweeps[L];
@@ -342,50 +430,7 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
       if (report.off) report.off[b] = scaled_off<T, L>(n, a, l);
     }
   });
-}
-
-// Checks every matrix of the batch in one parallel pass: finite entries, and
-// max |a_ij - a_ji| <= rtol * max |a_ij| (rtol < 0 skips the symmetry test). Throws
-// std::invalid_argument naming the first offending matrix.
-template <class T>
-inline void check_symmetric_batch(const T* in, index_t batch, int n, double rtol, int n_threads) {
-  const index_t nn = static_cast<index_t>(n) * n;
-  std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
-  std::vector<unsigned char> finite(static_cast<std::size_t>(batch), 1);
-  parallel_for_chunks(batch, 64, n_threads, [&](index_t begin, index_t end, index_t) {
-    for (index_t b = begin; b < end; ++b) {
-      const T* m = in + b * nn;
-      if (!all_finite(m, nn)) {
-        finite[static_cast<std::size_t>(b)] = 0;
-        continue;
-      }
-      if (rtol < 0) continue;
-      T max_abs = 0, max_diff = 0;
-      for (int i = 0; i < n; ++i) {
-        max_abs = std::max(max_abs, std::abs(m[static_cast<index_t>(i) * n + i]));
-        for (int j = i + 1; j < n; ++j) {
-          const T x = m[static_cast<index_t>(i) * n + j], y = m[static_cast<index_t>(j) * n + i];
-          max_abs = std::max(max_abs, std::max(std::abs(x), std::abs(y)));
-          max_diff = std::max(max_diff, std::abs(x - y));
-        }
-      }
-      const double scale = max_abs > 0 ? static_cast<double>(max_abs) : 1.0;
-      asymmetry[static_cast<std::size_t>(b)] = static_cast<double>(max_diff) / scale;
-    }
-  });
-  for (index_t b = 0; b < batch; ++b) {
-    RANDNLA_REQUIRE(finite[static_cast<std::size_t>(b)], "A contains NaN or infinity (matrix ", b, ")");
-    if (rtol >= 0) {
-      const double value = asymmetry[static_cast<std::size_t>(b)];
-      if (value > rtol) {
-        std::ostringstream message;
-        message.precision(2);
-        message << std::scientific << "A must be symmetric: relative asymmetry " << value << " exceeds " << rtol
-                << " (matrix " << b << ")";
-        throw std::invalid_argument(message.str());
-      }
-    }
-  }
+  report_bad_input(status, asymmetry, options.symmetry_rtol);
 }
 
 }  // namespace detail
@@ -400,7 +445,6 @@ inline void eigh_batch(const T* in, index_t batch, int n, T* values, T* vectors,
   RANDNLA_REQUIRE(batch >= 0, "batch must be non-negative");
   RANDNLA_REQUIRE(options.tol >= 0.0, "tol must be non-negative");
   RANDNLA_REQUIRE(options.max_sweeps >= 0, "max_sweeps must be non-negative");
-  detail::check_symmetric_batch(in, batch, n, options.symmetry_rtol, options.n_threads);
   if (batch == 0) return;
   if (n == 0) {
     for (index_t b = 0; b < batch; ++b) {
