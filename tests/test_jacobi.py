@@ -289,6 +289,10 @@ def test_bitwise_threads_rng_and_batching(pivot, rng):
         u1 = svd(a[:, :, : n - 1], pivot=pivot, rng=9, n_threads=1)
         u2 = svd(a[:, :, : n - 1], pivot=pivot, rng=9, n_threads=2)
         assert all(np.array_equal(x, y) for x, y in zip(u1, u2))
+    # A batch big enough that the lane-group solver really spreads over two threads.
+    big = random_symmetric((4000,), 8, rng)
+    for x, y in zip(eigh(big, pivot=pivot, rng=5, n_threads=1), eigh(big, pivot=pivot, rng=5, n_threads=2)):
+        assert np.array_equal(x, y)
     spd = a @ np.swapaxes(a, -1, -2) + np.eye(a.shape[-1])
     assert all(np.array_equal(x, y) for x, y in zip(eigh_spd(spd, pivot=pivot, rng=4, n_threads=1),
                                                     eigh_spd(spd, pivot=pivot, rng=4, n_threads=2)))

@@ -394,7 +394,12 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
   const bool random = options.pivot == Pivot::random;
   std::vector<unsigned char> status(static_cast<std::size_t>(batch), 0);
   std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
-  parallel_for_dynamic(n_groups, options.n_threads, [&](index_t g) {
+  // Waking threads costs more than a small batch takes on one core (and much more on a loaded
+  // machine): use about one thread per 2^20 units of n^3 work. Results do not depend on it.
+  const double work = static_cast<double>(batch) * n * n * n;
+  const int wanted = resolve_threads(options.n_threads);
+  const int threads = static_cast<int>(std::max(1.0, std::min<double>(wanted, 1.0 + work / 1048576.0)));
+  parallel_for_dynamic(n_groups, threads, [&](index_t g) {
     thread_local AlignedScratch<T> a_buffer, w_buffer;
     T* a = a_buffer.get(static_cast<std::size_t>(static_cast<index_t>(n) * ld * L));
     T* w = options.want_vectors ? w_buffer.get(static_cast<std::size_t>(static_cast<index_t>(n) * ld * L)) : nullptr;
