@@ -142,10 +142,16 @@ def _eigh_impl(A, *, vectors, pivot, tol, max_sweeps, rng, return_info, n_thread
     key = _key(pivot, rng)
     batch_shape = arr.shape[:-2]
     if xp is not np:
-        from randnla import _jacobi_gpu
-
-        return _jacobi_gpu.eigh(arr, vectors=vectors, pivot=pivot, tol=tol, max_sweeps=max_sweeps, key=key,
-                                return_info=return_info, spd=spd, what=what)
+        if spd:
+            raise TypeError("eigh_spd runs on NumPy arrays only for now; use eigh for CuPy input")
+        w, v, raw = _eigh_gpu(arr, vectors=vectors, pivot=pivot, tol=tol, max_sweeps=max_sweeps, key=key)
+        info = _make_info(raw, batch_shape, tol, pivot, what)
+        out = (w.reshape(batch_shape + (n,)),)
+        if vectors:
+            out = out + (v.reshape(batch_shape + (n, n)),)
+        if return_info:
+            out = out + (info,)
+        return out if len(out) > 1 else out[0]
     from randnla import _core
 
     stack = np.ascontiguousarray(arr.reshape((-1, n, n)))
@@ -158,6 +164,51 @@ def _eigh_impl(A, *, vectors, pivot, tol, max_sweeps, rng, return_info, n_thread
     if return_info:
         out = out + (info,)
     return out if len(out) > 1 else out[0]
+
+
+def _eigh_gpu(arr, *, vectors, pivot, tol, max_sweeps, key):
+    """CuPy path: the batched kernel of cpp/cuda/jacobi_eigh.cu for n <= GPU_MAX_N, else cuSOLVER.
+
+    Deterministic rules run in round-robin order on the GPU (a round of disjoint pairs is one
+    parallel step); the random rule uses the same Philox pair stream as the CPU.
+    """
+    from randnla import _gpu
+
+    cp = _gpu.cupy()
+    n = arr.shape[-1]
+    stack = cp.ascontiguousarray(arr.reshape((-1, n, n)))
+    batch = stack.shape[0]
+    if n > GPU_MAX_N:
+        # Documented fallback: cuSOLVER syevd (normwise accuracy, no Jacobi sweeps).
+        if vectors:
+            w, v = cp.linalg.eigh(stack)
+        else:
+            w, v = cp.linalg.eigvalsh(stack), None
+        raw = (np.ones(batch, dtype=bool), np.zeros(batch, dtype=np.int32), np.zeros(batch, dtype=np.int64),
+               np.zeros(batch))
+        return w, v, raw
+    real = np.float32 if arr.dtype == np.float32 else np.float64
+    name = "jacobi_eigh_batched_float32" if real == np.float32 else "jacobi_eigh_batched_float64"
+    kernel = _gpu.get_kernel("jacobi_eigh.cu", name)
+    w = cp.empty((batch, n), dtype=real)
+    v = cp.empty((batch, n, n), dtype=real) if vectors else cp.empty((1,), dtype=real)
+    sweeps = cp.zeros(batch, dtype=cp.int32)
+    rotations = cp.zeros(batch, dtype=cp.int64)
+    converged = cp.zeros(batch, dtype=cp.uint8)
+    if batch and n:
+        threads = 32 if n <= 8 else (64 if n <= 16 else 128)
+        kernel((batch,), (threads,), (stack, np.int32(n), real(tol), np.int32(max_sweeps), np.int32(bool(vectors)),
+                                      np.int32(pivot == "random"), np.uint64(key[0]), np.uint64(key[1]), w, v,
+                                      sweeps, rotations, converged))
+    elif batch:
+        converged.fill(1)
+    # Per-matrix reports are small: bring them to the host for the info object and the warning.
+    off = np.zeros(batch)
+    conv = cp.asnumpy(converged).astype(bool)
+    if not conv.all():
+        off = np.where(conv, 0.0, np.nan)  # the kernel does not report the size of what is left
+    raw = (conv, cp.asnumpy(sweeps), cp.asnumpy(rotations), off)
+    return w, (v if vectors else None), raw
 
 
 def eigh(A, *, pivot="cyclic", tol=None, max_sweeps=None, rng=None, return_info=False, n_threads=None):
@@ -206,10 +257,12 @@ def eigh(A, *, pivot="cyclic", tol=None, max_sweeps=None, rng=None, return_info=
     SIMD register; each matrix gets exactly the result it would get alone. Cost grows like
     ``n^3`` per sweep with BLAS-1 style rotations: for a single large matrix
     ``numpy.linalg.eigh`` is much faster (use Jacobi there for its accuracy, not its speed).
-    CuPy input with n <= 32 runs a batched GPU kernel (one matrix per thread block,
-    round-robin pairs, the relative test); larger CuPy matrices fall back to
-    ``cupy.linalg.eigh`` (cuSOLVER syevd: normwise, not relative, accuracy; ``info`` then
-    reports zero sweeps).
+    CuPy input with n <= 32 runs a batched GPU kernel (one matrix per thread block, the
+    relative test): ``"cyclic"`` and ``"round_robin"`` both run in round-robin order there (a
+    round of disjoint pairs is one parallel step), ``"random"`` draws the same Philox pairs as
+    the CPU; ``info.off_diagonal`` is 0 for converged matrices and NaN otherwise. Larger CuPy
+    matrices fall back to ``cupy.linalg.eigh`` (cuSOLVER syevd: normwise, not relative,
+    accuracy; ``info`` then reports zero sweeps).
 
     Examples
     --------
@@ -258,7 +311,8 @@ def eigh_spd(A, *, compute_v=True, pivot="cyclic", tol=None, max_sweeps=None, rn
     ----------
     A : (..., n, n) array_like
         Symmetric positive definite matrices; ``ValueError`` when the Cholesky factorization
-        fails (not positive definite in working precision).
+        fails (not positive definite in working precision). NumPy only (CuPy input raises
+        ``TypeError``).
     compute_v : bool
         Return the eigenvectors too (default).
     pivot, tol, max_sweeps, rng, return_info, n_threads
@@ -283,10 +337,6 @@ def eigh_spd(A, *, compute_v=True, pivot="cyclic", tol=None, max_sweeps=None, rn
     >>> bool(abs(w[0] / 1.8e-32 - 1.1) < 0.2)
     True
     """
-    xp = _backend.namespace_of(A)
-    if xp is not np:
-        return _eigh_impl(A, vectors=compute_v, pivot=pivot, tol=tol, max_sweeps=max_sweeps, rng=rng,
-                          return_info=return_info, n_threads=n_threads, spd=True, what="eigh_spd")
     return _eigh_impl(A, vectors=compute_v, pivot=pivot, tol=tol, max_sweeps=max_sweeps, rng=rng,
                       return_info=return_info, n_threads=n_threads, spd=True, what="eigh_spd")
 
