@@ -139,6 +139,14 @@ inline bool angles_lanes(int n_runtime, T* __restrict a, int p, int q, T tol, T*
   T* __restrict a_pp = a + (static_cast<index_t>(p) * ld + p) * L;
   T* __restrict a_qq = a + (static_cast<index_t>(q) * ld + q) * L;
   T* __restrict a_pq = a + (static_cast<index_t>(p) * ld + q) * L;
+  // Cheap pass first (one square root per lane): near convergence most pairs pass the relative
+  // test in every lane, and then the rotation formulas are not evaluated at all.
+  int needed = 0;
+#if defined(RANDNLA_HAVE_OPENMP)
+#pragma omp simd reduction(| : needed)
+#endif
+  for (int l = 0; l < L; ++l) needed |= std::abs(a_pq[l]) > tol * std::sqrt(std::abs(a_pp[l] * a_qq[l])) ? 1 : 0;
+  if (!needed) return false;
   int any = 0;
 #if defined(RANDNLA_HAVE_OPENMP)
 #pragma omp simd reduction(| : any)
