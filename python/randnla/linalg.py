@@ -154,7 +154,7 @@ def _eigh_impl(A, *, vectors, pivot, tol, max_sweeps, rng, return_info, n_thread
         return out if len(out) > 1 else out[0]
     from randnla import _core
 
-    stack = np.ascontiguousarray(arr.reshape((-1, n, n)))
+    stack = np.ascontiguousarray(arr.reshape((math.prod(batch_shape), n, n)))
     kernel = _core.jacobi_eigh_float32 if arr.dtype == np.float32 else _core.jacobi_eigh_float64
     w, v, raw = kernel(stack, _PIVOT_CODES[pivot], tol, max_sweeps, vectors, key, threads, spd,
                        _validate.symmetry_tolerance(arr.dtype))
@@ -176,7 +176,7 @@ def _eigh_gpu(arr, *, vectors, pivot, tol, max_sweeps, key):
 
     cp = _gpu.cupy()
     n = arr.shape[-1]
-    stack = cp.ascontiguousarray(arr.reshape((-1, n, n)))
+    stack = cp.ascontiguousarray(arr.reshape((math.prod(arr.shape[:-2]), n, n)))
     batch = stack.shape[0]
     if n > GPU_MAX_N:
         # Documented fallback: cuSOLVER syevd (normwise accuracy, no Jacobi sweeps).
@@ -392,7 +392,7 @@ def svd(A, *, full_matrices=False, compute_uv=True, pivot="cyclic", tol=None, ma
     batch_shape = arr.shape[:-2]
     from randnla import _core
 
-    stack = np.ascontiguousarray(arr.reshape((-1, m, n)))
+    stack = np.ascontiguousarray(arr.reshape((math.prod(batch_shape), m, n)))
     kernel = _core.jacobi_svd_float32 if arr.dtype == np.float32 else _core.jacobi_svd_float64
     s, u, vh, raw = kernel(stack, _PIVOT_CODES[pivot], tol, max_sweeps, bool(compute_uv), bool(full_matrices), key,
                            threads)
