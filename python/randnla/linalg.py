@@ -253,8 +253,12 @@ def eigh(A, *, pivot="cyclic", tol=None, max_sweeps=None, rng=None, return_info=
 
     Notes
     -----
-    Stacks of matrices with n <= 32 run in groups of 8 (float64) or 16 (float32) matrices per
-    SIMD register; each matrix gets exactly the result it would get alone. Cost grows like
+    Stacks of matrices run in groups of 16 (float64) or 32 (float32) matrices, one per SIMD
+    lane (the loops over a group vectorize across matrices; sizes 2-8, 16 and 32 are compiled
+    for their n); each matrix gets exactly the result it would get alone, and ``"cyclic"`` or
+    ``"round_robin"`` give the same bits for any batching and thread count. The random rule
+    runs one matrix at a time, its pairs drawn from the stream of the matrix's index in the
+    batch. Cost grows like
     ``n^3`` per sweep with BLAS-1 style rotations: for a single large matrix
     ``numpy.linalg.eigh`` is much faster (use Jacobi there for its accuracy, not its speed).
     CuPy input with n <= 32 runs a batched GPU kernel (one matrix per thread block, the

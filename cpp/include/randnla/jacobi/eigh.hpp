@@ -31,7 +31,7 @@ namespace jacobi {
 
 struct EighOptions {
   Pivot pivot = Pivot::cyclic;
-  double tol = 0.0;        // relative threshold; <= 0 is not allowed by the Python layer except 0 itself
+  double tol = 0.0;        // relative threshold (>= 0; 0 rotates every nonzero pair)
   int max_sweeps = 30;     // sweeps (random rule: blocks of N = n(n-1)/2 draws)
   bool want_vectors = true;
   philox::Key key{{0, 0}};
