@@ -373,3 +373,36 @@ def test_eigh_xp(xp, pivot, n, dtype, rng):
     assert np.all(np.asarray(to_numpy(info.converged)))
     values = eigvalsh(a, pivot=pivot, rng=0)
     assert np.allclose(to_numpy(values), to_numpy(w), rtol=0, atol=100 * n * float(np.finfo(dtype).eps) * np.abs(a_host).max())
+
+
+# ---------------------------------------------------------------- invariants on arbitrary input
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    entries=arrays(np.float64, (6, 6), elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)),
+    exponent=st.integers(-250, 250),
+    pivot=st.sampled_from(PIVOTS),
+    n=st.integers(1, 6),
+)
+def test_eigh_invariants_hypothesis(entries, exponent, pivot, n):
+    a = entries[:n, :n]
+    a = (a + a.T) * 2.0**exponent  # exact scaling: any magnitude within range
+    w, v, info = eigh(a, pivot=pivot, rng=0, return_info=True)
+    assert info.converged
+    s = svd(a, compute_uv=False, pivot=pivot, rng=0)
+    scale = np.abs(a).max()
+    if scale == 0:
+        assert np.all(w == 0) and np.all(s == 0)
+        return
+    a_s, w_s, s_s = a / scale, w / scale, s / scale  # checks in units of max|a_ij| (no underflow)
+    norm = np.linalg.norm(a_s)
+    assert np.linalg.norm(a_s @ v - v * w_s) <= 50 * n * 2.2e-16 * norm
+    assert np.linalg.norm(v.T @ v - np.eye(n)) <= 50 * n * 2.2e-16
+    assert np.all(np.diff(w) >= 0)
+    # Singular values of the same matrix are the absolute eigenvalues.
+    assert np.allclose(np.sort(np.abs(w_s))[::-1], s_s, rtol=0, atol=50 * n * 2.2e-16 * norm)

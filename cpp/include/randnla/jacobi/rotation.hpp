@@ -64,27 +64,31 @@ inline bool rotation(T x_pp, T x_qq, T x_pq, T tol, T& t_out, T& c_out, T& s_out
   return rotate;
 }
 
-// The same rotation with fewer square roots and divisions (3 + 2 instead of 4 + 4), for the
-// two-sided kernel whose matrices are scaled so that max |a_ij| is about 1. With d = x_qq - x_pp,
-// e = 2 x_pq and r = sqrt(d^2 + e^2):
-//     |t| = |e| / (|d| + r),   c = sqrt((|d| + r) / (2 r)),   s = t c,
-// (1 + t^2 = 2 r / (|d| + r)), with sign(t) = sign(d) sign(e) (sign(0) = +1). No cancellation
-// occurs. The relative test is |x_pq| > tol sqrt(|x_pp x_qq|). Squares stay representable for
-// entries down to about 2^-500 times the largest; below that (only for matrices whose entries span
-// more than ~150 decades) r is bounded below by max(|d|, |e|), which keeps the rotation finite
-// and orthogonal.
+// The same rotation with fewer square roots and divisions (3 + 3 instead of 4 + 4), for the
+// two-sided kernel. With d = x_qq - x_pp, e = 2 x_pq, m = max(|d|, |e|), q = min(|d|, |e|) / m
+// (so that one of |d|/m, |e|/m is exactly 1 and the other is q) and rho = sqrt(1 + q^2) = r / m,
+// r = sqrt(d^2 + e^2):
+//     |t| = (|e|/m) / (|d|/m + rho),   c = sqrt((|d|/m + rho) / (2 rho)),   s = t c,
+// since 1 + t^2 = 2 r / (|d| + r), and sign(t) = sign(d) sign(e). Every quantity lies in [0, 2],
+// so nothing overflows or underflows whatever the magnitudes of the entries, and c, s stay a
+// rotation to working precision. The relative test is |x_pq| > tol sqrt(|x_pp x_qq|) (the kernel
+// scales each matrix so that max |a_ij| is about 1, which keeps that product representable).
 template <class T>
 inline bool rotation_scaled(T x_pp, T x_qq, T x_pq, T tol, T& t_out, T& c_out, T& s_out) {
   const bool rotate = std::abs(x_pq) > tol * std::sqrt(std::abs(x_pp * x_qq));
   const T d = x_qq - x_pp;
   const T e = rotate ? T(2) * x_pq : T(1);
   const T abs_d = std::abs(d), abs_e = std::abs(e);
-  const T r_squares = std::sqrt(d * d + e * e);
-  const T r_floor = abs_d > abs_e ? abs_d : abs_e;
-  const T r = r_squares < r_floor ? r_floor : r_squares;
-  const T denominator = abs_d + r;
-  const T t_abs = abs_e / denominator;
-  const T c = std::sqrt(denominator / (T(2) * r));
+  const bool d_larger = abs_d >= abs_e;
+  const T big = d_larger ? abs_d : abs_e;
+  const T small = d_larger ? abs_e : abs_d;
+  const T q = small / big;
+  const T rho = std::sqrt(T(1) + q * q);
+  const T d_scaled = d_larger ? T(1) : q;
+  const T e_scaled = d_larger ? q : T(1);
+  const T denominator = d_scaled + rho;
+  const T t_abs = e_scaled / denominator;
+  const T c = std::sqrt(denominator / (T(2) * rho));
   const T t = std::copysign(t_abs, d * e);  // the sign of d e, also when the product underflows
   t_out = rotate ? t : T(0);
   c_out = rotate ? c : T(1);

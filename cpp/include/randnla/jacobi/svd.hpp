@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -25,6 +26,14 @@ namespace randnla {
 namespace jacobi {
 
 namespace detail {
+
+// Squared column norms below this are in (or next to) the subnormal range, where their dot
+// products carry no relative precision: such a column is left alone (it is below 2^-990 times
+// the largest column after the scaling of svd_batch, far below anything a rotation could resolve).
+template <class T>
+constexpr T negligible_square() {
+  return std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon();
+}
 
 // Dot product with eight fixed partial sums (same order for every thread and every call).
 template <class T>
@@ -50,10 +59,23 @@ template <class T>
 inline bool one_sided_pair(int len, int k, T* gt, T* vt, int p, int q, T tol) {
   T* gp = gt + static_cast<index_t>(p) * len;
   T* gq = gt + static_cast<index_t>(q) * len;
-  const T alpha = dot(gp, gp, len), beta = dot(gq, gq, len), gamma = dot(gp, gq, len);
+  const T alpha = dot(gp, gp, len), beta = dot(gq, gq, len);
+  if (alpha < negligible_square<T>() || beta < negligible_square<T>()) return false;
+  const T gamma = dot(gp, gq, len);
   T t, c, s;
   if (!rotation<T>(alpha, beta, gamma, tol, t, c, s)) return false;
   rotate_rows(gp, gq, len, c, s);
+  // Numerically parallel columns: the rotation cancels one of them completely (its new squared
+  // norm, alpha - t gamma or beta + t gamma, is below the rounding level of its old one) and what
+  // is left is rounding noise, still parallel to the other column, which later rotations would
+  // only shrink by a factor eps per sweep. Set it to zero: it carries no information. A small
+  // column of a graded matrix is not affected (its norm is compared with its own old norm).
+  const T level = T(4) * static_cast<T>(epsilon_of<T>()) * std::min(alpha, beta);
+  if (alpha - t * gamma <= level) {
+    std::fill(gp, gp + len, T(0));
+  } else if (beta + t * gamma <= level) {
+    std::fill(gq, gq + len, T(0));
+  }
   if (vt != nullptr) rotate_rows(vt + static_cast<index_t>(p) * k, vt + static_cast<index_t>(q) * k, k, c, s);
   return true;
 }
@@ -66,6 +88,7 @@ inline double one_sided_off(int len, int k, const T* gt, bool* passes, T tol) {
   for (int j = 0; j < k; ++j) norms[j] = dot(gt + static_cast<index_t>(j) * len, gt + static_cast<index_t>(j) * len, len);
   for (int p = 0; p < k; ++p)
     for (int q = p + 1; q < k; ++q) {
+      if (norms[p] < negligible_square<T>() || norms[q] < negligible_square<T>()) continue;
       const T gamma = dot(gt + static_cast<index_t>(p) * len, gt + static_cast<index_t>(q) * len, len);
       const T threshold = tol * std::sqrt(norms[p]) * std::sqrt(norms[q]);
       if (std::abs(gamma) > threshold) ok = false;
