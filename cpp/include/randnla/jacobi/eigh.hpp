@@ -227,21 +227,29 @@ inline bool rotate_disjoint(int n, T* a, T* w, const std::pair<int, int>* pairs,
   return any;
 }
 
-// Max scaled off-diagonal entry of lane l (upper triangle) and whether all pairs pass the test.
+// Max scaled off-diagonal entry max_{p<q} |a_pq| / sqrt(|a_pp a_qq|) of every lane (0 where a_pq = 0),
+// computed for the whole group at once.
 template <class T, int L>
-inline double scaled_off(int n, const T* a, int l) {
+inline void scaled_off_lanes(int n, const T* a, double* out) {
   const int ld = leading_dimension(n);
-  double worst = 0.0;
+  T worst[L];
+  for (int l = 0; l < L; ++l) worst[l] = T(0);
   for (int p = 0; p < n; ++p)
     for (int q = p + 1; q < n; ++q) {
-      const double apq = std::abs(static_cast<double>(a[(static_cast<index_t>(p) * ld + q) * L + l]));
-      if (apq == 0.0) continue;
-      const double scale = std::sqrt(std::abs(static_cast<double>(a[(static_cast<index_t>(p) * ld + p) * L + l]))) *
-                           std::sqrt(std::abs(static_cast<double>(a[(static_cast<index_t>(q) * ld + q) * L + l])));
-      const double ratio = scale > 0.0 ? apq / scale : std::numeric_limits<double>::infinity();
-      worst = std::max(worst, ratio);
+      const T* a_pq = a + (static_cast<index_t>(p) * ld + q) * L;
+      const T* a_pp = a + (static_cast<index_t>(p) * ld + p) * L;
+      const T* a_qq = a + (static_cast<index_t>(q) * ld + q) * L;
+#if defined(RANDNLA_HAVE_OPENMP)
+#pragma omp simd
+#endif
+      for (int l = 0; l < L; ++l) {
+        const T apq = std::abs(a_pq[l]);
+        const T scale = std::sqrt(std::abs(a_pp[l])) * std::sqrt(std::abs(a_qq[l]));
+        const T ratio = apq == T(0) ? T(0) : (scale > T(0) ? apq / scale : std::numeric_limits<T>::infinity());
+        worst[l] = ratio > worst[l] ? ratio : worst[l];
+      }
     }
-  return worst;
+  for (int l = 0; l < L; ++l) out[l] = static_cast<double>(worst[l]);
 }
 
 template <class T, int L>
@@ -367,7 +375,16 @@ inline void unpack_lane(int n, const T* a, const T* w, int l, T scale, T* values
   const int ld = leading_dimension(n);
   for (int k = 0; k < n; ++k) diagonal[k] = a[(static_cast<index_t>(k) * ld + k) * L + l];
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return diagonal[x] < diagonal[y]; });
+  // Stable insertion sort: n is small here, and ties keep the Jacobi order.
+  for (int i = 1; i < n; ++i) {
+    const int key = order[i];
+    int j = i - 1;
+    while (j >= 0 && diagonal[key] < diagonal[order[j]]) {
+      order[j + 1] = order[j];
+      --j;
+    }
+    order[j + 1] = key;
+  }
   const T unscale = T(1) / scale;
   for (int k = 0; k < n; ++k) values[k] = diagonal[order[k]] * unscale;
   if (vectors != nullptr && w != nullptr) {
@@ -434,13 +451,15 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
     }
     std::vector<int> order(static_cast<std::size_t>(n));
     std::vector<T> diagonal(static_cast<std::size_t>(n));
+    double off[L];
+    if (report.off) scaled_off_lanes<T, L>(n, a, off);
     for (int l = 0; l < count; ++l) {
       const index_t b = first + l;
       unpack_lane<T, L>(n, a, w, l, scale[l], values + b * n, vectors ? vectors + b * nn : nullptr, order, diagonal);
       if (report.sweeps) report.sweeps[b] = sweeps[l];
       if (report.rotations) report.rotations[b] = rotations[l];
       if (report.converged) report.converged[b] = converged[l];
-      if (report.off) report.off[b] = scaled_off<T, L>(n, a, l);
+      if (report.off) report.off[b] = off[l];
     }
   });
   report_bad_input(status, asymmetry, options.symmetry_rtol);
