@@ -81,7 +81,7 @@ def _scalarize(x, batch_shape):
     return x.item() if x.ndim == 0 else x
 
 
-def _make_info(raw, batch_shape, tol, pivot, what):
+def _make_info(raw, batch_shape, tol, pivot, what, stacklevel=4):
     converged, sweeps, rotations, off = raw
     info = JacobiInfo(
         converged=_scalarize(converged, batch_shape),
@@ -98,7 +98,7 @@ def _make_info(raw, batch_shape, tol, pivot, what):
             f"{'x' if np.size(converged) == 1 else 'ces'} within max_sweeps (largest scaled off-diagonal "
             f"{float(np.max(off)):.2e} > tol {tol:.2e}); increase max_sweeps or tol",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return info
 
@@ -400,7 +400,7 @@ def svd(A, *, full_matrices=False, compute_uv=True, pivot="cyclic", tol=None, ma
     kernel = _core.jacobi_svd_float32 if arr.dtype == np.float32 else _core.jacobi_svd_float64
     s, u, vh, raw = kernel(stack, _PIVOT_CODES[pivot], tol, max_sweeps, bool(compute_uv), bool(full_matrices), key,
                            threads)
-    info = _make_info(raw, batch_shape, tol, pivot, "svd")
+    info = _make_info(raw, batch_shape, tol, pivot, "svd", stacklevel=3)
     k = min(m, n)
     s = s.reshape(batch_shape + (k,))
     if compute_uv:
