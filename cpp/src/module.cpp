@@ -9,6 +9,7 @@ namespace py = pybind11;
 void load_scipy_lapack(py::module_& m);
 void register_random(py::module_& m);
 void register_sketch(py::module_& m);
+void register_jacobi(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "randnla C++ core (private: use the public modules)";
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_threads", [] { return randnla::resolve_threads(0); }, "Threads used when n_threads=None.");
   register_random(m);
   register_sketch(m);
+  register_jacobi(m);
 }

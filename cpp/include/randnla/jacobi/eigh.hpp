@@ -1,0 +1,526 @@
+// randnla/jacobi/eigh.hpp: two-sided Jacobi for symmetric eigenproblems, one matrix or a batch.
+//
+// Layout. A group of L matrices is stored interleaved ("structure of arrays"): entry (i, j) of
+// lane l lives at a[(i * ld + j) * L + l] (ld = n + 1), so every loop over the lanes is a SIMD loop across
+// matrices. Only the upper triangle of A is kept up to date. The accumulated rotations are stored
+// transposed, w[(k * ld + r) * L + l] = V[r][k], so a rotation updates two contiguous rows.
+//
+// All lanes follow the same (deterministic) pair sequence; a lane whose pair passes the relative
+// test applies the identity rotation, which changes no entry, so each matrix gets exactly the
+// result it would get alone (the one-matrix path is the same template with L = 1).
+// The random rule gives each matrix its own Philox stream, so it always runs with L = 1.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <sstream>
+#include <vector>
+
+#include "randnla/common.hpp"
+#include "randnla/jacobi/rotation.hpp"
+#include "randnla/parallel.hpp"
+#include "randnla/philox.hpp"
+
+namespace randnla {
+namespace jacobi {
+
+struct EighOptions {
+  Pivot pivot = Pivot::cyclic;
+  double tol = 0.0;        // relative threshold (>= 0; 0 rotates every nonzero pair)
+  int max_sweeps = 30;     // sweeps (random rule: blocks of N = n(n-1)/2 draws)
+  bool want_vectors = true;
+  philox::Key key{{0, 0}};
+  int n_threads = 0;
+  double symmetry_rtol = -1.0;  // >= 0: reject matrices with max|a_ij - a_ji| > rtol max|a_ij|
+};
+
+// Per-matrix outcome.
+struct EighReport {
+  int* sweeps = nullptr;         // sweeps that performed at least one rotation
+  i64* rotations = nullptr;      // rotations performed (identity skips not counted)
+  unsigned char* converged = nullptr;
+  double* off = nullptr;         // max_{p<q} |a_pq| / sqrt(|a_pp a_qq|) at exit (0 when a_pq = 0)
+};
+
+namespace detail {
+
+// Row stride of the group layout (in lanes): n + 1, so that walking down a column does not hit
+// the same cache sets over and over (a power-of-two stride would).
+constexpr int leading_dimension(int n) { return n + 1; }
+
+// Like parallel_for, but hands out work items dynamically: on a loaded machine a descheduled
+// thread does not hold back a static share of the batch. Each item writes only its own outputs
+// and draws only from counters of its own matrices, so the results never depend on the schedule.
+template <class Fn>
+void parallel_for_dynamic(index_t n, int n_threads, Fn&& fn) {
+  const int threads = static_cast<int>(std::min<index_t>(resolve_threads(n_threads), std::max<index_t>(n, 1)));
+  if (threads <= 1 || n <= 1) {
+    for (index_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#if defined(RANDNLA_HAVE_OPENMP)
+  std::exception_ptr failure = nullptr;
+  std::mutex failure_mutex;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (index_t i = 0; i < n; ++i) {
+    try {
+      fn(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+#else
+  for (index_t i = 0; i < n; ++i) fn(i);
+#endif
+}
+
+// Input check of one matrix: 0 if finite (and, for rtol >= 0, max |a_ij - a_ji| <= rtol max |a_ij|),
+// 1 if it holds NaN/Inf, 2 if it is not symmetric (asymmetry returns the relative value).
+template <class T>
+inline int check_matrix(const T* m, int n, double rtol, double* asymmetry) {
+  const index_t nn = static_cast<index_t>(n) * n;
+  if (!all_finite(m, nn)) return 1;
+  if (rtol < 0) return 0;
+  T max_abs = 0, max_diff = 0;
+  for (int i = 0; i < n; ++i) {
+    max_abs = std::max(max_abs, std::abs(m[static_cast<index_t>(i) * n + i]));
+    for (int j = i + 1; j < n; ++j) {
+      const T x = m[static_cast<index_t>(i) * n + j], y = m[static_cast<index_t>(j) * n + i];
+      max_abs = std::max(max_abs, std::max(std::abs(x), std::abs(y)));
+      max_diff = std::max(max_diff, std::abs(x - y));
+    }
+  }
+  *asymmetry = static_cast<double>(max_diff) / (max_abs > 0 ? static_cast<double>(max_abs) : 1.0);
+  return *asymmetry > rtol ? 2 : 0;
+}
+
+// Throws std::invalid_argument for the first matrix whose status is not 0.
+inline void report_bad_input(const std::vector<unsigned char>& status, const std::vector<double>& asymmetry,
+                             double rtol) {
+  for (std::size_t b = 0; b < status.size(); ++b) {
+    RANDNLA_REQUIRE(status[b] != 1, "A contains NaN or infinity (matrix ", b, ")");
+    if (status[b] == 2) {
+      std::ostringstream message;
+      message.precision(2);
+      message << std::scientific << "A must be symmetric: relative asymmetry " << asymmetry[b] << " exceeds " << rtol
+              << " (matrix " << b << ")";
+      throw std::invalid_argument(message.str());
+    }
+  }
+}
+
+// Checks every matrix of a batch (one parallel pass) and throws for the first bad one.
+template <class T>
+inline void check_symmetric_batch(const T* in, index_t batch, int n, double rtol, int n_threads) {
+  std::vector<unsigned char> status(static_cast<std::size_t>(batch), 0);
+  std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
+  parallel_for_chunks(batch, 256, n_threads, [&](index_t begin, index_t end, index_t) {
+    for (index_t b = begin; b < end; ++b)
+      status[static_cast<std::size_t>(b)] = static_cast<unsigned char>(
+          check_matrix(in + b * static_cast<index_t>(n) * n, n, rtol, &asymmetry[static_cast<std::size_t>(b)]));
+  });
+  report_bad_input(status, asymmetry, rtol);
+}
+
+// Angles of the rotation on pair (p, q) for the L lanes of a group: updates a_pp, a_qq, a_pq and
+// fills c, s (identity where the relative test skips the pair). Returns whether any lane rotates.
+template <class T, int L, int N = 0>
+inline bool angles_lanes(int n_runtime, T* __restrict a, int p, int q, T tol, T* __restrict c, T* __restrict s,
+                         i64* __restrict rotations) {
+  const int n = N > 0 ? N : n_runtime;
+  const int ld = leading_dimension(n);
+  T* __restrict a_pp = a + (static_cast<index_t>(p) * ld + p) * L;
+  T* __restrict a_qq = a + (static_cast<index_t>(q) * ld + q) * L;
+  T* __restrict a_pq = a + (static_cast<index_t>(p) * ld + q) * L;
+  // Cheap pass first (one square root per lane): near convergence most pairs pass the relative
+  // test in every lane, and then the rotation formulas are not evaluated at all.
+  int needed = 0;
+#if defined(RANDNLA_HAVE_OPENMP)
+#pragma omp simd reduction(| : needed)
+#endif
+  for (int l = 0; l < L; ++l) needed |= std::abs(a_pq[l]) > tol * std::sqrt(std::abs(a_pp[l] * a_qq[l])) ? 1 : 0;
+  if (!needed) return false;
+  int any = 0;
+#if defined(RANDNLA_HAVE_OPENMP)
+#pragma omp simd reduction(| : any)
+#endif
+  for (int l = 0; l < L; ++l) {
+    T t, cl, sl;
+    const bool rotate = rotation_scaled<T>(a_pp[l], a_qq[l], a_pq[l], tol, t, cl, sl);
+    const T t_apq = t * a_pq[l];
+    a_pp[l] = a_pp[l] - t_apq;
+    a_qq[l] = a_qq[l] + t_apq;
+    a_pq[l] = rotate ? T(0) : a_pq[l];
+    c[l] = cl;
+    s[l] = sl;
+    rotations[l] += rotate ? 1 : 0;
+    any |= rotate ? 1 : 0;
+  }
+  return any != 0;
+}
+
+// Applies the rotation (c, s) on pair (p, q) to the off-diagonal entries of rows/columns p and q
+// (upper triangle) and to rows p and q of w (when not null).
+template <class T, int L, int N = 0>
+inline void apply_lanes(int n_runtime, T* __restrict a, T* __restrict w, int p, int q, const T* __restrict c,
+                        const T* __restrict s) {
+  const int n = N > 0 ? N : n_runtime;
+  const int ld = leading_dimension(n);
+  // (x, y) <- (c x - s y, s x + c y)
+  auto apply = [&](T* __restrict x, T* __restrict y) {
+#if defined(RANDNLA_HAVE_OPENMP)
+#pragma omp simd
+#endif
+    for (int l = 0; l < L; ++l) {
+      const T xv = x[l], yv = y[l];
+      x[l] = std::fma(c[l], xv, -(s[l] * yv));
+      y[l] = std::fma(s[l], xv, c[l] * yv);
+    }
+  };
+  for (int r = 0; r < p; ++r) apply(a + (static_cast<index_t>(r) * ld + p) * L, a + (static_cast<index_t>(r) * ld + q) * L);
+  for (int r = p + 1; r < q; ++r)
+    apply(a + (static_cast<index_t>(p) * ld + r) * L, a + (static_cast<index_t>(r) * ld + q) * L);
+  for (int r = q + 1; r < n; ++r)
+    apply(a + (static_cast<index_t>(p) * ld + r) * L, a + (static_cast<index_t>(q) * ld + r) * L);
+  if (w != nullptr) {
+    T* __restrict wp = w + static_cast<index_t>(p) * ld * L;
+    T* __restrict wq = w + static_cast<index_t>(q) * ld * L;
+    for (int r = 0; r < n; ++r) apply(wp + static_cast<index_t>(r) * L, wq + static_cast<index_t>(r) * L);
+  }
+}
+
+// One rotation on pair (p, q). Returns whether any lane rotated.
+template <class T, int L, int N = 0>
+inline bool rotate_lanes(int n, T* a, T* w, int p, int q, T tol, i64* rotations) {
+  alignas(64) T c[L];
+  alignas(64) T s[L];
+  if (!angles_lanes<T, L, N>(n, a, p, q, tol, c, s, rotations)) return false;
+  apply_lanes<T, L, N>(n, a, w, p, q, c, s);
+  return true;
+}
+
+// A run of `count` pairs that share no index (a round of the round-robin ordering, at most
+// kMaxBatchedPairs of them): the angles are computed first, then the rotations are applied in
+// order. Since no angle reads an entry that another pair's update writes, this gives exactly
+// the bits of rotating the pairs one after another, with more independent work in flight.
+constexpr int kMaxBatchedPairs = 16;
+
+template <class T, int L, int N = 0>
+inline bool rotate_disjoint(int n, T* a, T* w, const std::pair<int, int>* pairs, int count, T tol, i64* rotations) {
+  alignas(64) T c[kMaxBatchedPairs][L];
+  alignas(64) T s[kMaxBatchedPairs][L];
+  bool rotated[kMaxBatchedPairs];
+  bool any = false;
+  for (int k = 0; k < count; ++k) {
+    rotated[k] = angles_lanes<T, L, N>(n, a, pairs[k].first, pairs[k].second, tol, c[k], s[k], rotations);
+    any |= rotated[k];
+  }
+  for (int k = 0; k < count; ++k)
+    if (rotated[k]) apply_lanes<T, L, N>(n, a, w, pairs[k].first, pairs[k].second, c[k], s[k]);
+  return any;
+}
+
+// Max scaled off-diagonal entry max_{p<q} |a_pq| / sqrt(|a_pp a_qq|) of every lane (0 where a_pq = 0),
+// computed for the whole group at once.
+template <class T, int L>
+inline void scaled_off_lanes(int n, const T* a, double* out) {
+  const int ld = leading_dimension(n);
+  T worst[L];
+  for (int l = 0; l < L; ++l) worst[l] = T(0);
+  for (int p = 0; p < n; ++p)
+    for (int q = p + 1; q < n; ++q) {
+      const T* a_pq = a + (static_cast<index_t>(p) * ld + q) * L;
+      const T* a_pp = a + (static_cast<index_t>(p) * ld + p) * L;
+      const T* a_qq = a + (static_cast<index_t>(q) * ld + q) * L;
+#if defined(RANDNLA_HAVE_OPENMP)
+#pragma omp simd
+#endif
+      for (int l = 0; l < L; ++l) {
+        const T apq = std::abs(a_pq[l]);
+        const T scale = std::sqrt(std::abs(a_pp[l])) * std::sqrt(std::abs(a_qq[l]));
+        const T ratio = apq == T(0) ? T(0) : (scale > T(0) ? apq / scale : std::numeric_limits<T>::infinity());
+        worst[l] = ratio > worst[l] ? ratio : worst[l];
+      }
+    }
+  for (int l = 0; l < L; ++l) out[l] = static_cast<double>(worst[l]);
+}
+
+template <class T, int L>
+inline bool lane_passes(int n, const T* a, int l, T tol) {
+  const int ld = leading_dimension(n);
+  for (int p = 0; p < n; ++p)
+    for (int q = p + 1; q < n; ++q) {
+      const T apq = a[(static_cast<index_t>(p) * ld + q) * L + l];
+      const T threshold = tol * std::sqrt(std::abs(a[(static_cast<index_t>(p) * ld + p) * L + l] *
+                                                   a[(static_cast<index_t>(q) * ld + q) * L + l]));
+      if (std::abs(apq) > threshold) return false;
+    }
+  return true;
+}
+
+// Runs the deterministic orderings on one group. sweeps/converged are per lane.
+template <class T, int L, int N = 0>
+inline void solve_group(int n, T* a, T* w, const std::vector<std::pair<int, int>>& pairs, int round_size, T tol,
+                        int max_sweeps, int* sweeps, i64* rotations, unsigned char* converged) {
+  const int total = static_cast<int>(pairs.size());
+  round_size = std::max(1, std::min(round_size, kMaxBatchedPairs));
+  bool done[L];
+  for (int l = 0; l < L; ++l) {
+    done[l] = false;
+    sweeps[l] = 0;
+    rotations[l] = 0;
+    converged[l] = 0;
+  }
+  i64 before[L];
+  for (int sweep = 0; sweep < max_sweeps; ++sweep) {
+    for (int l = 0; l < L; ++l) before[l] = rotations[l];
+    bool any = false;
+    if (round_size == 1) {
+      for (const auto& pq : pairs) any |= rotate_lanes<T, L, N>(n, a, w, pq.first, pq.second, tol, rotations);
+    } else {
+      // Rounds are consecutive runs of round_size disjoint pairs; a round longer than
+      // kMaxBatchedPairs is split, which changes nothing (its pairs are disjoint).
+      for (int start = 0; start < total; start += round_size)
+        any |= rotate_disjoint<T, L, N>(n, a, w, pairs.data() + start, std::min(round_size, total - start), tol,
+                                        rotations);
+    }
+    for (int l = 0; l < L; ++l) {
+      if (done[l]) continue;
+      if (rotations[l] == before[l]) {
+        done[l] = true;
+        converged[l] = 1;
+      } else {
+        ++sweeps[l];
+      }
+    }
+    if (!any) break;
+  }
+  for (int l = 0; l < L; ++l)
+    if (!done[l]) converged[l] = lane_passes<T, L>(n, a, l, tol) ? 1 : 0;
+}
+
+// The random rule on one matrix (L = 1): draw k picks pair pairs[floor(u_k N)].
+template <class T>
+inline void solve_random(int n, T* a, T* w, const std::vector<std::pair<int, int>>& pairs, T tol, int max_sweeps,
+                         const philox::Key& key, u64 matrix, int* sweeps, i64* rotations, unsigned char* converged) {
+  const i64 n_pairs = static_cast<i64>(pairs.size());
+  *sweeps = 0;
+  *rotations = 0;
+  *converged = 0;
+  if (n_pairs == 0) {
+    *converged = 1;
+    return;
+  }
+  u64 k = 0;
+  if (lane_passes<T, 1>(n, a, 0, tol)) {
+    *converged = 1;
+    return;
+  }
+  for (int sweep = 0; sweep < max_sweeps; ++sweep) {
+    for (i64 i = 0; i < n_pairs; ++i, ++k) {
+      const auto& pq = pairs[static_cast<std::size_t>(random_pair_index(random_pivot_bits(key, matrix, k), n_pairs))];
+      rotate_lanes<T, 1>(n, a, w, pq.first, pq.second, tol, rotations);
+    }
+    ++*sweeps;
+    if (lane_passes<T, 1>(n, a, 0, tol)) {
+      *converged = 1;
+      return;
+    }
+  }
+}
+
+template <class T>
+inline T default_tol(int n) {
+  return static_cast<T>(std::sqrt(static_cast<double>(std::max(n, 1))) * epsilon_of<T>());
+}
+
+// Packs lanes [first, first + count) of the C-contiguous batch `in` (batch, n, n) into a group
+// (upper triangle), scaling each by a power of two; missing lanes are zero matrices.
+template <class T, int L>
+inline void pack_group(const T* in, index_t first, int count, int n, T* a, T* w, T* scale) {
+  const int ld = leading_dimension(n);
+  const index_t nn = static_cast<index_t>(n) * n;
+  std::fill(a, a + static_cast<index_t>(n) * ld * L, T(0));
+  if (w != nullptr) {
+    std::fill(w, w + static_cast<index_t>(n) * ld * L, T(0));
+    for (int k = 0; k < n; ++k)
+      for (int l = 0; l < L; ++l) w[(static_cast<index_t>(k) * ld + k) * L + l] = T(1);
+  }
+  const int target = 0;  // max |a_ij| in [1/2, 1): see rotation_scaled
+  for (int l = 0; l < L; ++l) {
+    scale[l] = T(1);
+    if (l >= count) continue;
+    const T* m = in + (first + l) * nn;
+    T max_abs = 0;
+    for (int i = 0; i < n; ++i)
+      for (int j = i; j < n; ++j) max_abs = std::max(max_abs, std::abs(m[static_cast<index_t>(i) * n + j]));
+    const T factor = power_of_two_scale<T>(max_abs, target);
+    scale[l] = factor;
+    for (int i = 0; i < n; ++i)
+      for (int j = i; j < n; ++j) a[(static_cast<index_t>(i) * ld + j) * L + l] = m[static_cast<index_t>(i) * n + j] * factor;
+  }
+}
+
+// Sorts lane l ascending (stable: ties keep the Jacobi order) and writes eigenvalues / vectors.
+template <class T, int L>
+inline void unpack_lane(int n, const T* a, const T* w, int l, T scale, T* values, T* vectors, std::vector<int>& order,
+                        std::vector<T>& diagonal) {
+  const int ld = leading_dimension(n);
+  for (int k = 0; k < n; ++k) diagonal[k] = a[(static_cast<index_t>(k) * ld + k) * L + l];
+  std::iota(order.begin(), order.end(), 0);
+  // Stable insertion sort: n is small here, and ties keep the Jacobi order.
+  for (int i = 1; i < n; ++i) {
+    const int key = order[i];
+    int j = i - 1;
+    while (j >= 0 && diagonal[key] < diagonal[order[j]]) {
+      order[j + 1] = order[j];
+      --j;
+    }
+    order[j + 1] = key;
+  }
+  const T unscale = T(1) / scale;
+  for (int k = 0; k < n; ++k) values[k] = diagonal[order[k]] * unscale;
+  if (vectors != nullptr && w != nullptr) {
+    for (int k = 0; k < n; ++k) {
+      const T* row = w + static_cast<index_t>(order[k]) * ld * L;
+      for (int r = 0; r < n; ++r) vectors[static_cast<index_t>(r) * n + k] = row[static_cast<index_t>(r) * L + l];
+    }
+  }
+}
+
+// A 64-byte aligned scratch buffer (one per thread, reused across groups).
+template <class T>
+struct AlignedScratch {
+  std::vector<T> storage;
+  T* get(std::size_t count) {
+    const std::size_t pad = 64 / sizeof(T);
+    if (storage.size() < count + pad) storage.resize(count + pad);
+    auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    const std::size_t misalignment = (64 - address % 64) % 64;
+    return storage.data() + misalignment / sizeof(T);
+  }
+};
+
+template <class T, int L, int N = 0>
+inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors, const EighOptions& options,
+                        const EighReport& report) {
+  const auto pairs = sweep_pairs(n, options.pivot);
+  const T tol = static_cast<T>(options.tol);
+  const index_t nn = static_cast<index_t>(n) * n;
+  const index_t n_groups = (batch + L - 1) / L;
+  const int ld = leading_dimension(n);
+  const bool random = options.pivot == Pivot::random;
+  std::vector<unsigned char> status(static_cast<std::size_t>(batch), 0);
+  std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
+  // Waking threads costs more than a small batch takes on one core (and much more on a loaded
+  // machine): use about one thread per 2^20 units of n^3 work. Results do not depend on it.
+  const double work = static_cast<double>(batch) * n * n * n;
+  const int wanted = resolve_threads(options.n_threads);
+  const int threads = static_cast<int>(std::max(1.0, std::min<double>(wanted, 1.0 + work / 1048576.0)));
+  parallel_for_dynamic(n_groups, threads, [&](index_t g) {
+    thread_local AlignedScratch<T> a_buffer, w_buffer;
+    T* a = a_buffer.get(static_cast<std::size_t>(static_cast<index_t>(n) * ld * L));
+    T* w = options.want_vectors ? w_buffer.get(static_cast<std::size_t>(static_cast<index_t>(n) * ld * L)) : nullptr;
+    const index_t first = g * L;
+    const int count = static_cast<int>(std::min<index_t>(L, batch - first));
+    // Input checks inside the solving pass (one parallel region for the whole call).
+    bool bad = false;
+    for (int l = 0; l < count; ++l) {
+      const std::size_t b = static_cast<std::size_t>(first + l);
+      status[b] = static_cast<unsigned char>(check_matrix(in + (first + l) * nn, n, options.symmetry_rtol, &asymmetry[b]));
+      bad |= status[b] != 0;
+    }
+    if (bad) return;
+    T scale[L];
+    pack_group<T, L>(in, first, count, n, a, w, scale);
+    int sweeps[L];
+    i64 rotations[L];
+    unsigned char converged[L];
+    if (random) {
+      solve_random<T>(n, a, w, pairs, tol, options.max_sweeps, options.key, static_cast<u64>(first), sweeps, rotations,
+                      converged);
+    } else {
+      solve_group<T, L, N>(n, a, w, pairs, options.pivot == Pivot::round_robin ? n / 2 : 1, tol, options.max_sweeps, sweeps, rotations, converged);
+    }
+    std::vector<int> order(static_cast<std::size_t>(n));
+    std::vector<T> diagonal(static_cast<std::size_t>(n));
+    double off[L];
+    if (report.off) scaled_off_lanes<T, L>(n, a, off);
+    for (int l = 0; l < count; ++l) {
+      const index_t b = first + l;
+      unpack_lane<T, L>(n, a, w, l, scale[l], values + b * n, vectors ? vectors + b * nn : nullptr, order, diagonal);
+      if (report.sweeps) report.sweeps[b] = sweeps[l];
+      if (report.rotations) report.rotations[b] = rotations[l];
+      if (report.converged) report.converged[b] = converged[l];
+      if (report.off) report.off[b] = off[l];
+    }
+  });
+  report_bad_input(status, asymmetry, options.symmetry_rtol);
+}
+
+}  // namespace detail
+
+// Eigenvalues (ascending) and, when options.want_vectors, eigenvectors (columns) of a batch of
+// symmetric matrices `in` (batch, n, n), C-contiguous; only the upper triangle is read.
+// values: (batch, n); vectors: (batch, n, n) or nullptr.
+template <class T>
+inline void eigh_batch(const T* in, index_t batch, int n, T* values, T* vectors, const EighOptions& options,
+                       const EighReport& report) {
+  RANDNLA_REQUIRE(n >= 0, "n must be non-negative");
+  RANDNLA_REQUIRE(batch >= 0, "batch must be non-negative");
+  RANDNLA_REQUIRE(options.tol >= 0.0, "tol must be non-negative");
+  RANDNLA_REQUIRE(options.max_sweeps >= 0, "max_sweeps must be non-negative");
+  if (batch == 0) return;
+  if (n == 0) {
+    for (index_t b = 0; b < batch; ++b) {
+      if (report.sweeps) report.sweeps[b] = 0;
+      if (report.rotations) report.rotations[b] = 0;
+      if (report.converged) report.converged[b] = 1;
+      if (report.off) report.off[b] = 0.0;
+    }
+    return;
+  }
+  EighOptions opts = options;
+  if (!opts.want_vectors) vectors = nullptr;
+  if (vectors == nullptr) opts.want_vectors = false;
+  if (opts.pivot == Pivot::random || batch == 1) {
+    detail::eigh_groups<T, 1>(in, batch, n, values, vectors, opts, report);
+    return;
+  }
+  // Two AVX-512 registers per lane group: two independent dependency chains in the angle
+  // computation (cyclic pairs depend on each other) and still an L1/L2-resident working set.
+  constexpr int wide = 2 * 64 / static_cast<int>(sizeof(T));
+  switch (n) {
+#define RANDNLA_JACOBI_FIXED(N_, L_) \
+  case N_:                           \
+    detail::eigh_groups<T, L_, N_>(in, batch, n, values, vectors, opts, report); \
+    return;
+    RANDNLA_JACOBI_FIXED(2, wide)
+    RANDNLA_JACOBI_FIXED(3, wide)
+    RANDNLA_JACOBI_FIXED(4, wide)
+    RANDNLA_JACOBI_FIXED(5, wide)
+    RANDNLA_JACOBI_FIXED(6, wide)
+    RANDNLA_JACOBI_FIXED(7, wide)
+    RANDNLA_JACOBI_FIXED(8, wide)
+    RANDNLA_JACOBI_FIXED(16, wide)
+    RANDNLA_JACOBI_FIXED(32, wide)
+#undef RANDNLA_JACOBI_FIXED
+    default:
+      break;
+  }
+  if (n <= 64) {
+    detail::eigh_groups<T, wide>(in, batch, n, values, vectors, opts, report);
+  } else {
+    detail::eigh_groups<T, wide / 4>(in, batch, n, values, vectors, opts, report);
+  }
+}
+
+}  // namespace jacobi
+}  // namespace randnla
