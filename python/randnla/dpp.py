@@ -1,0 +1,594 @@
+"""Exact sampling of determinantal point processes (DPPs), k-DPPs and beta-ensembles.
+
+A DPP on the ground set ``{0, ..., n-1}`` is given by an L-ensemble, ``P(S) = det(L_S) / det(I + L)``
+with ``L`` symmetric positive semidefinite, or by its marginal kernel ``K = L (I + L)^{-1}``,
+``P(A subset of S) = det(K_A)``. A k-DPP is the L-ensemble conditioned on ``|S| = k``.
+
+:class:`DPP` accepts a dense ``L``, a dense ``K``, a low-rank factor ``B`` with ``L = B B^T`` or a
+kernel function with data rows ``X``, caches its preprocessing (eigendecomposition, tables of
+elementary symmetric polynomials, Nystrom dictionaries) and samples with
+
+- ``"spectral"``: Hough-Krishnapur-Peres-Virag with a log-space elementary-symmetric-polynomial
+  table for k-DPPs and an O(n k^2) Gram-Schmidt phase 2 in C++; for a factor, the d x d dual route;
+- ``"ldl"``: the sequential sampler over items on ``K`` (blocked LDL^T, BLAS-3, no
+  eigendecomposition): the fastest route to one sample from a dense kernel;
+- ``"projection"``: the chain rule on a projection kernel ``K`` (eigenvalues 0 or 1);
+- ``"vfx"`` (DPP-VFX) and ``"alpha"`` (alpha-DPP): intermediate (rejection) samplers for kernel
+  functions that never evaluate the full n x n kernel.
+
+Every sample is exact. Many samples (``size=``) are drawn in parallel in C++ with one Philox
+stream per sample index, so the result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from randnla import _core
+from randnla._backend import is_cupy, namespace_of
+from randnla._rng import philox_key
+from randnla._validate import (
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_n_threads,
+    check_positive,
+    check_square,
+    check_symmetric,
+)
+
+__all__ = ["DPP", "sample", "beta_ensemble", "SamplerStats", "MaxIterError"]
+
+_METHODS = ("auto", "spectral", "ldl", "projection", "vfx", "alpha")
+# Dense-kernel routes evaluate the whole kernel of a kernel function only up to this size in "auto".
+_AUTO_DENSE_LIMIT = 3000
+
+
+class MaxIterError(RuntimeError):
+    """An intermediate (rejection) sampler exceeded its ``max_iter`` attempts."""
+
+
+@dataclass
+class SamplerStats:
+    """Counters of the last call to :meth:`DPP.sample` with ``method="vfx"`` or ``"alpha"``.
+
+    Attributes
+    ----------
+    rejections : int
+        Rejected intermediate samples (all samples of the call together).
+    size_rejections : int
+        DPP samples discarded because their size was not ``k`` (k-DPP mode).
+    kernel_evaluations : int
+        Kernel entries evaluated by the call, preprocessing included.
+    attempts : list of int
+        Attempts needed by each returned sample.
+    """
+
+    rejections: int = 0
+    size_rejections: int = 0
+    kernel_evaluations: int = 0
+    attempts: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# kernel evaluation
+
+
+class _Evaluator:
+    """Entries of L: from a dense matrix, a factor or a kernel function, with an evaluation count."""
+
+    def __init__(self, kind, data, kernel=None):
+        self.kind = kind
+        self.data = data
+        self.kernel = kernel
+        self.count = 0
+        self.n = data.shape[0]
+
+    def diag(self):
+        self.count += self.n
+        if self.kind == "L":
+            return np.array(np.diagonal(self.data), dtype=np.float64)
+        if self.kind == "factor":
+            return np.einsum("ij,ij->i", self.data, self.data)
+        values = np.asarray(self.kernel(self.data, self.data), dtype=np.float64)
+        if values.shape != (self.n,):
+            raise ValueError(f"kernel(X, X) must return the {self.n} diagonal values, got shape {values.shape}")
+        return values
+
+    def block(self, rows, cols):
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        self.count += rows.size * cols.size
+        if self.kind == "L":
+            return np.asarray(self.data[np.ix_(rows, cols)], dtype=np.float64)
+        if self.kind == "factor":
+            return self.data[rows] @ self.data[cols].T
+        out = np.empty((rows.size, cols.size))
+        if out.size == 0:
+            return out
+        features = int(np.prod(self.data.shape[1:])) if self.data.ndim > 1 else 1
+        chunk = max(1, (1 << 22) // max(1, cols.size * features))
+        right = self.data[cols][None, ...]
+        for start in range(0, rows.size, chunk):
+            left = self.data[rows[start:start + chunk]][:, None, ...]
+            values = np.asarray(self.kernel(left, right), dtype=np.float64)
+            if values.shape != (left.shape[0], cols.size):
+                raise ValueError(
+                    "kernel(x, y) must broadcast over leading dimensions: for x of shape "
+                    f"{left.shape} and y of shape {right.shape} expected {(left.shape[0], cols.size)}, got {values.shape}"
+                )
+            out[start:start + chunk] = values
+        return out
+
+
+def _eigh(a):
+    """Symmetric eigendecomposition through the LAPACK table (dsyevd)."""
+    values, vectors, info = _core.dpp_eigh(np.ascontiguousarray(a, dtype=np.float64))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsyevd failed (info {info})")
+    return values, vectors
+
+
+def _psd_tolerance(values, n):
+    top = float(np.abs(values).max()) if values.size else 0.0
+    return 100.0 * max(n, 1) * np.finfo(np.float64).eps * max(top, np.finfo(np.float64).tiny)
+
+
+# ----------------------------------------------------------------------------------------------
+# the DPP object
+
+
+class DPP:
+    """A finite DPP (L-ensemble or marginal kernel) with cached preprocessing.
+
+    Exactly one of ``L``, ``K``, ``factor`` and ``kernel`` is given.
+
+    Parameters
+    ----------
+    L : (n, n) array_like, optional
+        Symmetric positive semidefinite likelihood kernel: ``P(S) = det(L_S) / det(I + L)``.
+    K : (n, n) array_like, optional
+        Symmetric marginal kernel with eigenvalues in [0, 1]: ``P(A subset of S) = det(K_A)``.
+    factor : (n, d) array_like, optional
+        Low-rank factor ``B`` with ``L = B B^T``; the spectral method works on the d x d matrix
+        ``B^T B`` (the dual route) and never forms L.
+    kernel : callable, optional
+        ``kernel(x, y)`` returning the kernel values for rows ``x`` and ``y`` of ``X`` that broadcast
+        against each other over their leading dimensions (the last dimension indexes features), e.g.
+        ``lambda x, y: np.exp(-((x - y) ** 2).sum(-1) / 2)``. ``kernel(X, X)`` is the diagonal and
+        ``kernel(X[i][:, None], X[j][None, :])`` a block. Needs ``X``.
+    X : (n, ...) array_like, optional
+        Data rows for ``kernel``.
+
+    Notes
+    -----
+    Computation is in float64 whatever the input dtype (the samplers' probabilities need it).
+    Validation: ``L`` must be symmetric, finite and positive semidefinite up to a tolerance of
+    ``100 n eps max|lambda|``; ``K`` must have eigenvalues in [0, 1] up to the same tolerance. The
+    spectral check runs when an eigendecomposition is computed; the ``"ldl"`` route checks symmetry
+    and finiteness and raises when a conditional probability leaves [0, 1] beyond tolerance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.dpp import DPP
+    >>> B = np.random.default_rng(0).standard_normal((6, 3))
+    >>> dpp = DPP(B @ B.T)
+    >>> S = dpp.sample(rng=0)
+    >>> S.dtype
+    dtype('int64')
+    >>> len(dpp.sample(k=2, size=4, rng=0))
+    4
+    """
+
+    def __init__(self, L=None, *, K=None, factor=None, kernel=None, X=None):
+        given = [name for name, value in (("L", L), ("K", K), ("factor", factor), ("kernel", kernel)) if value is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of L, K, factor and kernel; got {given or 'none'}")
+        if X is not None and kernel is None:
+            raise ValueError("X is only used with kernel=")
+        self._kind = given[0]
+        self._gpu = False
+        if kernel is not None:
+            if not callable(kernel):
+                raise TypeError(f"kernel must be callable, got {type(kernel).__name__}")
+            if X is None:
+                raise ValueError("kernel= needs the data rows X")
+            if is_cupy(X):
+                raise TypeError("kernel functions run on NumPy data; X must be a NumPy array")
+            data = as_float_array(X, "X", min_ndim=1, dtype=np.float64)
+            check_finite(data, "X")
+            if data.ndim == 1:
+                data = data[:, None]
+            self._data = data
+            self._kernel = kernel
+        else:
+            name = given[0]
+            value = {"L": L, "K": K, "factor": factor}[name]
+            self._gpu = is_cupy(value)
+            self._xp = namespace_of(value)
+            arr = as_float_array(value, name, ndim=2)
+            check_finite(arr, name)
+            if name in ("L", "K"):
+                check_square(arr, name)
+                check_symmetric(arr, name, rtol=max(1e-10, 100 * float(np.finfo(arr.dtype).eps)))
+            if self._gpu:
+                self._data = arr.astype(self._xp.float64)
+            else:
+                self._data = np.ascontiguousarray(arr, dtype=np.float64)
+            self._kernel = None
+        self.n = int(self._data.shape[0])
+        self._spectrum = None  # (V rows x r, lambda_L, lambda_K, log_lambda_L)
+        self._esp = None  # log ESP table with the most rows computed so far
+        self._marginal = None  # dense K
+        self._projection_rank = None
+        self._intermediate = {}  # (method, k or None) -> precomputed state
+        self.stats = SamplerStats()
+
+    # ---- cached preprocessing ----
+
+    def _evaluator(self):
+        if self._kind == "kernel":
+            return _Evaluator("kernel", self._data, self._kernel)
+        if self._gpu:
+            raise TypeError("the intermediate samplers need NumPy input")
+        if self._kind == "K":
+            raise ValueError("methods 'vfx' and 'alpha' need an L-ensemble (L, factor or kernel), not K")
+        return _Evaluator(self._kind, self._data)
+
+    def _dense_L(self):
+        if self._kind == "L":
+            return self._data
+        if self._kind == "factor":
+            return self._data @ self._data.T
+        if self._kind == "kernel":
+            ev = _Evaluator("kernel", self._data, self._kernel)
+            full = ev.block(np.arange(self.n), np.arange(self.n))
+            return 0.5 * (full + full.T)
+        raise ValueError("an L-ensemble is needed here")
+
+    def _eig_symmetric(self, a):
+        if self._gpu:
+            xp = self._xp
+            values, vectors = xp.linalg.eigh(a)
+            return values, vectors
+        return _eigh(a)
+
+    def spectrum(self):
+        """Eigenvalues of L (``inf`` for unit eigenvalues of K) and the matching eigenvectors.
+
+        Returns ``(lambda_L, V)`` with only the components of positive eigenvalue kept; cached.
+        """
+        s = self._get_spectrum()
+        return s[1], s[0]
+
+    def _get_spectrum(self):
+        if self._spectrum is not None:
+            return self._spectrum
+        xp = self._xp if self._gpu else np
+        n = self.n
+        if self._kind == "factor":
+            B = self._data
+            gram = B.T @ B
+            theta, W = self._eig_symmetric(0.5 * (gram + gram.T))
+            tol = _psd_tolerance(theta, max(B.shape))
+            keep = theta > tol
+            theta = theta[keep]
+            V = (B @ W[:, keep]) / xp.sqrt(theta)[None, :]
+            lam_L = theta
+            lam_K = theta / (1.0 + theta)
+        else:
+            a = self._data if self._kind != "kernel" else self._dense_L()
+            values, vectors = self._eig_symmetric(a)
+            tol = _psd_tolerance(values, n)
+            smallest = float(values.min()) if n else 0.0
+            if self._kind == "K":
+                largest = float(values.max()) if n else 0.0
+                tol_k = max(tol, 1e-10)
+                if smallest < -tol_k or largest > 1.0 + tol_k:
+                    raise ValueError(
+                        f"K must have eigenvalues in [0, 1]; found eigenvalues in [{smallest:.3e}, {largest:.3e}]"
+                    )
+                lam_K = xp.clip(values, 0.0, 1.0)
+                lam_K = xp.where(lam_K >= 1.0 - 1e-12, 1.0, lam_K)
+                keep = lam_K > tol_k
+                lam_K = lam_K[keep]
+                with np.errstate(divide="ignore"):
+                    lam_L = xp.where(lam_K >= 1.0, xp.inf, lam_K / xp.maximum(1.0 - lam_K, 1e-300))
+            else:
+                if smallest < -tol:
+                    raise ValueError(
+                        f"{'L' if self._kind == 'L' else 'the kernel matrix'} must be positive semidefinite; "
+                        f"smallest eigenvalue {smallest:.3e} is below -{tol:.1e}"
+                    )
+                keep = values > tol
+                lam_L = values[keep]
+                lam_K = lam_L / (1.0 + lam_L)
+            V = vectors[:, keep]
+        if self._gpu:
+            V = xp.ascontiguousarray(V)
+        else:
+            V = np.ascontiguousarray(V)
+        with np.errstate(divide="ignore"):
+            log_lam = xp.log(lam_L)
+        self._spectrum = (V, lam_L, lam_K, log_lam)
+        return self._spectrum
+
+    @property
+    def rank(self) -> int:
+        """Rank of L (number of positive eigenvalues up to tolerance); computes the spectrum."""
+        return int(self._get_spectrum()[1].shape[0])
+
+    def _esp_table(self, k):
+        if self._esp is None or self._esp.shape[0] < k + 1:
+            _, _, _, log_lam = self._get_spectrum()
+            log_lam = np.asarray(log_lam.get() if self._gpu else log_lam, dtype=np.float64)
+            self._esp = _core.dpp_log_esp_table(log_lam, int(k))
+        return self._esp
+
+    def _marginal_kernel(self):
+        """Dense K: given, or I - (I + L)^{-1} by Cholesky (cheaper than an eigendecomposition)."""
+        if self._marginal is not None:
+            return self._marginal
+        if self._kind == "K":
+            self._marginal = self._data
+        elif self._spectrum is not None and not self._gpu:
+            V, _, lam_K, _ = self._spectrum
+            self._marginal = (V * lam_K) @ V.T
+        elif self._gpu:
+            V, _, lam_K, _ = self._get_spectrum()
+            self._marginal = (V * lam_K) @ V.T
+        else:
+            from scipy.linalg import lapack as scipy_lapack
+
+            L = self._dense_L()
+            m = np.array(L, dtype=np.float64, order="F", copy=True)
+            m[np.diag_indices_from(m)] += 1.0
+            c, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=0)
+            if info != 0:
+                raise ValueError("L must be positive semidefinite (the Cholesky factorization of I + L failed)")
+            inv, info = scipy_lapack.dpotri(c, lower=1, overwrite_c=1)
+            if info != 0:
+                raise ValueError("I + L is singular: L must be positive semidefinite")
+            lower = np.tril(inv)
+            inverse = lower + np.tril(lower, -1).T
+            K = -inverse
+            K[np.diag_indices_from(K)] += 1.0
+            self._marginal = np.ascontiguousarray(K)
+        return self._marginal
+
+    # ---- exact quantities ----
+
+    def marginals(self):
+        """Inclusion probabilities ``P(i in S) = K_ii`` (float64, same array library as the input).
+
+        Uses the cached eigendecomposition when there is one, else a dense K (a Cholesky of I + L).
+        """
+        if self._spectrum is not None or self._kind in ("factor",):
+            V, _, lam_K, _ = self._get_spectrum()
+            return (V * V) @ lam_K
+        K = self._marginal_kernel()
+        xp = self._xp if self._gpu else np
+        return xp.array(xp.diagonal(K), dtype=xp.float64)
+
+    def expected_size(self) -> float:
+        """``E|S| = tr K = sum lambda / (1 + lambda)``."""
+        if self._spectrum is not None or self._kind == "factor":
+            return float(self._get_spectrum()[2].sum())
+        K = self._marginal_kernel()
+        xp = self._xp if self._gpu else np
+        return float(xp.trace(K))
+
+    def log_prob(self, S, *, k=None) -> float:
+        """``log P(S)``: ``logdet(L_S) - logdet(I + L)``, or for ``k=`` the k-DPP's ``logdet(L_S) - log e_k``.
+
+        For a marginal kernel (``K=``) the DPP probability is ``|det(K - I_{complement of S})|``.
+        """
+        S = self._check_subset(S)
+        if k is not None:
+            k = check_int(k, "k", minimum=0, maximum=self.n)
+            if S.size != k:
+                return -math.inf
+            if self._kind == "K":
+                V, lam_L, _, _ = self._get_spectrum()
+                if np.any(np.isinf(self._np(lam_L))):
+                    raise ValueError("the k-DPP of a K with eigenvalue 1 is not defined here")
+                L_S = self._np((V[S] * lam_L) @ V[S].T)
+            else:
+                L_S = self._block_L(S)
+            sign, logdet = np.linalg.slogdet(L_S) if S.size else (1.0, 0.0)
+            if sign <= 0:
+                return -math.inf
+            if k > self.rank:
+                return -math.inf
+            return float(logdet - self._esp_table(k)[k, -1])
+        if self._kind == "K":
+            K = self._np(self._data)
+            M = -np.eye(self.n)
+            M[np.ix_(S, S)] = 0.0
+            M += K
+            sign, logdet = np.linalg.slogdet(M)
+            return float(logdet) if sign != 0 else -math.inf
+        L_S = self._block_L(S)
+        sign, logdet = np.linalg.slogdet(L_S) if S.size else (1.0, 0.0)
+        if sign <= 0:
+            return -math.inf
+        return float(logdet - self._logdet_I_plus_L())
+
+    def _logdet_I_plus_L(self):
+        if self._spectrum is not None or self._kind == "factor":
+            return float(np.log1p(self._np(self._get_spectrum()[1])).sum())
+        L = self._np(self._dense_L())
+        sign, logdet = np.linalg.slogdet(np.eye(self.n) + L)
+        return float(logdet)
+
+    def _block_L(self, S):
+        if self._kind == "kernel":
+            block = _Evaluator("kernel", self._data, self._kernel).block(S, S)
+            return 0.5 * (block + block.T)
+        if self._kind == "factor":
+            B = self._np(self._data)[S]
+            return B @ B.T
+        return self._np(self._data)[np.ix_(S, S)]
+
+    def _np(self, a):
+        return a.get() if self._gpu and hasattr(a, "get") else np.asarray(a)
+
+    def _check_subset(self, S):
+        arr = np.asarray(self._np(S) if is_cupy(S) else S)
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise ValueError("S must be a 1-D array of item indices")
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.n):
+            raise ValueError(f"S must hold indices in [0, {self.n})")
+        if np.unique(arr).size != arr.size:
+            raise ValueError("S must not repeat an item")
+        return np.sort(arr)
+
+    # ---- sampling ----
+
+    def _choose_method(self, k, count):
+        if self._kind == "kernel":
+            if self.n > _AUTO_DENSE_LIMIT:
+                return "alpha"
+            return "spectral" if (k is not None or count > 1) else "ldl"
+        if self._kind == "factor":
+            return "spectral"
+        if k is not None or count > 1 or self._spectrum is not None:
+            return "spectral"
+        return "ldl"
+
+    def sample(self, *, k=None, size=None, method="auto", rng=None, n_threads=None, max_iter=1000, **options):
+        """Draw an exact sample (or ``size`` independent samples).
+
+        Parameters
+        ----------
+        k : int, optional
+            Sample the k-DPP (the DPP conditioned on ``|S| = k``); ``0 <= k <= rank``.
+        size : int, optional
+            Number of independent samples; a list is returned when given.
+        method : {"auto", "spectral", "ldl", "projection", "vfx", "alpha"}
+            ``"auto"``: for a kernel function with n > 3000 items, ``"alpha"``; for a factor,
+            ``"spectral"`` (dual route); for a k-DPP, for ``size > 1`` or when the eigendecomposition
+            is already cached, ``"spectral"``; otherwise (one DPP sample from a dense kernel)
+            ``"ldl"``.
+        rng : None, int, SeedSequence, BitGenerator or Generator
+            Randomness (SPEC 7). Sample ``s`` of a call uses its own Philox stream.
+        n_threads : int, optional
+            Threads for ``size > 1`` (all cores by default); results do not depend on it.
+        max_iter : int
+            Attempts allowed per sample for ``"vfx"``/``"alpha"`` before :class:`MaxIterError`.
+        **options
+            For ``"vfx"``/``"alpha"``: ``oversampling`` (default 4.0) and ``max_size_rejections``
+            (default 100, k-DPP mode).
+
+        Returns
+        -------
+        ndarray of int64, or list of them
+            Sorted item indices (NumPy, or CuPy for CuPy input).
+        """
+        method = check_choice(method, "method", _METHODS)
+        if k is not None:
+            k = check_int(k, "k", minimum=0, maximum=self.n)
+        count = 1 if size is None else check_int(size, "size", minimum=0)
+        threads = check_n_threads(n_threads)
+        max_iter = check_int(max_iter, "max_iter", minimum=1)
+        if method == "auto":
+            method = self._choose_method(k, count)
+        if options and method not in ("vfx", "alpha"):
+            raise TypeError(f"unexpected options {sorted(options)} for method {method!r}")
+        key = philox_key(rng)
+        if method == "spectral":
+            samples = self._sample_spectral(k, count, key, threads)
+        elif method == "ldl":
+            if k is not None:
+                raise ValueError("method 'ldl' samples DPPs, not k-DPPs; use method='spectral' for k=")
+            samples = self._sample_ldl(count, key)
+        elif method == "projection":
+            samples = self._sample_projection(k, count, key, threads)
+        else:
+            from randnla import _dpp_intermediate
+
+            samples = _dpp_intermediate.sample(self, method, k, count, key, max_iter, options)
+        if self._gpu:
+            xp = self._xp
+            samples = [s if is_cupy(s) else xp.asarray(s) for s in samples]
+        return samples if size is not None else samples[0]
+
+    def _sample_spectral(self, k, count, key, threads):
+        V, lam_L, lam_K, log_lam = self._get_spectrum()
+        if k is not None:
+            rank = int(lam_L.shape[0])
+            if k > rank:
+                raise ValueError(f"k={k} exceeds the rank {rank} of L")
+            if self._kind == "K" and bool((lam_K >= 1.0).any()):
+                raise ValueError("k-DPPs need an L-ensemble: K has an eigenvalue 1 (L is unbounded)")
+        if self._gpu:
+            from randnla import _dpp_gpu
+
+            return _dpp_gpu.spectral_sample(self, k, count, key)
+        table = self._esp_table(k) if k is not None else np.zeros((1, 1))
+        flat, offsets = _core.dpp_spectral_sample(
+            V, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
+        )
+        return np.split(flat, offsets[1:-1]) if count else []
+
+    def _sample_ldl(self, count, key):
+        if self._gpu:
+            raise TypeError("method 'ldl' runs on NumPy input; use method='spectral' for CuPy arrays")
+        K = self._marginal_kernel()
+        out = []
+        tol = max(1e-8, 1000 * self.n * np.finfo(np.float64).eps)
+        for s in range(count):
+            items, _, violation = _core.dpp_ldl_sample(K, key, s, 128)
+            if violation > tol:
+                raise ValueError(
+                    f"{'K' if self._kind == 'K' else 'L'} is not a valid DPP kernel: a conditional inclusion "
+                    f"probability left [0, 1] by {violation:.2e}"
+                    + (" (K must have eigenvalues in [0, 1])" if self._kind == "K" else " (L must be PSD)")
+                )
+            out.append(items)
+        return out
+
+    def _sample_projection(self, k, count, key, threads):
+        if self._kind != "K":
+            raise ValueError("method 'projection' needs a projection marginal kernel K= (eigenvalues 0 or 1)")
+        if self._gpu:
+            raise TypeError("method 'projection' runs on NumPy input; use method='spectral' for CuPy arrays")
+        K = self._data
+        if self._projection_rank is None:
+            trace = float(np.trace(K))
+            frob = float(np.einsum("ij,ij->", K, K))
+            rank = int(round(trace))
+            tol = 1e-8 * max(1.0, trace)
+            if abs(trace - rank) > tol or abs(frob - trace) > tol:
+                raise ValueError(
+                    "K is not a projection (eigenvalues 0 or 1): trace "
+                    f"{trace:.6g} and squared Frobenius norm {frob:.6g} must be the same integer"
+                )
+            self._projection_rank = rank
+        rank = self._projection_rank
+        if k is not None and k != rank:
+            raise ValueError(f"a projection DPP has exactly {rank} items; got k={k}")
+        flat, offsets = _core.dpp_projection_sample(K, rank, key, 0, count, threads)
+        return np.split(flat, offsets[1:-1]) if count else []
+
+
+def sample(L, *, k=None, size=None, method="auto", rng=None, n_threads=None):
+    """One-call form: ``DPP(L).sample(k=k, size=size, method=method, rng=rng)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.dpp import sample
+    >>> B = np.random.default_rng(0).standard_normal((5, 5))
+    >>> S = sample(B @ B.T, k=2, rng=0)
+    >>> S.size
+    2
+    """
+    return DPP(L).sample(k=k, size=size, method=method, rng=rng, n_threads=n_threads)
