@@ -512,9 +512,7 @@ class DPP:
         elif method == "projection":
             samples = self._sample_projection(k, count, key, threads)
         else:
-            from randnla import _dpp_intermediate
-
-            samples = _dpp_intermediate.sample(self, method, k, count, key, max_iter, options)
+            samples = _sample_intermediate(self, method, k, count, key, max_iter, options)
         if self._gpu:
             xp = self._xp
             samples = [s if is_cupy(s) else xp.asarray(s) for s in samples]
@@ -529,9 +527,7 @@ class DPP:
             if self._kind == "K" and bool((lam_K >= 1.0).any()):
                 raise ValueError("k-DPPs need an L-ensemble: K has an eigenvalue 1 (L is unbounded)")
         if self._gpu:
-            from randnla import _dpp_gpu
-
-            return _dpp_gpu.spectral_sample(self, k, count, key)
+            return _spectral_sample_gpu(self, k, count, key)
         table = self._esp_table(k) if k is not None else np.zeros((1, 1))
         flat, offsets = _core.dpp_spectral_sample(
             V, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
@@ -592,3 +588,262 @@ def sample(L, *, k=None, size=None, method="auto", rng=None, n_threads=None):
     2
     """
     return DPP(L).sample(k=k, size=size, method=method, rng=rng, n_threads=n_threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# intermediate samplers: DPP-VFX and alpha-DPP
+#
+# Both draw an intermediate multiset sigma from a Poisson process with intensity R e^{1/R} l_i,
+# accept it with probability e^z det(I + Lt) / (e^{t/R} det(I + H)), and return a DPP(Lt) sample
+# mapped back through sigma, where (for L = B B^T in feature space and any PSD approximation H of
+# alpha B^T B) l_i = alpha b_i^T (I + H)^{-1} b_i, z = tr H (I + H)^{-1} and
+# Lt = diag(c / (R l))^{1/2} alpha L_{sigma sigma} diag(c / (R l))^{1/2} (c: multiplicities). The
+# acceptance is at most 1 for every sigma (det(I + Y) <= e^{tr Y}), which is all exactness needs.
+# DPP-VFX takes H = the Nystrom approximation (all n columns of the dictionary block, R = s);
+# alpha-DPP takes H = the weighted dictionary covariance (only the dictionary block, R = z) and
+# evaluates l_i lazily, only for items the Poisson process draws, thinning the cheap bound
+# alpha L_ii. A k-DPP is a DPP(alpha L) conditioned on |S| = k for every alpha > 0, with alpha
+# chosen once from the dictionary so that E|S| is about k.
+
+_PURPOSE_PRE = 0x44505000000000A1
+_PURPOSE_SAMPLE = 0x44505000000000A2
+
+
+def _generator(key, stream, purpose):
+    counter = np.array([0, 0, stream, purpose], dtype=np.uint64)
+    return np.random.Generator(np.random.Philox(key=key, counter=counter))
+
+
+def _bless(ev, diag, oversampling, gen, stop):
+    """BLESS (Rudi et al. 2018) down a geometric lambda path until stop(lam, eig of the weighted
+    dictionary) is true; returns (dictionary, probabilities, lam)."""
+    n = diag.size
+    total = float(diag.sum())
+    lam = max(total, 1e-300)
+    floor = 1e-10 * total / max(n, 1)
+    dictionary = np.zeros(0, dtype=np.int64)
+    probs = np.zeros(0)
+    while True:
+        ucb = np.minimum(oversampling * diag / (diag + lam), 1.0)
+        candidates = np.flatnonzero(gen.random(n) < ucb)
+        if dictionary.size == 0:
+            scores = diag[candidates] / (diag[candidates] + lam)
+        else:
+            cross = ev.block(candidates, dictionary)  # |U| x |D|
+            W = ev.block(dictionary, dictionary)
+            W = 0.5 * (W + W.T) + lam * np.diag(probs)
+            chol = np.linalg.cholesky(W)
+            half = np.linalg.solve(chol, cross.T)  # |D| x |U|
+            scores = np.maximum(diag[candidates] - np.einsum("ij,ij->j", half, half), 0.0) / lam
+        keep_p = np.minimum(oversampling * scores, ucb[candidates])
+        kept = gen.random(candidates.size) < keep_p / ucb[candidates]
+        if kept.sum() > 0 or dictionary.size == 0:
+            dictionary = candidates[kept]
+            probs = keep_p[kept]
+        if dictionary.size:
+            Ldd = ev.block(dictionary, dictionary)
+            weighted = (0.5 * (Ldd + Ldd.T)) / np.sqrt(np.outer(probs, probs))
+            theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
+        else:
+            theta = np.zeros(0)
+        if stop(lam, theta) or lam <= floor:
+            return dictionary, probs, lam
+        lam = lam / 2.0
+
+
+def _solve_alpha(expected, k):
+    """alpha with expected(alpha) = k (expected increasing in alpha)."""
+    from scipy.optimize import brentq
+
+    lo, hi = -60.0, 60.0
+    f = lambda t: expected(math.exp(t)) - k  # noqa: E731
+    if f(hi) < 0:
+        raise ValueError(f"k={k} exceeds the numerical rank of the kernel")
+    return math.exp(brentq(f, lo, hi, xtol=1e-10))
+
+
+class _IntermediateState:
+    pass
+
+
+def _prepare_intermediate(dpp, method, k, oversampling, key):
+    ev = dpp._evaluator()
+    gen = _generator(key, 0, _PURPOSE_PRE)
+    diag = ev.diag()
+    if np.any(diag < 0):
+        raise ValueError("the kernel has negative diagonal entries: it is not positive semidefinite")
+    state = _IntermediateState()
+    state.method = method
+    state.k = k
+    state.diag = diag
+    if k is None:
+        stop = lambda lam, theta: lam <= 1.0  # noqa: E731
+    else:
+        stop = lambda lam, theta: (theta / (theta + lam)).sum() >= 2.0 * k + 2.0  # noqa: E731
+    dictionary, probs, lam = _bless(ev, diag, oversampling, gen, stop)
+    if dictionary.size == 0:
+        raise ValueError("the kernel is zero: nothing to sample")
+    Ldd = ev.block(dictionary, dictionary)
+    Ldd = 0.5 * (Ldd + Ldd.T)
+    state.dictionary = dictionary
+    if method == "alpha":
+        weighted = Ldd / np.sqrt(np.outer(probs, probs))
+        theta, V = np.linalg.eigh(weighted)
+        keep = theta > 1e-12 * max(theta.max(), 1e-300)
+        theta, V = theta[keep], V[:, keep]
+        state.alpha = 1.0 if k is None else _solve_alpha(lambda a: float((a * theta / (a * theta + 1)).sum()), k)
+        a = state.alpha
+        state.z = float((a * theta / (a * theta + 1)).sum())
+        state.logdet = float(np.log1p(a * theta).sum())
+        # l_i = a (L_ii - a |(a Theta + I)^{-1/2} V^T P^{-1/2} L_{D,i}|^2)
+        state.project = (V / np.sqrt(a * theta + 1.0)).T / np.sqrt(probs)[None, :]
+        state.R = max(state.z, 1.0)
+        state.bound = a * diag  # lazily refined upper bounds of l_i
+        state.refined = np.zeros(diag.size, dtype=bool)
+    else:
+        values, U = np.linalg.eigh(Ldd)
+        keep = values > 1e-12 * max(values.max(), 1e-300)
+        E = U[:, keep].T / np.sqrt(values[keep])[:, None]  # m x |D|
+        Bbar = E @ ev.block(dictionary, np.arange(diag.size))  # m x n: O(n m) kernel evaluations
+        A = Bbar @ Bbar.T
+        theta = np.clip(np.linalg.eigvalsh(A), 0.0, None)
+        residual_trace = float(diag.sum() - np.einsum("ij,ij->", Bbar, Bbar))
+        if k is None:
+            state.alpha = 1.0
+        else:
+            state.alpha = _solve_alpha(
+                lambda a: float(a * max(residual_trace, 0.0) + (a * theta / (a * theta + 1)).sum()), k
+            )
+        a = state.alpha
+        state.z = float((a * theta / (a * theta + 1)).sum())
+        state.logdet = float(np.log1p(a * theta).sum())
+        Minv = np.linalg.inv(A + np.eye(A.shape[0]) / a)
+        nystrom_diag = np.einsum("ij,ij->j", Bbar, Bbar)
+        ell = a * diag - a * nystrom_diag + np.einsum("ij,ij->j", Bbar, Minv @ Bbar)
+        state.ell = np.maximum(ell, 0.0)
+        state.s = float(state.ell.sum())
+        state.R = max(state.s, 1.0)  # q = R s
+        state.cumulative = np.cumsum(state.ell)
+    state.kernel_evaluations = ev.count
+    return state
+
+
+def _refine(state, ev, items):
+    """Exact l_i (alpha-DPP scores) for the given items."""
+    cross = ev.block(state.dictionary, items)  # |D| x m
+    proj = state.project @ cross
+    a = state.alpha
+    return np.maximum(a * (state.diag[items] - a * np.einsum("ij,ij->j", proj, proj)), 0.0)
+
+
+def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
+    a = state.alpha
+    R = state.R
+    for attempt in range(1, max_iter + 1):
+        if state.method == "alpha":
+            bound = state.bound
+            total = float(bound.sum())
+            t_proposed = gen.poisson(R * math.exp(1.0 / R) * total)
+            draws = np.searchsorted(np.cumsum(bound), gen.random(t_proposed) * total, side="right")
+            draws = np.minimum(draws, bound.size - 1)
+            items, counts = np.unique(draws, return_counts=True)
+            fresh = items[~state.refined[items]]
+            if fresh.size:
+                exact = _refine(state, ev, fresh)
+                ratio = np.where(bound[fresh] > 0, exact / np.where(bound[fresh] > 0, bound[fresh], 1.0), 0.0)
+                if np.any(ratio > 1.0 + 1e-9):
+                    raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
+                position = np.searchsorted(items, fresh)
+                counts[position] = gen.binomial(counts[position], np.minimum(ratio, 1.0))
+                bound[fresh] = exact
+                state.refined[fresh] = True
+            nonzero = counts > 0
+            items, counts = items[nonzero], counts[nonzero]
+            ell = bound[items]
+        else:
+            t_proposed = gen.poisson(R * math.exp(1.0 / R) * state.s)
+            draws = np.searchsorted(state.cumulative, gen.random(t_proposed) * state.s, side="right")
+            draws = np.minimum(draws, state.ell.size - 1)
+            items, counts = np.unique(draws, return_counts=True)
+            ell = state.ell[items]
+        t = int(counts.sum())
+        if items.size:
+            weights = np.sqrt(counts / (R * ell))
+            block = ev.block(items, items)
+            Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
+            sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
+        else:
+            Lt = np.zeros((0, 0))
+            logdet = 0.0
+        log_acc = state.z + logdet - state.logdet - t / R
+        if log_acc > 1e-8 * max(1.0, t / R + state.z):
+            raise RuntimeError(
+                f"{state.method}: acceptance ratio exp({log_acc:.3g}) > 1; the kernel is not positive semidefinite"
+            )
+        if math.log(gen.random() + 1e-300) <= log_acc:
+            stats.attempts.append(attempt)
+            if items.size == 0:
+                return np.zeros(0, dtype=np.int64)
+            inner = _small_dpp_sample(Lt, gen)
+            return np.sort(items[inner]).astype(np.int64)
+        stats.rejections += 1
+    raise MaxIterError(
+        f"method {state.method!r} rejected max_iter={max_iter} intermediate samples in a row; raise max_iter "
+        "or oversampling (a better dictionary raises the acceptance rate)"
+    )
+
+
+def _small_dpp_sample(Lt, gen):
+    """One spectral DPP(Lt) sample for a small dense Lt, streams from gen."""
+    values, vectors = np.linalg.eigh(Lt)
+    keep = values > _psd_tolerance(values, values.size)
+    values = values[keep]
+    V = np.ascontiguousarray(vectors[:, keep])
+    with np.errstate(divide="ignore"):
+        log_values = np.log(values)
+    key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
+    flat, _ = _core.dpp_spectral_sample(V, values / (1.0 + values), log_values, -1, np.zeros((1, 1)), key, 0, 1, 1)
+    return flat
+
+
+def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
+    oversampling = check_positive(options.pop("oversampling", 4.0), "oversampling")
+    max_size_rejections = check_int(options.pop("max_size_rejections", 100), "max_size_rejections", minimum=1)
+    if options:
+        raise TypeError(f"unexpected options {sorted(options)} for method {method!r}")
+    if dpp._gpu:
+        raise TypeError(f"method {method!r} runs on NumPy input")
+    ev = dpp._evaluator()
+    if k is not None and dpp._kind == "factor" and k > min(dpp._data.shape):
+        raise ValueError(f"k={k} exceeds the rank of the factor ({min(dpp._data.shape)} columns)")
+    cache_key = (method, k, oversampling)
+    stats = SamplerStats()
+    state = dpp._intermediate.get(cache_key)
+    if state is None:
+        state = _prepare_intermediate(dpp, method, k, oversampling, key)
+        dpp._intermediate[cache_key] = state
+        stats.kernel_evaluations += state.kernel_evaluations
+    out = []
+    if k == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(count)]
+    for s in range(count):
+        gen = _generator(key, s, _PURPOSE_SAMPLE)
+        for _ in range(max_size_rejections):
+            S = _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats)
+            if k is None or S.size == k:
+                break
+            stats.size_rejections += 1
+        else:
+            dpp.stats = stats
+            raise MaxIterError(
+                f"method {method!r}: {max_size_rejections} DPP samples in a row had a size other than k={k}; "
+                "raise max_size_rejections"
+            )
+        out.append(S)
+    stats.kernel_evaluations += ev.count
+    dpp.stats = stats
+    return out
+
+
+def _spectral_sample_gpu(dpp, k, count, key):
+    raise NotImplementedError
