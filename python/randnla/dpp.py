@@ -847,3 +847,107 @@ def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
 
 def _spectral_sample_gpu(dpp, k, count, key):
     raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------------------------
+# beta-ensembles
+
+
+def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=None, M2=None, a=None, b=None,
+                  shape=None):
+    """Sample the N points of a Hermite, Laguerre or Jacobi beta-ensemble.
+
+    The points have joint density proportional to ``|Delta(x)|^beta prod_i w(x_i)``, any ``beta > 0``
+    (``beta = 2``: a DPP). They are the eigenvalues of a random tridiagonal matrix
+    (Dumitriu-Edelman 2002 for Hermite and Laguerre, Killip-Nenciu 2004 for Jacobi), built in O(N)
+    and diagonalised with LAPACK's ``dsterf`` (O(N^2), no eigenvectors). With ``c_i = beta (N-1-i)/2``:
+
+    - ``"hermite"``: ``w(x) = exp(-(x - loc)^2 / (2 scale^2))`` (default ``scale = sqrt(2)``);
+      diagonal ``N(loc, scale^2)``, squared off-diagonal ``Gamma(c_i, scale^2)``. For large N,
+      ``(x - loc) / (scale sqrt(beta N / 2))`` follows the semicircle law on [-2, 2].
+    - ``"laguerre"``: ``w(x) = x^(shape-1) exp(-x / scale)`` on x > 0 (default ``scale = 2``), with
+      ``shape = beta (M - N + 1) / 2`` for ``M >= N`` (default ``M = 2N``) unless ``shape`` is given:
+      the eigenvalues of a beta-Wishart matrix. ``x / (beta M)`` follows Marchenko-Pastur with ratio
+      ``N / M``.
+    - ``"jacobi"``: ``w(x) = x^(a-1) (1-x)^(b-1)`` on [0, 1], with ``a = beta (M1 - N + 1) / 2``,
+      ``b = beta (M2 - N + 1) / 2`` when ``M1, M2 >= N`` are given (MANOVA; Wachter law) and
+      ``a = b = 1`` by default.
+
+    Parameters
+    ----------
+    kind : {"hermite", "laguerre", "jacobi"}
+    N : int
+        Number of points.
+    beta : float
+        Inverse temperature, > 0.
+    rng : None, int, SeedSequence, BitGenerator or Generator
+        The variates come from a Philox4x64-10 stream keyed from ``rng``.
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        The points in increasing order.
+
+    Examples
+    --------
+    >>> from randnla.dpp import beta_ensemble
+    >>> x = beta_ensemble("hermite", 100, 2.0, rng=0)
+    >>> x.shape
+    (100,)
+    """
+    kind = check_choice(kind, "kind", ("hermite", "laguerre", "jacobi"))
+    N = check_int(N, "N", minimum=1)
+    beta = check_positive(beta, "beta")
+    gen = np.random.Generator(np.random.Philox(key=philox_key(rng)))
+    c = beta * (N - 1 - np.arange(N)) / 2.0
+    if kind == "hermite":
+        if M is not None or M1 is not None or M2 is not None or a is not None or b is not None or shape is not None:
+            raise TypeError("hermite takes loc and scale only")
+        scale = math.sqrt(2.0) if scale is None else check_positive(scale, "scale")
+        if not (isinstance(loc, (int, float)) and math.isfinite(loc)):
+            raise ValueError(f"loc must be a finite real number, got {loc!r}")
+        diagonal = gen.normal(loc, scale, size=N)
+        off_squared = gen.gamma(c[:-1], scale**2) if N > 1 else np.zeros(0)
+    elif kind == "laguerre":
+        if M1 is not None or M2 is not None or a is not None or b is not None:
+            raise TypeError("laguerre takes M (or shape) and scale")
+        scale = 2.0 if scale is None else check_positive(scale, "scale")
+        if shape is None:
+            M = 2 * N if M is None else check_int(M, "M", minimum=N)
+            shape = beta * (M - N + 1) / 2.0
+        else:
+            if M is not None:
+                raise TypeError("give M or shape, not both")
+            shape = check_positive(shape, "shape")
+        odd = gen.gamma(c + shape, scale)
+        even = np.zeros(N)
+        if N > 1:
+            even[1:] = gen.gamma(c[:-1], scale)
+        diagonal = odd + even
+        off_squared = odd[:-1] * even[1:]
+    else:
+        if M is not None or shape is not None or scale is not None:
+            raise TypeError("jacobi takes M1 and M2, or a and b")
+        if M1 is not None or M2 is not None:
+            if M1 is None or M2 is None or a is not None or b is not None:
+                raise TypeError("give both M1 and M2 (and not a, b)")
+            M1 = check_int(M1, "M1", minimum=N)
+            M2 = check_int(M2, "M2", minimum=N)
+            a = beta * (M1 - N + 1) / 2.0
+            b = beta * (M2 - N + 1) / 2.0
+        a = 1.0 if a is None else check_positive(a, "a")
+        b = 1.0 if b is None else check_positive(b, "b")
+        c_odd = gen.beta(c + a, c + b)
+        c_even = np.zeros(N)
+        if N > 1:
+            c_even[1:] = gen.beta(c[:-1], c[1:] + a + b)
+        xi_odd = (1.0 - c_even) * c_odd
+        xi_even = np.zeros(N)
+        if N > 1:
+            xi_even[1:] = (1.0 - c_odd[:-1]) * c_even[1:]
+        diagonal = xi_odd + xi_even
+        off_squared = xi_odd[:-1] * xi_even[1:]
+    values, info = _core.dpp_tridiagonal_eigvalsh(diagonal, np.sqrt(off_squared))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsterf failed (info {info})")
+    return values
