@@ -86,10 +86,10 @@ void register_dpp(py::module_& m) {
 
   m.def(
       "dpp_spectral_sample",
-      [](carray<double> V, carray<double> lambda_k, carray<double> log_lambda, py::ssize_t k, carray<double> table,
+      [](carray<double> Vt, carray<double> lambda_k, carray<double> log_lambda, py::ssize_t k, carray<double> table,
          carray<u64> key, u64 first, py::ssize_t count, int n_threads) {
-        if (V.ndim() != 2) throw std::invalid_argument("V must be 2-D");
-        const py::ssize_t n = V.shape(0), r = V.shape(1);
+        if (Vt.ndim() != 2) throw std::invalid_argument("Vt must be 2-D");
+        const py::ssize_t r = Vt.shape(0), n = Vt.shape(1);
         if (lambda_k.size() != r || log_lambda.size() != r) throw std::invalid_argument("eigenvalues do not match V");
         if (k > r) throw std::invalid_argument("k exceeds the number of eigenvectors");
         if (k >= 0 && (table.ndim() != 2 || table.shape(0) < k + 1 || table.shape(1) != r + 1))
@@ -99,12 +99,12 @@ void register_dpp(py::module_& m) {
         std::vector<std::vector<int64_t>> out;
         {
           py::gil_scoped_release release;
-          dpp::spectral_batch(V.data(), n, r, lambda_k.data(), log_lambda.data(), k, table.data(), kk, first, count,
+          dpp::spectral_batch(Vt.data(), n, r, lambda_k.data(), log_lambda.data(), k, table.data(), kk, first, count,
                               n_threads, out);
         }
         return pack(out);
       },
-      py::arg("V"), py::arg("lambda_k"), py::arg("log_lambda"), py::arg("k"), py::arg("table"), py::arg("key"),
+      py::arg("Vt"), py::arg("lambda_k"), py::arg("log_lambda"), py::arg("k"), py::arg("table"), py::arg("key"),
       py::arg("first"), py::arg("count"), py::arg("n_threads"));
 
   m.def(

@@ -225,6 +225,7 @@ class DPP:
         self.n = int(self._data.shape[0])
         self._spectrum = None  # (V rows x r, lambda_L, lambda_K, log_lambda_L)
         self._esp = None  # log ESP table with the most rows computed so far
+        self._rows = None  # V^T, C-contiguous
         self._marginal = None  # dense K
         self._projection_rank = None
         self._intermediate = {}  # (method, k or None) -> precomputed state
@@ -529,8 +530,10 @@ class DPP:
         if self._gpu:
             return _spectral_sample_gpu(self, k, count, key)
         table = self._esp_table(k) if k is not None else np.zeros((1, 1))
+        if self._rows is None:
+            self._rows = np.ascontiguousarray(V.T)  # eigenvectors as contiguous rows for phase 2
         flat, offsets = _core.dpp_spectral_sample(
-            V, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
+            self._rows, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
         )
         return np.split(flat, offsets[1:-1]) if count else []
 
@@ -802,7 +805,9 @@ def _small_dpp_sample(Lt, gen):
     with np.errstate(divide="ignore"):
         log_values = np.log(values)
     key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-    flat, _ = _core.dpp_spectral_sample(V, values / (1.0 + values), log_values, -1, np.zeros((1, 1)), key, 0, 1, 1)
+    flat, _ = _core.dpp_spectral_sample(
+        np.ascontiguousarray(V.T), values / (1.0 + values), log_values, -1, np.zeros((1, 1)), key, 0, 1, 1
+    )
     return flat
 
 

@@ -100,24 +100,22 @@ inline index_t draw_index(const double* weight, index_t n, double total, double 
   return last_positive;  // round-off at the top end of the cumulative sum
 }
 
-// Phase 2: projection DPP of the columns `chosen` of V (n x m, row-major). Appends the sorted items.
-inline void projection_from_rows(const double* V, index_t n, index_t m, const std::vector<index_t>& chosen, philox::Key key,
-                                 u64 sample, std::vector<int64_t>& items) {
+// Phase 2: projection DPP of the columns `chosen` of V, given as the rows of Vt = V^T (m x n,
+// row-major, so each eigenvector is contiguous and every inner loop runs over items i, which the
+// compiler vectorizes without reassociating any sum). Appends the sorted items.
+inline void projection_from_rows(const double* Vt, index_t n, index_t m, const std::vector<index_t>& chosen,
+                                 philox::Key key, u64 sample, std::vector<int64_t>& items) {
+  (void)m;
   const index_t r = static_cast<index_t>(chosen.size());
   items.clear();
   if (r == 0) return;
   const philox::Counter base = philox::make_counter(0, sample, kPurposePhase2);
-  std::vector<double> rows(static_cast<size_t>(n) * r), residual(n), basis(static_cast<size_t>(r) * r), w(r);
-  for (index_t i = 0; i < n; ++i) {
-    const double* source = V + i * m;
-    double* target = rows.data() + i * r;
-    double norm = 0.0;
-    for (index_t c = 0; c < r; ++c) {
-      const double value = source[chosen[c]];
-      target[c] = value;
-      norm += value * value;
-    }
-    residual[i] = norm;
+  std::vector<const double*> columns(r);
+  for (index_t c = 0; c < r; ++c) columns[c] = Vt + chosen[c] * n;
+  std::vector<double> residual(n, 0.0), dots(n), basis(static_cast<size_t>(r) * r), w(r);
+  for (index_t c = 0; c < r; ++c) {
+    const double* col = columns[c];
+    for (index_t i = 0; i < n; ++i) residual[i] += col[i] * col[i];
   }
   for (index_t t = 0; t < r; ++t) {
     double total = 0.0;
@@ -128,8 +126,7 @@ inline void projection_from_rows(const double* V, index_t n, index_t m, const st
     items.push_back(pick);
     // New direction: the chosen row minus its projection on the previous directions (twice, for
     // orthogonality to working precision).
-    const double* v = rows.data() + pick * r;
-    for (index_t c = 0; c < r; ++c) w[c] = v[c];
+    for (index_t c = 0; c < r; ++c) w[c] = columns[c][pick];
     for (int pass = 0; pass < 2; ++pass) {
       for (index_t s = 0; s < t; ++s) {
         const double* q = basis.data() + s * r;
@@ -144,12 +141,15 @@ inline void projection_from_rows(const double* V, index_t n, index_t m, const st
     if (!(norm > 0.0)) break;
     double* q = basis.data() + t * r;
     for (index_t c = 0; c < r; ++c) q[c] = w[c] / norm;
+    // dots = V_J q (a GEMV, column by column).
+    std::fill(dots.begin(), dots.end(), 0.0);
+    for (index_t c = 0; c < r; ++c) {
+      const double* col = columns[c];
+      const double qc = q[c];
+      for (index_t i = 0; i < n; ++i) dots[i] += col[i] * qc;
+    }
     for (index_t i = 0; i < n; ++i) {
-      if (residual[i] <= 0.0) continue;
-      const double* row = rows.data() + i * r;
-      double dot = 0.0;
-      for (index_t c = 0; c < r; ++c) dot += row[c] * q[c];
-      const double updated = residual[i] - dot * dot;
+      const double updated = residual[i] - dots[i] * dots[i];
       residual[i] = updated > 0.0 ? updated : 0.0;
     }
     residual[pick] = 0.0;
@@ -178,10 +178,14 @@ inline void projection_from_kernel(const double* K, index_t n, index_t r, philox
     double* column = columns.data() + t * n;
     const double* k_row = K + pick * n;  // column `pick` of the symmetric K
     const double scale = 1.0 / std::sqrt(pivot);
+    for (index_t i = 0; i < n; ++i) column[i] = k_row[i];
+    for (index_t s = 0; s < t; ++s) {
+      const double* previous = columns.data() + s * n;
+      const double factor = pivot_row[s];
+      for (index_t i = 0; i < n; ++i) column[i] -= previous[i] * factor;
+    }
     for (index_t i = 0; i < n; ++i) {
-      double value = k_row[i];
-      for (index_t s = 0; s < t; ++s) value -= columns[s * n + i] * pivot_row[s];
-      value *= scale;
+      const double value = column[i] * scale;
       column[i] = value;
       const double updated = residual[i] - value * value;
       residual[i] = updated > 0.0 ? updated : 0.0;
@@ -254,10 +258,10 @@ inline SequentialResult ldl_sample(double* A, index_t n, philox::Key key, u64 sa
   return result;
 }
 
-// Many spectral samples at once: sample s (0 <= s < count) reads the streams of logical sample
+// Many spectral samples at once (Vt: eigenvectors as rows, m x n): sample s (0 <= s < count) reads the streams of logical sample
 // first + s and writes out[s]. k < 0: DPP (Bernoulli phase 1); k >= 0: k-DPP (table from
 // log_esp_table with at least k + 1 rows, width m + 1).
-inline void spectral_batch(const double* V, index_t n, index_t m, const double* lambda_k, const double* log_lambda,
+inline void spectral_batch(const double* Vt, index_t n, index_t m, const double* lambda_k, const double* log_lambda,
                            index_t k, const double* table, philox::Key key, u64 first, index_t count, int n_threads,
                            std::vector<std::vector<int64_t>>& out) {
   out.assign(count, {});
@@ -268,7 +272,7 @@ inline void spectral_batch(const double* V, index_t n, index_t m, const double* 
       phase1_bernoulli(lambda_k, m, key, sample, chosen);
     else
       phase1_esp(log_lambda, m, k, table, key, sample, chosen);
-    projection_from_rows(V, n, m, chosen, key, sample, out[s]);
+    projection_from_rows(Vt, n, m, chosen, key, sample, out[s]);
   });
 }
 
