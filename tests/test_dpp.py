@@ -228,3 +228,19 @@ def test_cupy_spectral(xp):
     subsets, pk = kdpp_law(L, 3)
     host = [np.asarray(s.get() if hasattr(s, "get") else s) for s in dpp.sample(k=3, size=N_LAW, rng=51)]
     assert_law(host, subsets, pk)
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_batched_array_sampler_exact_law(k):
+    # The array-operation sampler behind the CuPy path, run here with NumPy.
+    from randnla import dpp as dpp_module
+    from randnla._rng import philox_key
+
+    L, _ = small_L(seed=13, n=7, rank=5)
+    subsets, p = dpp_law(L) if k is None else kdpp_law(L, k)
+    dpp = DPP(L)
+    V, _, lam_K, log_lam = dpp._get_spectrum()
+    table = dpp._esp_table(k) if k is not None else None
+    samples = dpp_module._spectral_batched(np, V, lam_K, log_lam, k, table, N_LAW, philox_key(60), chunk_elements=1 << 16)
+    assert len(samples) == N_LAW
+    assert_law(samples, subsets, p)

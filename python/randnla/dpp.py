@@ -850,8 +850,104 @@ def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
     return out
 
 
+# ----------------------------------------------------------------------------------------------
+# batched spectral sampler with array operations (the CuPy path; runs on NumPy too)
+
+_PURPOSE_BATCH_PHASE1 = 0x44505000000000B1
+_PURPOSE_BATCH_PHASE2 = 0x44505000000000B2
+
+
+def _spectral_batched(xp, V, lam_K, log_lam, k, table, count, key, chunk_elements=1 << 25):
+    """``count`` spectral samples with whole-batch array operations (TFP-style masking).
+
+    Phase 1 runs on the host, vectorised over samples (m small steps); phase 2 runs on ``xp``
+    (CuPy on the GPU) for a chunk of samples at a time: each of the ``r_max`` steps is a batched
+    GEMV, a cumulative sum and a gather. Uniforms come from two Philox streams of ``key``
+    (element ``s * width + j`` for sample ``s``), so the result is a pure function of the key.
+    """
+    from randnla.random import Stream
+
+    lam_K = np.asarray(lam_K, dtype=np.float64)
+    log_lam = np.asarray(log_lam, dtype=np.float64)
+    m = lam_K.size
+    n = int(V.shape[0])
+    if count == 0:
+        return []
+    u1 = Stream(key=key, counter=[0, 0, 0, _PURPOSE_BATCH_PHASE1]).uniform((count, m)) if m else np.zeros((count, 0))
+    if k is None:
+        select = u1 < lam_K[None, :]
+    else:
+        select = np.zeros((count, m), dtype=bool)
+        remaining = np.full(count, k, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            log_u = np.log(u1)
+        for item in range(m, 0, -1):
+            active = remaining > 0
+            if not active.any():
+                break
+            ratio = log_lam[item - 1] + table[np.maximum(remaining - 1, 0), item - 1] - table[remaining, item]
+            take = active & ((remaining == item) | (log_u[:, item - 1] < ratio))
+            select[take, item - 1] = True
+            remaining -= take
+    sizes = select.sum(1)
+    r_max = int(sizes.max()) if count else 0
+    if r_max == 0:
+        return [xp.zeros(0, dtype=xp.int64) for _ in range(count)]
+    # selected eigenvector indices, padded with column 0 and masked
+    order = np.argsort(~select, axis=1, kind="stable")[:, :r_max]
+    mask = np.arange(r_max)[None, :] < sizes[:, None]
+    like = V if is_cupy(V) else None
+    u2 = Stream(key=key, counter=[0, 0, 0, _PURPOSE_BATCH_PHASE2]).uniform((count, r_max), like=like)
+    u2 = xp.asarray(u2)
+    out = []
+    chunk = max(1, chunk_elements // max(1, n * r_max))
+    for c0 in range(0, count, chunk):
+        c1 = min(count, c0 + chunk)
+        b = c1 - c0
+        idx = xp.asarray(order[c0:c1])
+        msk = xp.asarray(mask[c0:c1], dtype=xp.float64)
+        active_size = xp.asarray(sizes[c0:c1])
+        VJ = xp.transpose(V[:, idx], (1, 0, 2)) * msk[:, None, :]  # (b, n, r)
+        residual = (VJ * VJ).sum(2)
+        Q = xp.zeros((b, r_max, r_max))
+        picks = xp.full((b, r_max), n, dtype=xp.int64)
+        rows = xp.arange(b)
+        for t in range(r_max):
+            active = active_size > t
+            cums = xp.cumsum(residual, axis=1)
+            total = cums[:, -1]
+            target = u2[c0:c1, t] * total
+            pick = (cums <= target[:, None]).sum(axis=1)
+            last_positive = n - 1 - xp.argmax(residual[:, ::-1] > 0, axis=1)
+            pick = xp.minimum(pick, last_positive)
+            v = VJ[rows, pick, :]
+            for _ in range(2):
+                if t:
+                    coeff = xp.einsum("btr,br->bt", Q[:, :t], v)
+                    v = v - xp.einsum("bt,btr->br", coeff, Q[:, :t])
+            norm = xp.sqrt((v * v).sum(1))
+            ok = active & (norm > 0) & (total > 0)
+            w = xp.where(ok[:, None], v / xp.where(norm > 0, norm, 1.0)[:, None], 0.0)
+            Q[:, t] = w
+            dots = xp.einsum("bnr,br->bn", VJ, w)
+            residual = xp.maximum(residual - dots * dots, 0.0)
+            residual[rows, pick] = xp.where(ok, 0.0, residual[rows, pick])
+            picks[:, t] = xp.where(ok, pick, n)
+        picks = xp.sort(picks, axis=1)
+        counts = (picks < n).sum(1)
+        counts_host = counts.get() if hasattr(counts, "get") else np.asarray(counts)
+        for s in range(b):
+            out.append(picks[s, : int(counts_host[s])].copy())
+    return out
+
+
 def _spectral_sample_gpu(dpp, k, count, key):
-    raise NotImplementedError
+    V, _, lam_K, log_lam = dpp._get_spectrum()
+    xp = dpp._xp
+    lam_host = lam_K.get() if hasattr(lam_K, "get") else np.asarray(lam_K)
+    log_host = log_lam.get() if hasattr(log_lam, "get") else np.asarray(log_lam)
+    table = dpp._esp_table(k) if k is not None else None
+    return _spectral_batched(xp, V, lam_host, log_host, k, table, count, key)
 
 
 # ----------------------------------------------------------------------------------------------
