@@ -103,3 +103,15 @@ def test_auto_and_dense_routes_for_kernel_functions():
     subsets, p = dpp_law(L)
     assert_law(dpp.sample(size=N, rng=8), subsets, p)  # small n: dense spectral
     assert np.allclose(dpp.marginals(), np.diag(L @ np.linalg.inv(np.eye(10) + L)))
+
+
+def test_cholesky_route_for_large_intermediate_samples(monkeypatch):
+    # Intermediate samples above _SMALL_DENSE items use Cholesky + the sequential sampler; force it.
+    from randnla import dpp as dpp_module
+
+    monkeypatch.setattr(dpp_module, "_SMALL_DENSE", 0)
+    X, kernel, L = ground_set(seed=2)
+    subsets, p = dpp_law(L)
+    assert_law(DPP(kernel=kernel, X=X).sample(size=3000, method="vfx", rng=9), subsets, p)
+    subsets, pk = kdpp_law(L, 2)
+    assert_law(DPP(kernel=kernel, X=X).sample(k=2, size=3000, method="alpha", rng=10), subsets, pk)

@@ -774,9 +774,16 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             weights = np.sqrt(counts / (R * ell))
             block = ev.block(items, items)
             Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
-            sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
+            if items.size > _SMALL_DENSE:
+                factor = _cholesky_identity_plus(Lt)
+                logdet = 2.0 * float(np.log(np.diagonal(factor)).sum())
+            else:
+                factor = Lt
+                sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
+                if sign <= 0:
+                    raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
         else:
-            Lt = np.zeros((0, 0))
+            factor = None
             logdet = 0.0
         log_acc = state.z + logdet - state.logdet - t / R
         if log_acc > 1e-8 * max(1.0, t / R + state.z):
@@ -787,7 +794,7 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             stats.attempts.append(attempt)
             if items.size == 0:
                 return np.zeros(0, dtype=np.int64)
-            inner = _small_dpp_sample(Lt, gen)
+            inner = _small_dpp_sample(factor, gen)
             return np.sort(items[inner]).astype(np.int64)
         stats.rejections += 1
     raise MaxIterError(
@@ -796,19 +803,50 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
     )
 
 
-def _small_dpp_sample(Lt, gen):
-    """One spectral DPP(Lt) sample for a small dense Lt, streams from gen."""
-    values, vectors = np.linalg.eigh(Lt)
-    keep = values > _psd_tolerance(values, values.size)
-    values = values[keep]
-    V = np.ascontiguousarray(vectors[:, keep])
-    with np.errstate(divide="ignore"):
-        log_values = np.log(values)
+def _cholesky_identity_plus(Lt):
+    """Lower Cholesky factor of I + Lt (Fortran order), for log det and the marginal kernel."""
+    from scipy.linalg import lapack as scipy_lapack
+
+    m = np.array(Lt, dtype=np.float64, order="F", copy=True)
+    m[np.diag_indices_from(m)] += 1.0
+    factor, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=1)
+    if info != 0:
+        raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+    return factor
+
+
+# Up to this size the intermediate DPP(Lt) is sampled spectrally (small LAPACK calls are cheap);
+# above it from the Cholesky factor of I + Lt and the sequential sampler (BLAS-3, no eigh).
+_SMALL_DENSE = 300
+
+
+def _small_dpp_sample(factor, gen):
+    """One DPP(Lt) sample. ``factor`` is Lt itself (small: spectral sampler) or the Cholesky
+    factor of I + Lt (large: K = I - (I + Lt)^{-1} and the sequential sampler)."""
+    from scipy.linalg import lapack as scipy_lapack
+
+    if factor.shape[0] <= _SMALL_DENSE:
+        values, vectors = np.linalg.eigh(factor)
+        keep = values > _psd_tolerance(values, values.size)
+        values = values[keep]
+        with np.errstate(divide="ignore"):
+            log_values = np.log(values)
+        key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
+        flat, _ = _core.dpp_spectral_sample(
+            np.ascontiguousarray(vectors[:, keep].T), values / (1.0 + values), log_values, -1, np.zeros((1, 1)),
+            key, 0, 1, 1,
+        )
+        return flat
+
+    inverse, info = scipy_lapack.dpotri(factor, lower=1)
+    if info != 0:
+        raise RuntimeError("I + L_sigma is singular")
+    lower = np.tril(inverse)
+    K = -(lower + np.tril(lower, -1).T)
+    K[np.diag_indices_from(K)] += 1.0
     key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-    flat, _ = _core.dpp_spectral_sample(
-        np.ascontiguousarray(V.T), values / (1.0 + values), log_values, -1, np.zeros((1, 1)), key, 0, 1, 1
-    )
-    return flat
+    items, _, _ = _core.dpp_ldl_sample(np.ascontiguousarray(K), key, 0, 128)
+    return items
 
 
 def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
