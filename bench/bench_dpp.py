@@ -174,8 +174,8 @@ def run(quick: bool) -> list[dict]:
             n_k = 10000
             Xk = rng.standard_normal((n_k, 10))
             ours = DPP(kernel=rbf, X=Xk)
-            f_ours, n_ours, _, s_o = first_and_next(lambda: ours.sample(k=50, method="alpha", rng=1), repeat=1)
-            rows.append(row(f"kernel fn n={n_k}, k=50, alpha: first + next", f_ours + n_ours,
+            f_ours, s_o = best_time(lambda: ours.sample(k=50, method="alpha", rng=1), repeat=1)
+            rows.append(row(f"kernel fn n={n_k}, k=50, alpha: first sample", f_ours,
                             "DPPy alpha (not run: > minutes)", float("nan"), valid(s_o, n_k, 50), False,
                             goal="< 30 s"))
 
