@@ -7,7 +7,7 @@ import pytest
 
 from randnla.dpp import DPP, sample
 
-from _dpp_stats import (
+from _reference import (
     assert_cardinality_mean,
     assert_inclusions,
     assert_law,
@@ -16,7 +16,7 @@ from _dpp_stats import (
     kdpp_law,
     kdpp_marginals,
     projection_law,
-    rbf,
+    dpp_rbf,
     z_bound,
 )
 
@@ -102,7 +102,7 @@ def test_projection_exact_law():
 def test_inclusion_probabilities_n200():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((200, 3))
-    L = 0.3 * rbf(X[:, None], X[None, :], sigma=1.0)  # E|S| = 16.7
+    L = 0.3 * dpp_rbf(X[:, None], X[None, :], sigma=1.0)  # E|S| = 16.7
     K = marginal_of(L)
     pairs = choose_pairs(K, rng)
     dpp = DPP(L)
@@ -117,7 +117,7 @@ def test_inclusion_probabilities_n200():
 def test_kdpp_marginals():
     rng = np.random.default_rng(8)
     X = rng.standard_normal((30, 2))
-    L = rbf(X[:, None], X[None, :], sigma=0.8)
+    L = dpp_rbf(X[:, None], X[None, :], sigma=0.8)
     k = 6
     exact = kdpp_marginals(L, k)
     N = 20000

@@ -7,14 +7,14 @@ import pytest
 
 from randnla.dpp import DPP, MaxIterError
 
-from _dpp_stats import assert_cardinality_mean, assert_law, dpp_law, kdpp_law, rbf
+from _reference import assert_cardinality_mean, assert_law, dpp_law, kdpp_law, dpp_rbf
 
 N = 5000
 
 
 def ground_set(n=10, seed=0):
     X = np.random.default_rng(seed).uniform(size=(n, 2))
-    kernel = lambda x, y: rbf(x, y, sigma=0.35)  # noqa: E731
+    kernel = lambda x, y: dpp_rbf(x, y, sigma=0.35)  # noqa: E731
     return X, kernel, kernel(X[:, None], X[None, :])
 
 
@@ -62,7 +62,7 @@ def test_kernel_evaluations_far_below_n_squared():
     calls = {"entries": 0}
 
     def kernel(x, y):
-        out = rbf(x, y, sigma=np.sqrt(10))
+        out = dpp_rbf(x, y, sigma=np.sqrt(10))
         calls["entries"] += out.size
         return out
 
