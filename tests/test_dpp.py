@@ -244,3 +244,17 @@ def test_batched_array_sampler_exact_law(k):
     samples = dpp_module._spectral_batched(np, V, lam_K, log_lam, k, table, N_LAW, philox_key(60), chunk_elements=1 << 16)
     assert len(samples) == N_LAW
     assert_law(samples, subsets, p)
+
+
+def test_statistical_checks_reject_a_wrong_sampler():
+    # Negative control: independent Bernoulli(K_ii) has the right first-order marginals but the
+    # wrong law; the enumeration chi-square must reject it at the 1e-6 level.
+    from _reference import chi_square_pvalue, counts_of
+
+    L, _ = small_L()
+    subsets, p = dpp_law(L)
+    K = marginal_of(L)
+    rng = np.random.default_rng(0)
+    draws = rng.random((N_LAW, 6)) < np.diag(K)
+    samples = [np.flatnonzero(row).astype(np.int64) for row in draws]
+    assert chi_square_pvalue(counts_of(samples, subsets), p) < 1e-6
