@@ -165,6 +165,13 @@ class DPP:
     X : (n, ...) array_like, optional
         Data rows for ``kernel``.
 
+    Attributes
+    ----------
+    n : int
+        Number of items.
+    stats : SamplerStats
+        Rejection counts, attempts and kernel evaluations of the last ``"vfx"``/``"alpha"`` call.
+
     Notes
     -----
     Computation is in float64 whatever the input dtype (the samplers' probabilities need it).
