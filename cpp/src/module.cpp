@@ -10,6 +10,7 @@ void load_scipy_lapack(py::module_& m);
 void register_random(py::module_& m);
 void register_sketch(py::module_& m);
 void register_jacobi(py::module_& m);
+void register_dpp(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "randnla C++ core (private: use the public modules)";
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   register_random(m);
   register_sketch(m);
   register_jacobi(m);
+  register_dpp(m);
 }

@@ -1,0 +1,165 @@
+// Bindings for the DPP samplers (randnla/dpp/samplers.hpp) and the tridiagonal eigenvalues of
+// the beta-ensembles. Shapes and values are validated in randnla/dpp.py; the checks here only
+// keep the core from reading out of bounds.
+#include <cstring>
+#include <vector>
+
+#include "bind_common.hpp"
+#include "randnla/dpp/samplers.hpp"
+
+namespace py = pybind11;
+using namespace randnla;
+using bind::carray;
+
+namespace {
+
+py::tuple pack(const std::vector<std::vector<int64_t>>& samples) {
+  size_t total = 0;
+  for (const auto& s : samples) total += s.size();
+  py::array_t<int64_t> flat(static_cast<py::ssize_t>(total));
+  py::array_t<int64_t> offsets(static_cast<py::ssize_t>(samples.size() + 1));
+  int64_t* f = flat.mutable_data();
+  int64_t* o = offsets.mutable_data();
+  size_t position = 0;
+  o[0] = 0;
+  for (size_t s = 0; s < samples.size(); ++s) {
+    if (!samples[s].empty()) std::memcpy(f + position, samples[s].data(), samples[s].size() * sizeof(int64_t));
+    position += samples[s].size();
+    o[s + 1] = static_cast<int64_t>(position);
+  }
+  return py::make_tuple(flat, offsets);
+}
+
+void require_square(const carray<double>& a, const char* name) {
+  if (a.ndim() != 2 || a.shape(0) != a.shape(1)) throw std::invalid_argument(std::string(name) + " must be square");
+}
+
+}  // namespace
+
+void register_dpp(py::module_& m) {
+  m.def(
+      "dpp_eigh",
+      [](carray<double> a) {
+        require_square(a, "L");
+        const lapack::fint n = static_cast<lapack::fint>(a.shape(0));
+        // Column-major n x n result: for the symmetric input the row-major copy is the same matrix.
+        py::array_t<double, py::array::f_style> vectors({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(n)});
+        py::array_t<double> values(n);
+        double* z = vectors.mutable_data();
+        double* w = values.mutable_data();
+        std::memcpy(z, a.data(), sizeof(double) * static_cast<size_t>(n) * n);
+        lapack::fint info = 0;
+        {
+          py::gil_scoped_release release;
+          if (n > 0) {
+            double work_query = 0.0;
+            lapack::fint iwork_query = 0;
+            info = lapack::syevd<double>('V', 'L', n, z, n, w, &work_query, -1, &iwork_query, -1);
+            if (info == 0) {
+              std::vector<double> work(static_cast<size_t>(work_query) + 1);
+              std::vector<lapack::fint> iwork(static_cast<size_t>(iwork_query) + 1);
+              info = lapack::syevd<double>('V', 'L', n, z, n, w, work.data(), static_cast<lapack::fint>(work.size()),
+                                           iwork.data(), static_cast<lapack::fint>(iwork.size()));
+            }
+          }
+        }
+        return py::make_tuple(values, vectors, info);
+      },
+      py::arg("a"));
+
+  m.def(
+      "dpp_log_esp_table",
+      [](carray<double> log_lambda, py::ssize_t k) {
+        if (log_lambda.ndim() != 1) throw std::invalid_argument("log_lambda must be 1-D");
+        const py::ssize_t n = log_lambda.shape(0);
+        if (k < 0 || k > n) throw std::invalid_argument("k must be in [0, n]");
+        py::array_t<double> table({k + 1, n + 1});
+        const double* l = log_lambda.data();
+        double* t = table.mutable_data();
+        {
+          py::gil_scoped_release release;
+          dpp::log_esp_table(l, n, k, t);
+        }
+        return table;
+      },
+      py::arg("log_lambda"), py::arg("k"));
+
+  m.def(
+      "dpp_spectral_sample",
+      [](carray<double> Vt, carray<double> lambda_k, carray<double> log_lambda, py::ssize_t k, carray<double> table,
+         carray<u64> key, u64 first, py::ssize_t count, int n_threads) {
+        if (Vt.ndim() != 2) throw std::invalid_argument("Vt must be 2-D");
+        const py::ssize_t r = Vt.shape(0), n = Vt.shape(1);
+        if (lambda_k.size() != r || log_lambda.size() != r) throw std::invalid_argument("eigenvalues do not match V");
+        if (k > r) throw std::invalid_argument("k exceeds the number of eigenvectors");
+        if (k >= 0 && (table.ndim() != 2 || table.shape(0) < k + 1 || table.shape(1) != r + 1))
+          throw std::invalid_argument("ESP table too small");
+        if (count < 0) throw std::invalid_argument("count must be non-negative");
+        const philox::Key kk = bind::key_from(key);
+        std::vector<std::vector<int64_t>> out;
+        {
+          py::gil_scoped_release release;
+          dpp::spectral_batch(Vt.data(), n, r, lambda_k.data(), log_lambda.data(), k, table.data(), kk, first, count,
+                              n_threads, out);
+        }
+        return pack(out);
+      },
+      py::arg("Vt"), py::arg("lambda_k"), py::arg("log_lambda"), py::arg("k"), py::arg("table"), py::arg("key"),
+      py::arg("first"), py::arg("count"), py::arg("n_threads"));
+
+  m.def(
+      "dpp_projection_sample",
+      [](carray<double> K, py::ssize_t rank, carray<u64> key, u64 first, py::ssize_t count, int n_threads) {
+        require_square(K, "K");
+        const py::ssize_t n = K.shape(0);
+        if (rank < 0 || rank > n) throw std::invalid_argument("rank must be in [0, n]");
+        if (count < 0) throw std::invalid_argument("count must be non-negative");
+        const philox::Key kk = bind::key_from(key);
+        std::vector<std::vector<int64_t>> out;
+        {
+          py::gil_scoped_release release;
+          dpp::projection_kernel_batch(K.data(), n, rank, kk, first, count, n_threads, out);
+        }
+        return pack(out);
+      },
+      py::arg("K"), py::arg("rank"), py::arg("key"), py::arg("first"), py::arg("count"), py::arg("n_threads"));
+
+  m.def(
+      "dpp_ldl_sample",
+      [](carray<double> K, carray<u64> key, u64 sample, py::ssize_t block) {
+        require_square(K, "K");
+        const py::ssize_t n = K.shape(0);
+        const philox::Key kk = bind::key_from(key);
+        std::vector<double> work(K.data(), K.data() + static_cast<size_t>(n) * n);
+        dpp::SequentialResult result;
+        {
+          py::gil_scoped_release release;
+          result = dpp::ldl_sample(work.data(), n, kk, sample, block);
+        }
+        py::array_t<int64_t> items(static_cast<py::ssize_t>(result.items.size()));
+        if (!result.items.empty())
+          std::memcpy(items.mutable_data(), result.items.data(), result.items.size() * sizeof(int64_t));
+        return py::make_tuple(items, result.log_probability, result.worst_violation);
+      },
+      py::arg("K"), py::arg("key"), py::arg("sample"), py::arg("block"));
+
+  m.def(
+      "dpp_tridiagonal_eigvalsh",
+      [](carray<double> diagonal, carray<double> off_diagonal) {
+        const py::ssize_t n = diagonal.size();
+        if (diagonal.ndim() != 1 || off_diagonal.ndim() != 1 || (n > 0 && off_diagonal.size() != n - 1))
+          throw std::invalid_argument("diagonal (n,) and off_diagonal (n - 1,) expected");
+        py::array_t<double> values(n);
+        std::vector<double> e(off_diagonal.data(), off_diagonal.data() + off_diagonal.size());
+        e.push_back(0.0);
+        double* d = values.mutable_data();
+        std::memcpy(d, diagonal.data(), sizeof(double) * static_cast<size_t>(n));
+        lapack::fint info = 0;
+        {
+          py::gil_scoped_release release;
+          if (n > 0) info = lapack::sterf<double>(static_cast<lapack::fint>(n), d, e.data());
+        }
+        return py::make_tuple(values, info);
+      },
+      py::arg("diagonal"), py::arg("off_diagonal"));
+}

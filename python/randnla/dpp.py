@@ -1,0 +1,1099 @@
+"""Exact sampling of determinantal point processes (DPPs), k-DPPs and beta-ensembles.
+
+A DPP on the ground set ``{0, ..., n-1}`` is given by an L-ensemble, ``P(S) = det(L_S) / det(I + L)``
+with ``L`` symmetric positive semidefinite, or by its marginal kernel ``K = L (I + L)^{-1}``,
+``P(A subset of S) = det(K_A)``. A k-DPP is the L-ensemble conditioned on ``|S| = k``.
+
+:class:`DPP` accepts a dense ``L``, a dense ``K``, a low-rank factor ``B`` with ``L = B B^T`` or a
+kernel function with data rows ``X``, caches its preprocessing (eigendecomposition, tables of
+elementary symmetric polynomials, Nystrom dictionaries) and samples with
+
+- ``"spectral"``: Hough-Krishnapur-Peres-Virag with a log-space elementary-symmetric-polynomial
+  table for k-DPPs and an O(n k^2) Gram-Schmidt phase 2 in C++; for a factor, the d x d dual route;
+- ``"ldl"``: the sequential sampler over items on ``K`` (blocked LDL^T, BLAS-3, no
+  eigendecomposition): the fastest route to one sample from a dense kernel;
+- ``"projection"``: the chain rule on a projection kernel ``K`` (eigenvalues 0 or 1);
+- ``"vfx"`` (DPP-VFX) and ``"alpha"`` (alpha-DPP): intermediate (rejection) samplers for kernel
+  functions that never evaluate the full n x n kernel.
+
+Every sample is exact. Many samples (``size=``) are drawn in parallel in C++ with one Philox
+stream per sample index, so the result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from randnla import _core
+from randnla._backend import is_cupy, namespace_of
+from randnla._rng import philox_key
+from randnla._validate import (
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_n_threads,
+    check_positive,
+    check_square,
+    check_symmetric,
+)
+
+__all__ = ["DPP", "sample", "beta_ensemble", "SamplerStats", "MaxIterError"]
+
+_METHODS = ("auto", "spectral", "ldl", "projection", "vfx", "alpha")
+# Dense-kernel routes evaluate the whole kernel of a kernel function only up to this size in "auto".
+_AUTO_DENSE_LIMIT = 3000
+
+
+class MaxIterError(RuntimeError):
+    """An intermediate (rejection) sampler exceeded its ``max_iter`` attempts."""
+
+
+@dataclass
+class SamplerStats:
+    """Counters of the last call to :meth:`DPP.sample` with ``method="vfx"`` or ``"alpha"``.
+
+    Attributes
+    ----------
+    rejections : int
+        Rejected intermediate samples (all samples of the call together).
+    size_rejections : int
+        DPP samples discarded because their size was not ``k`` (k-DPP mode).
+    kernel_evaluations : int
+        Kernel entries evaluated by the call, preprocessing included.
+    attempts : list of int
+        Attempts needed by each returned sample.
+    """
+
+    rejections: int = 0
+    size_rejections: int = 0
+    kernel_evaluations: int = 0
+    attempts: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# kernel evaluation
+
+
+class _Evaluator:
+    """Entries of L: from a dense matrix, a factor or a kernel function, with an evaluation count."""
+
+    def __init__(self, kind, data, kernel=None):
+        self.kind = kind
+        self.data = data
+        self.kernel = kernel
+        self.count = 0
+        self.n = data.shape[0]
+
+    def diag(self):
+        self.count += self.n
+        if self.kind == "L":
+            return np.array(np.diagonal(self.data), dtype=np.float64)
+        if self.kind == "factor":
+            return np.einsum("ij,ij->i", self.data, self.data)
+        values = np.asarray(self.kernel(self.data, self.data), dtype=np.float64)
+        if values.shape != (self.n,):
+            raise ValueError(f"kernel(X, X) must return the {self.n} diagonal values, got shape {values.shape}")
+        return values
+
+    def block(self, rows, cols):
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        self.count += rows.size * cols.size
+        if self.kind == "L":
+            return np.asarray(self.data[np.ix_(rows, cols)], dtype=np.float64)
+        if self.kind == "factor":
+            return self.data[rows] @ self.data[cols].T
+        out = np.empty((rows.size, cols.size))
+        if out.size == 0:
+            return out
+        features = int(np.prod(self.data.shape[1:])) if self.data.ndim > 1 else 1
+        chunk = max(1, (1 << 22) // max(1, cols.size * features))
+        right = self.data[cols][None, ...]
+        for start in range(0, rows.size, chunk):
+            left = self.data[rows[start:start + chunk]][:, None, ...]
+            values = np.asarray(self.kernel(left, right), dtype=np.float64)
+            if values.shape != (left.shape[0], cols.size):
+                raise ValueError(
+                    "kernel(x, y) must broadcast over leading dimensions: for x of shape "
+                    f"{left.shape} and y of shape {right.shape} expected {(left.shape[0], cols.size)}, got {values.shape}"
+                )
+            out[start:start + chunk] = values
+        return out
+
+
+def _eigh(a):
+    """Symmetric eigendecomposition through the LAPACK table (dsyevd)."""
+    values, vectors, info = _core.dpp_eigh(np.ascontiguousarray(a, dtype=np.float64))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsyevd failed (info {info})")
+    return values, vectors
+
+
+def _psd_tolerance(values, n):
+    top = float(np.abs(values).max()) if values.size else 0.0
+    return 100.0 * max(n, 1) * np.finfo(np.float64).eps * max(top, np.finfo(np.float64).tiny)
+
+
+# ----------------------------------------------------------------------------------------------
+# the DPP object
+
+
+class DPP:
+    """A finite DPP (L-ensemble or marginal kernel) with cached preprocessing.
+
+    Exactly one of ``L``, ``K``, ``factor`` and ``kernel`` is given.
+
+    Parameters
+    ----------
+    L : (n, n) array_like, optional
+        Symmetric positive semidefinite likelihood kernel: ``P(S) = det(L_S) / det(I + L)``.
+    K : (n, n) array_like, optional
+        Symmetric marginal kernel with eigenvalues in [0, 1]: ``P(A subset of S) = det(K_A)``.
+    factor : (n, d) array_like, optional
+        Low-rank factor ``B`` with ``L = B B^T``; the spectral method works on the d x d matrix
+        ``B^T B`` (the dual route) and never forms L.
+    kernel : callable, optional
+        ``kernel(x, y)`` returning the kernel values for rows ``x`` and ``y`` of ``X`` that broadcast
+        against each other over their leading dimensions (the last dimension indexes features), e.g.
+        ``lambda x, y: np.exp(-((x - y) ** 2).sum(-1) / 2)``. ``kernel(X, X)`` is the diagonal and
+        ``kernel(X[i][:, None], X[j][None, :])`` a block. Needs ``X``.
+    X : (n, ...) array_like, optional
+        Data rows for ``kernel``.
+
+    Attributes
+    ----------
+    n : int
+        Number of items.
+    stats : SamplerStats
+        Rejection counts, attempts and kernel evaluations of the last ``"vfx"``/``"alpha"`` call.
+
+    Notes
+    -----
+    Computation is in float64 whatever the input dtype (the samplers' probabilities need it).
+    Validation: ``L`` must be symmetric, finite and positive semidefinite up to a tolerance of
+    ``100 n eps max|lambda|``; ``K`` must have eigenvalues in [0, 1] up to the same tolerance. The
+    spectral check runs when an eigendecomposition is computed; the ``"ldl"`` route checks symmetry
+    and finiteness and raises when a conditional probability leaves [0, 1] beyond tolerance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.dpp import DPP
+    >>> B = np.random.default_rng(0).standard_normal((6, 3))
+    >>> dpp = DPP(B @ B.T)
+    >>> S = dpp.sample(rng=0)
+    >>> S.dtype
+    dtype('int64')
+    >>> len(dpp.sample(k=2, size=4, rng=0))
+    4
+    """
+
+    def __init__(self, L=None, *, K=None, factor=None, kernel=None, X=None):
+        given = [name for name, value in (("L", L), ("K", K), ("factor", factor), ("kernel", kernel)) if value is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of L, K, factor and kernel; got {given or 'none'}")
+        if X is not None and kernel is None:
+            raise ValueError("X is only used with kernel=")
+        self._kind = given[0]
+        self._gpu = False
+        if kernel is not None:
+            if not callable(kernel):
+                raise TypeError(f"kernel must be callable, got {type(kernel).__name__}")
+            if X is None:
+                raise ValueError("kernel= needs the data rows X")
+            if is_cupy(X):
+                raise TypeError("kernel functions run on NumPy data; X must be a NumPy array")
+            data = as_float_array(X, "X", min_ndim=1, dtype=np.float64)
+            check_finite(data, "X")
+            if data.ndim == 1:
+                data = data[:, None]
+            self._data = data
+            self._kernel = kernel
+        else:
+            name = given[0]
+            value = {"L": L, "K": K, "factor": factor}[name]
+            self._gpu = is_cupy(value)
+            self._xp = namespace_of(value)
+            arr = as_float_array(value, name, ndim=2)
+            check_finite(arr, name)
+            if name in ("L", "K"):
+                check_square(arr, name)
+                check_symmetric(arr, name, rtol=max(1e-10, 100 * float(np.finfo(arr.dtype).eps)))
+            if self._gpu:
+                self._data = arr.astype(self._xp.float64)
+            else:
+                self._data = np.ascontiguousarray(arr, dtype=np.float64)
+            self._kernel = None
+        self.n = int(self._data.shape[0])
+        self._spectrum = None  # (V rows x r, lambda_L, lambda_K, log_lambda_L)
+        self._esp = None  # log ESP table with the most rows computed so far
+        self._rows = None  # V^T, C-contiguous
+        self._marginal = None  # dense K
+        self._projection_rank = None
+        self._intermediate = {}  # (method, k or None) -> precomputed state
+        self.stats = SamplerStats()
+
+    # ---- cached preprocessing ----
+
+    def _evaluator(self):
+        if self._kind == "kernel":
+            return _Evaluator("kernel", self._data, self._kernel)
+        if self._gpu:
+            raise TypeError("the intermediate samplers need NumPy input")
+        if self._kind == "K":
+            raise ValueError("methods 'vfx' and 'alpha' need an L-ensemble (L, factor or kernel), not K")
+        return _Evaluator(self._kind, self._data)
+
+    def _dense_L(self):
+        if self._kind == "L":
+            return self._data
+        if self._kind == "factor":
+            return self._data @ self._data.T
+        if self._kind == "kernel":
+            ev = _Evaluator("kernel", self._data, self._kernel)
+            full = ev.block(np.arange(self.n), np.arange(self.n))
+            return 0.5 * (full + full.T)
+        raise ValueError("an L-ensemble is needed here")
+
+    def _eig_symmetric(self, a):
+        if self._gpu:
+            xp = self._xp
+            values, vectors = xp.linalg.eigh(a)
+            return values, vectors
+        return _eigh(a)
+
+    def spectrum(self):
+        """Eigenvalues of L (``inf`` for unit eigenvalues of K) and the matching eigenvectors.
+
+        Returns ``(lambda_L, V)`` with only the components of positive eigenvalue kept; cached.
+        """
+        s = self._get_spectrum()
+        return s[1], s[0]
+
+    def _get_spectrum(self):
+        if self._spectrum is not None:
+            return self._spectrum
+        xp = self._xp if self._gpu else np
+        n = self.n
+        if self._kind == "factor":
+            B = self._data
+            gram = B.T @ B
+            theta, W = self._eig_symmetric(0.5 * (gram + gram.T))
+            tol = _psd_tolerance(theta, max(B.shape))
+            keep = theta > tol
+            theta = theta[keep]
+            V = (B @ W[:, keep]) / xp.sqrt(theta)[None, :]
+            lam_L = theta
+            lam_K = theta / (1.0 + theta)
+        else:
+            a = self._data if self._kind != "kernel" else self._dense_L()
+            values, vectors = self._eig_symmetric(a)
+            tol = _psd_tolerance(values, n)
+            smallest = float(values.min()) if n else 0.0
+            if self._kind == "K":
+                largest = float(values.max()) if n else 0.0
+                tol_k = max(tol, 1e-10)
+                if smallest < -tol_k or largest > 1.0 + tol_k:
+                    raise ValueError(
+                        f"K must have eigenvalues in [0, 1]; found eigenvalues in [{smallest:.3e}, {largest:.3e}]"
+                    )
+                lam_K = xp.clip(values, 0.0, 1.0)
+                lam_K = xp.where(lam_K >= 1.0 - 1e-12, 1.0, lam_K)
+                keep = lam_K > tol_k
+                lam_K = lam_K[keep]
+                with np.errstate(divide="ignore"):
+                    lam_L = xp.where(lam_K >= 1.0, xp.inf, lam_K / xp.maximum(1.0 - lam_K, 1e-300))
+            else:
+                if smallest < -tol:
+                    raise ValueError(
+                        f"{'L' if self._kind == 'L' else 'the kernel matrix'} must be positive semidefinite; "
+                        f"smallest eigenvalue {smallest:.3e} is below -{tol:.1e}"
+                    )
+                keep = values > tol
+                lam_L = values[keep]
+                lam_K = lam_L / (1.0 + lam_L)
+            V = vectors[:, keep]
+        if self._gpu:
+            V = xp.ascontiguousarray(V)
+        else:
+            V = np.ascontiguousarray(V)
+        with np.errstate(divide="ignore"):
+            log_lam = xp.log(lam_L)
+        self._spectrum = (V, lam_L, lam_K, log_lam)
+        return self._spectrum
+
+    @property
+    def rank(self) -> int:
+        """Rank of L (number of positive eigenvalues up to tolerance); computes the spectrum."""
+        return int(self._get_spectrum()[1].shape[0])
+
+    def _esp_table(self, k):
+        if self._esp is None or self._esp.shape[0] < k + 1:
+            _, _, _, log_lam = self._get_spectrum()
+            log_lam = np.asarray(log_lam.get() if self._gpu else log_lam, dtype=np.float64)
+            self._esp = _core.dpp_log_esp_table(log_lam, int(k))
+        return self._esp
+
+    def _marginal_kernel(self):
+        """Dense K: given, or I - (I + L)^{-1} by Cholesky (cheaper than an eigendecomposition)."""
+        if self._marginal is not None:
+            return self._marginal
+        if self._kind == "K":
+            self._marginal = self._data
+        elif self._spectrum is not None and not self._gpu:
+            V, _, lam_K, _ = self._spectrum
+            self._marginal = (V * lam_K) @ V.T
+        elif self._gpu:
+            V, _, lam_K, _ = self._get_spectrum()
+            self._marginal = (V * lam_K) @ V.T
+        else:
+            from scipy.linalg import lapack as scipy_lapack
+
+            L = self._dense_L()
+            m = np.array(L, dtype=np.float64, order="F", copy=True)
+            m[np.diag_indices_from(m)] += 1.0
+            c, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=0)
+            if info != 0:
+                raise ValueError("L must be positive semidefinite (the Cholesky factorization of I + L failed)")
+            inv, info = scipy_lapack.dpotri(c, lower=1, overwrite_c=1)
+            if info != 0:
+                raise ValueError("I + L is singular: L must be positive semidefinite")
+            lower = np.tril(inv)
+            inverse = lower + np.tril(lower, -1).T
+            K = -inverse
+            K[np.diag_indices_from(K)] += 1.0
+            self._marginal = np.ascontiguousarray(K)
+        return self._marginal
+
+    # ---- exact quantities ----
+
+    def marginals(self):
+        """Inclusion probabilities ``P(i in S) = K_ii`` (float64, same array library as the input).
+
+        Uses the cached eigendecomposition when there is one, else a dense K (a Cholesky of I + L).
+        """
+        if self._spectrum is not None or self._kind in ("factor",):
+            V, _, lam_K, _ = self._get_spectrum()
+            return (V * V) @ lam_K
+        K = self._marginal_kernel()
+        xp = self._xp if self._gpu else np
+        return xp.array(xp.diagonal(K), dtype=xp.float64)
+
+    def expected_size(self) -> float:
+        """``E|S| = tr K = sum lambda / (1 + lambda)``."""
+        if self._spectrum is not None or self._kind == "factor":
+            return float(self._get_spectrum()[2].sum())
+        K = self._marginal_kernel()
+        xp = self._xp if self._gpu else np
+        return float(xp.trace(K))
+
+    def log_prob(self, S, *, k=None) -> float:
+        """``log P(S)``: ``logdet(L_S) - logdet(I + L)``, or for ``k=`` the k-DPP's ``logdet(L_S) - log e_k``.
+
+        For a marginal kernel (``K=``) the DPP probability is ``|det(K - I_{complement of S})|``.
+        """
+        S = self._check_subset(S)
+        if k is not None:
+            k = check_int(k, "k", minimum=0, maximum=self.n)
+            if S.size != k:
+                return -math.inf
+            if self._kind == "K":
+                V, lam_L, _, _ = self._get_spectrum()
+                if np.any(np.isinf(self._np(lam_L))):
+                    raise ValueError("the k-DPP of a K with eigenvalue 1 is not defined here")
+                L_S = self._np((V[S] * lam_L) @ V[S].T)
+            else:
+                L_S = self._block_L(S)
+            sign, logdet = np.linalg.slogdet(L_S) if S.size else (1.0, 0.0)
+            if sign <= 0:
+                return -math.inf
+            if k > self.rank:
+                return -math.inf
+            return float(logdet - self._esp_table(k)[k, -1])
+        if self._kind == "K":
+            K = self._np(self._data)
+            M = -np.eye(self.n)
+            M[np.ix_(S, S)] = 0.0
+            M += K
+            sign, logdet = np.linalg.slogdet(M)
+            return float(logdet) if sign != 0 else -math.inf
+        L_S = self._block_L(S)
+        sign, logdet = np.linalg.slogdet(L_S) if S.size else (1.0, 0.0)
+        if sign <= 0:
+            return -math.inf
+        return float(logdet - self._logdet_I_plus_L())
+
+    def _logdet_I_plus_L(self):
+        if self._spectrum is not None or self._kind == "factor":
+            return float(np.log1p(self._np(self._get_spectrum()[1])).sum())
+        L = self._np(self._dense_L())
+        sign, logdet = np.linalg.slogdet(np.eye(self.n) + L)
+        return float(logdet)
+
+    def _block_L(self, S):
+        if self._kind == "kernel":
+            block = _Evaluator("kernel", self._data, self._kernel).block(S, S)
+            return 0.5 * (block + block.T)
+        if self._kind == "factor":
+            B = self._np(self._data)[S]
+            return B @ B.T
+        return self._np(self._data)[np.ix_(S, S)]
+
+    def _np(self, a):
+        return a.get() if self._gpu and hasattr(a, "get") else np.asarray(a)
+
+    def _check_subset(self, S):
+        arr = np.asarray(self._np(S) if is_cupy(S) else S)
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise ValueError("S must be a 1-D array of item indices")
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.n):
+            raise ValueError(f"S must hold indices in [0, {self.n})")
+        if np.unique(arr).size != arr.size:
+            raise ValueError("S must not repeat an item")
+        return np.sort(arr)
+
+    # ---- sampling ----
+
+    def _choose_method(self, k, count):
+        if self._kind == "kernel":
+            if self.n > _AUTO_DENSE_LIMIT:
+                return "alpha"
+            return "spectral" if (k is not None or count > 1) else "ldl"
+        if self._kind == "factor":
+            return "spectral"
+        if k is not None or count > 1 or self._spectrum is not None:
+            return "spectral"
+        return "ldl"
+
+    def sample(self, *, k=None, size=None, method="auto", rng=None, n_threads=None, max_iter=1000, **options):
+        """Draw an exact sample (or ``size`` independent samples).
+
+        Parameters
+        ----------
+        k : int, optional
+            Sample the k-DPP (the DPP conditioned on ``|S| = k``); ``0 <= k <= rank``.
+        size : int, optional
+            Number of independent samples; a list is returned when given.
+        method : {"auto", "spectral", "ldl", "projection", "vfx", "alpha"}
+            ``"auto"``: for a kernel function with n > 3000 items, ``"alpha"``; for a factor,
+            ``"spectral"`` (dual route); for a k-DPP, for ``size > 1`` or when the eigendecomposition
+            is already cached, ``"spectral"``; otherwise (one DPP sample from a dense kernel)
+            ``"ldl"``.
+        rng : None, int, SeedSequence, BitGenerator or Generator
+            Randomness (SPEC 7). Sample ``s`` of a call uses its own Philox stream.
+        n_threads : int, optional
+            Threads for ``size > 1`` (all cores by default); results do not depend on it.
+        max_iter : int
+            Attempts allowed per sample for ``"vfx"``/``"alpha"`` before :class:`MaxIterError`.
+        **options
+            For ``"vfx"``/``"alpha"``: ``oversampling`` (default 4.0) and ``max_size_rejections``
+            (default 100, k-DPP mode).
+
+        Returns
+        -------
+        ndarray of int64, or list of them
+            Sorted item indices (NumPy, or CuPy for CuPy input).
+        """
+        method = check_choice(method, "method", _METHODS)
+        if k is not None:
+            k = check_int(k, "k", minimum=0, maximum=self.n)
+        count = 1 if size is None else check_int(size, "size", minimum=0)
+        threads = check_n_threads(n_threads)
+        max_iter = check_int(max_iter, "max_iter", minimum=1)
+        if method == "auto":
+            method = self._choose_method(k, count)
+        if options and method not in ("vfx", "alpha"):
+            raise TypeError(f"unexpected options {sorted(options)} for method {method!r}")
+        key = philox_key(rng)
+        if method == "spectral":
+            samples = self._sample_spectral(k, count, key, threads)
+        elif method == "ldl":
+            if k is not None:
+                raise ValueError("method 'ldl' samples DPPs, not k-DPPs; use method='spectral' for k=")
+            samples = self._sample_ldl(count, key)
+        elif method == "projection":
+            samples = self._sample_projection(k, count, key, threads)
+        else:
+            samples = _sample_intermediate(self, method, k, count, key, max_iter, options)
+        if self._gpu:
+            xp = self._xp
+            samples = [s if is_cupy(s) else xp.asarray(s) for s in samples]
+        return samples if size is not None else samples[0]
+
+    def _sample_spectral(self, k, count, key, threads):
+        V, lam_L, lam_K, log_lam = self._get_spectrum()
+        if k is not None:
+            rank = int(lam_L.shape[0])
+            if k > rank:
+                raise ValueError(f"k={k} exceeds the rank {rank} of L")
+            if self._kind == "K" and bool((lam_K >= 1.0).any()):
+                raise ValueError("k-DPPs need an L-ensemble: K has an eigenvalue 1 (L is unbounded)")
+        if self._gpu:
+            return _spectral_sample_gpu(self, k, count, key)
+        table = self._esp_table(k) if k is not None else np.zeros((1, 1))
+        if self._rows is None:
+            self._rows = np.ascontiguousarray(V.T)  # eigenvectors as contiguous rows for phase 2
+        flat, offsets = _core.dpp_spectral_sample(
+            self._rows, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
+        )
+        return np.split(flat, offsets[1:-1]) if count else []
+
+    def _sample_ldl(self, count, key):
+        if self._gpu:
+            raise TypeError("method 'ldl' runs on NumPy input; use method='spectral' for CuPy arrays")
+        K = self._marginal_kernel()
+        out = []
+        tol = max(1e-8, 1000 * self.n * np.finfo(np.float64).eps)
+        for s in range(count):
+            items, _, violation = _core.dpp_ldl_sample(K, key, s, 128)
+            if violation > tol:
+                raise ValueError(
+                    f"{'K' if self._kind == 'K' else 'L'} is not a valid DPP kernel: a conditional inclusion "
+                    f"probability left [0, 1] by {violation:.2e}"
+                    + (" (K must have eigenvalues in [0, 1])" if self._kind == "K" else " (L must be PSD)")
+                )
+            out.append(items)
+        return out
+
+    def _sample_projection(self, k, count, key, threads):
+        if self._kind != "K":
+            raise ValueError("method 'projection' needs a projection marginal kernel K= (eigenvalues 0 or 1)")
+        if self._gpu:
+            raise TypeError("method 'projection' runs on NumPy input; use method='spectral' for CuPy arrays")
+        K = self._data
+        if self._projection_rank is None:
+            trace = float(np.trace(K))
+            frob = float(np.einsum("ij,ij->", K, K))
+            rank = int(round(trace))
+            tol = 1e-8 * max(1.0, trace)
+            if abs(trace - rank) > tol or abs(frob - trace) > tol:
+                raise ValueError(
+                    "K is not a projection (eigenvalues 0 or 1): trace "
+                    f"{trace:.6g} and squared Frobenius norm {frob:.6g} must be the same integer"
+                )
+            self._projection_rank = rank
+        rank = self._projection_rank
+        if k is not None and k != rank:
+            raise ValueError(f"a projection DPP has exactly {rank} items; got k={k}")
+        flat, offsets = _core.dpp_projection_sample(K, rank, key, 0, count, threads)
+        return np.split(flat, offsets[1:-1]) if count else []
+
+
+def sample(L, *, k=None, size=None, method="auto", rng=None, n_threads=None):
+    """One-call form: ``DPP(L).sample(k=k, size=size, method=method, rng=rng)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from randnla.dpp import sample
+    >>> B = np.random.default_rng(0).standard_normal((5, 5))
+    >>> S = sample(B @ B.T, k=2, rng=0)
+    >>> S.size
+    2
+    """
+    return DPP(L).sample(k=k, size=size, method=method, rng=rng, n_threads=n_threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# intermediate samplers: DPP-VFX and alpha-DPP
+#
+# Both draw an intermediate multiset sigma from a Poisson process with intensity R e^{1/R} l_i,
+# accept it with probability e^z det(I + Lt) / (e^{t/R} det(I + H)), and return a DPP(Lt) sample
+# mapped back through sigma, where (for L = B B^T in feature space and any PSD approximation H of
+# alpha B^T B) l_i = alpha b_i^T (I + H)^{-1} b_i, z = tr H (I + H)^{-1} and
+# Lt = diag(c / (R l))^{1/2} alpha L_{sigma sigma} diag(c / (R l))^{1/2} (c: multiplicities). The
+# acceptance is at most 1 for every sigma (det(I + Y) <= e^{tr Y}), which is all exactness needs.
+# DPP-VFX takes H = the Nystrom approximation (all n columns of the dictionary block, R = s);
+# alpha-DPP takes H = the weighted dictionary covariance (only the dictionary block, R = z) and
+# evaluates l_i lazily, only for items the Poisson process draws, thinning the cheap bound
+# alpha L_ii. A k-DPP is a DPP(alpha L) conditioned on |S| = k for every alpha > 0, with alpha
+# chosen once from the dictionary so that E|S| is about k.
+
+_PURPOSE_PRE = 0x44505000000000A1
+_PURPOSE_SAMPLE = 0x44505000000000A2
+
+
+def _generator(key, stream, purpose):
+    counter = np.array([0, 0, stream, purpose], dtype=np.uint64)
+    return np.random.Generator(np.random.Philox(key=key, counter=counter))
+
+
+def _bless(ev, diag, oversampling, gen, stop):
+    """BLESS (Rudi et al. 2018) down a geometric lambda path until stop(lam, eig of the weighted
+    dictionary) is true; returns (dictionary, probabilities, lam)."""
+    n = diag.size
+    total = float(diag.sum())
+    lam = max(total, 1e-300)
+    floor = 1e-10 * total / max(n, 1)
+    dictionary = np.zeros(0, dtype=np.int64)
+    probs = np.zeros(0)
+    while True:
+        ucb = np.minimum(oversampling * diag / (diag + lam), 1.0)
+        candidates = np.flatnonzero(gen.random(n) < ucb)
+        if dictionary.size == 0:
+            scores = diag[candidates] / (diag[candidates] + lam)
+        else:
+            cross = ev.block(candidates, dictionary)  # |U| x |D|
+            W = ev.block(dictionary, dictionary)
+            W = 0.5 * (W + W.T) + lam * np.diag(probs)
+            chol = np.linalg.cholesky(W)
+            half = np.linalg.solve(chol, cross.T)  # |D| x |U|
+            scores = np.maximum(diag[candidates] - np.einsum("ij,ij->j", half, half), 0.0) / lam
+        keep_p = np.minimum(oversampling * scores, ucb[candidates])
+        kept = gen.random(candidates.size) < keep_p / ucb[candidates]
+        if kept.sum() > 0 or dictionary.size == 0:
+            dictionary = candidates[kept]
+            probs = keep_p[kept]
+        if dictionary.size:
+            Ldd = ev.block(dictionary, dictionary)
+            weighted = (0.5 * (Ldd + Ldd.T)) / np.sqrt(np.outer(probs, probs))
+            theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
+        else:
+            theta = np.zeros(0)
+        if stop(lam, theta) or lam <= floor:
+            return dictionary, probs, lam
+        lam = lam / 2.0
+
+
+def _solve_alpha(expected, k):
+    """alpha with expected(alpha) = k (expected increasing in alpha)."""
+    from scipy.optimize import brentq
+
+    lo, hi = -60.0, 60.0
+    f = lambda t: expected(math.exp(t)) - k  # noqa: E731
+    if f(hi) < 0:
+        raise ValueError(f"k={k} exceeds the numerical rank of the kernel")
+    return math.exp(brentq(f, lo, hi, xtol=1e-10))
+
+
+class _IntermediateState:
+    pass
+
+
+def _prepare_intermediate(dpp, method, k, oversampling, key):
+    ev = dpp._evaluator()
+    gen = _generator(key, 0, _PURPOSE_PRE)
+    diag = ev.diag()
+    if np.any(diag < 0):
+        raise ValueError("the kernel has negative diagonal entries: it is not positive semidefinite")
+    state = _IntermediateState()
+    state.method = method
+    state.k = k
+    state.diag = diag
+    if k is None:
+        stop = lambda lam, theta: lam <= 1.0  # noqa: E731
+    else:
+        stop = lambda lam, theta: (theta / (theta + lam)).sum() >= 2.0 * k + 2.0  # noqa: E731
+    dictionary, probs, lam = _bless(ev, diag, oversampling, gen, stop)
+    if dictionary.size == 0:
+        raise ValueError("the kernel is zero: nothing to sample")
+    Ldd = ev.block(dictionary, dictionary)
+    Ldd = 0.5 * (Ldd + Ldd.T)
+    state.dictionary = dictionary
+    if method == "alpha":
+        weighted = Ldd / np.sqrt(np.outer(probs, probs))
+        theta, V = np.linalg.eigh(weighted)
+        keep = theta > 1e-12 * max(theta.max(), 1e-300)
+        theta, V = theta[keep], V[:, keep]
+        state.alpha = 1.0 if k is None else _solve_alpha(lambda a: float((a * theta / (a * theta + 1)).sum()), k)
+        a = state.alpha
+        state.z = float((a * theta / (a * theta + 1)).sum())
+        state.logdet = float(np.log1p(a * theta).sum())
+        # l_i = a (L_ii - a |(a Theta + I)^{-1/2} V^T P^{-1/2} L_{D,i}|^2)
+        state.project = (V / np.sqrt(a * theta + 1.0)).T / np.sqrt(probs)[None, :]
+        state.R = max(state.z, 1.0)
+        state.bound = a * diag  # lazily refined upper bounds of l_i
+        state.refined = np.zeros(diag.size, dtype=bool)
+    else:
+        values, U = np.linalg.eigh(Ldd)
+        keep = values > 1e-12 * max(values.max(), 1e-300)
+        E = U[:, keep].T / np.sqrt(values[keep])[:, None]  # m x |D|
+        Bbar = E @ ev.block(dictionary, np.arange(diag.size))  # m x n: O(n m) kernel evaluations
+        A = Bbar @ Bbar.T
+        theta = np.clip(np.linalg.eigvalsh(A), 0.0, None)
+        residual_trace = float(diag.sum() - np.einsum("ij,ij->", Bbar, Bbar))
+        if k is None:
+            state.alpha = 1.0
+        else:
+            state.alpha = _solve_alpha(
+                lambda a: float(a * max(residual_trace, 0.0) + (a * theta / (a * theta + 1)).sum()), k
+            )
+        a = state.alpha
+        state.z = float((a * theta / (a * theta + 1)).sum())
+        state.logdet = float(np.log1p(a * theta).sum())
+        Minv = np.linalg.inv(A + np.eye(A.shape[0]) / a)
+        nystrom_diag = np.einsum("ij,ij->j", Bbar, Bbar)
+        ell = a * diag - a * nystrom_diag + np.einsum("ij,ij->j", Bbar, Minv @ Bbar)
+        state.ell = np.maximum(ell, 0.0)
+        state.s = float(state.ell.sum())
+        state.R = max(state.s, 1.0)  # q = R s
+        state.cumulative = np.cumsum(state.ell)
+    state.kernel_evaluations = ev.count
+    return state
+
+
+def _refine(state, ev, items):
+    """Exact l_i (alpha-DPP scores) for the given items."""
+    cross = ev.block(state.dictionary, items)  # |D| x m
+    proj = state.project @ cross
+    a = state.alpha
+    return np.maximum(a * (state.diag[items] - a * np.einsum("ij,ij->j", proj, proj)), 0.0)
+
+
+def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
+    a = state.alpha
+    R = state.R
+    for attempt in range(1, max_iter + 1):
+        if state.method == "alpha":
+            bound = state.bound
+            total = float(bound.sum())
+            t_proposed = gen.poisson(R * math.exp(1.0 / R) * total)
+            draws = np.searchsorted(np.cumsum(bound), gen.random(t_proposed) * total, side="right")
+            draws = np.minimum(draws, bound.size - 1)
+            items, counts = np.unique(draws, return_counts=True)
+            fresh = items[~state.refined[items]]
+            if fresh.size:
+                exact = _refine(state, ev, fresh)
+                ratio = np.where(bound[fresh] > 0, exact / np.where(bound[fresh] > 0, bound[fresh], 1.0), 0.0)
+                if np.any(ratio > 1.0 + 1e-9):
+                    raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
+                position = np.searchsorted(items, fresh)
+                counts[position] = gen.binomial(counts[position], np.minimum(ratio, 1.0))
+                bound[fresh] = exact
+                state.refined[fresh] = True
+            nonzero = counts > 0
+            items, counts = items[nonzero], counts[nonzero]
+            ell = bound[items]
+        else:
+            t_proposed = gen.poisson(R * math.exp(1.0 / R) * state.s)
+            draws = np.searchsorted(state.cumulative, gen.random(t_proposed) * state.s, side="right")
+            draws = np.minimum(draws, state.ell.size - 1)
+            items, counts = np.unique(draws, return_counts=True)
+            ell = state.ell[items]
+        t = int(counts.sum())
+        if items.size:
+            weights = np.sqrt(counts / (R * ell))
+            block = ev.block(items, items)
+            Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
+            if items.size > _SMALL_DENSE:
+                factor = _cholesky_identity_plus(Lt)
+                logdet = 2.0 * float(np.log(np.diagonal(factor)).sum())
+            else:
+                factor = Lt
+                sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
+                if sign <= 0:
+                    raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+        else:
+            factor = None
+            logdet = 0.0
+        log_acc = state.z + logdet - state.logdet - t / R
+        if log_acc > 1e-8 * max(1.0, t / R + state.z):
+            raise RuntimeError(
+                f"{state.method}: acceptance ratio exp({log_acc:.3g}) > 1; the kernel is not positive semidefinite"
+            )
+        if math.log(gen.random() + 1e-300) <= log_acc:
+            stats.attempts.append(attempt)
+            if items.size == 0:
+                return np.zeros(0, dtype=np.int64)
+            inner = _small_dpp_sample(factor, gen)
+            return np.sort(items[inner]).astype(np.int64)
+        stats.rejections += 1
+    raise MaxIterError(
+        f"method {state.method!r} rejected max_iter={max_iter} intermediate samples in a row; raise max_iter "
+        "or oversampling (a better dictionary raises the acceptance rate)"
+    )
+
+
+def _cholesky_identity_plus(Lt):
+    """Lower Cholesky factor of I + Lt (Fortran order), for log det and the marginal kernel."""
+    from scipy.linalg import lapack as scipy_lapack
+
+    m = np.array(Lt, dtype=np.float64, order="F", copy=True)
+    m[np.diag_indices_from(m)] += 1.0
+    factor, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=1)
+    if info != 0:
+        raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+    return factor
+
+
+# Up to this size the intermediate DPP(Lt) is sampled spectrally (small LAPACK calls are cheap);
+# above it from the Cholesky factor of I + Lt and the sequential sampler (BLAS-3, no eigh).
+_SMALL_DENSE = 300
+
+
+def _small_dpp_sample(factor, gen):
+    """One DPP(Lt) sample. ``factor`` is Lt itself (small: spectral sampler) or the Cholesky
+    factor of I + Lt (large: K = I - (I + Lt)^{-1} and the sequential sampler)."""
+    from scipy.linalg import lapack as scipy_lapack
+
+    if factor.shape[0] <= _SMALL_DENSE:
+        values, vectors = np.linalg.eigh(factor)
+        keep = values > _psd_tolerance(values, values.size)
+        values = values[keep]
+        with np.errstate(divide="ignore"):
+            log_values = np.log(values)
+        key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
+        flat, _ = _core.dpp_spectral_sample(
+            np.ascontiguousarray(vectors[:, keep].T), values / (1.0 + values), log_values, -1, np.zeros((1, 1)),
+            key, 0, 1, 1,
+        )
+        return flat
+
+    inverse, info = scipy_lapack.dpotri(factor, lower=1)
+    if info != 0:
+        raise RuntimeError("I + L_sigma is singular")
+    lower = np.tril(inverse)
+    K = -(lower + np.tril(lower, -1).T)
+    K[np.diag_indices_from(K)] += 1.0
+    key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
+    items, _, _ = _core.dpp_ldl_sample(np.ascontiguousarray(K), key, 0, 128)
+    return items
+
+
+def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
+    oversampling = check_positive(options.pop("oversampling", 4.0), "oversampling")
+    max_size_rejections = check_int(options.pop("max_size_rejections", 100), "max_size_rejections", minimum=1)
+    if options:
+        raise TypeError(f"unexpected options {sorted(options)} for method {method!r}")
+    if dpp._gpu:
+        raise TypeError(f"method {method!r} runs on NumPy input")
+    ev = dpp._evaluator()
+    if k is not None and dpp._kind == "factor" and k > min(dpp._data.shape):
+        raise ValueError(f"k={k} exceeds the rank of the factor ({min(dpp._data.shape)} columns)")
+    cache_key = (method, k, oversampling)
+    stats = SamplerStats()
+    state = dpp._intermediate.get(cache_key)
+    if state is None:
+        state = _prepare_intermediate(dpp, method, k, oversampling, key)
+        dpp._intermediate[cache_key] = state
+        stats.kernel_evaluations += state.kernel_evaluations
+    out = []
+    if k == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(count)]
+    for s in range(count):
+        gen = _generator(key, s, _PURPOSE_SAMPLE)
+        for _ in range(max_size_rejections):
+            S = _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats)
+            if k is None or S.size == k:
+                break
+            stats.size_rejections += 1
+        else:
+            dpp.stats = stats
+            raise MaxIterError(
+                f"method {method!r}: {max_size_rejections} DPP samples in a row had a size other than k={k}; "
+                "raise max_size_rejections"
+            )
+        out.append(S)
+    stats.kernel_evaluations += ev.count
+    dpp.stats = stats
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# batched spectral sampler with array operations (the CuPy path; runs on NumPy too)
+
+_PURPOSE_BATCH_PHASE1 = 0x44505000000000B1
+_PURPOSE_BATCH_PHASE2 = 0x44505000000000B2
+
+
+def _spectral_batched(xp, V, lam_K, log_lam, k, table, count, key, chunk_elements=1 << 25):
+    """``count`` spectral samples with whole-batch array operations (TFP-style masking).
+
+    Phase 1 runs on the host, vectorised over samples (m small steps); phase 2 runs on ``xp``
+    (CuPy on the GPU) for a chunk of samples at a time: each of the ``r_max`` steps is a batched
+    GEMV, a cumulative sum and a gather. Uniforms come from two Philox streams of ``key``
+    (element ``s * width + j`` for sample ``s``), so the result is a pure function of the key.
+    """
+    from randnla.random import Stream
+
+    lam_K = np.asarray(lam_K, dtype=np.float64)
+    log_lam = np.asarray(log_lam, dtype=np.float64)
+    m = lam_K.size
+    n = int(V.shape[0])
+    if count == 0:
+        return []
+    u1 = Stream(key=key, counter=[0, 0, 0, _PURPOSE_BATCH_PHASE1]).uniform((count, m)) if m else np.zeros((count, 0))
+    if k is None:
+        select = u1 < lam_K[None, :]
+    else:
+        select = np.zeros((count, m), dtype=bool)
+        remaining = np.full(count, k, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            log_u = np.log(u1)
+        for item in range(m, 0, -1):
+            active = remaining > 0
+            if not active.any():
+                break
+            ratio = log_lam[item - 1] + table[np.maximum(remaining - 1, 0), item - 1] - table[remaining, item]
+            take = active & ((remaining == item) | (log_u[:, item - 1] < ratio))
+            select[take, item - 1] = True
+            remaining -= take
+    sizes = select.sum(1)
+    r_max = int(sizes.max()) if count else 0
+    if r_max == 0:
+        return [xp.zeros(0, dtype=xp.int64) for _ in range(count)]
+    # selected eigenvector indices, padded with column 0 and masked
+    order = np.argsort(~select, axis=1, kind="stable")[:, :r_max]
+    mask = np.arange(r_max)[None, :] < sizes[:, None]
+    like = V if is_cupy(V) else None
+    u2 = Stream(key=key, counter=[0, 0, 0, _PURPOSE_BATCH_PHASE2]).uniform((count, r_max), like=like)
+    u2 = xp.asarray(u2)
+    out = []
+    chunk = max(1, chunk_elements // max(1, n * r_max))
+    for c0 in range(0, count, chunk):
+        c1 = min(count, c0 + chunk)
+        b = c1 - c0
+        idx = xp.asarray(order[c0:c1])
+        msk = xp.asarray(mask[c0:c1], dtype=xp.float64)
+        active_size = xp.asarray(sizes[c0:c1])
+        VJ = xp.transpose(V[:, idx], (1, 0, 2)) * msk[:, None, :]  # (b, n, r)
+        residual = (VJ * VJ).sum(2)
+        Q = xp.zeros((b, r_max, r_max))
+        picks = xp.full((b, r_max), n, dtype=xp.int64)
+        rows = xp.arange(b)
+        for t in range(r_max):
+            active = active_size > t
+            cums = xp.cumsum(residual, axis=1)
+            total = cums[:, -1]
+            target = u2[c0:c1, t] * total
+            pick = (cums <= target[:, None]).sum(axis=1)
+            last_positive = n - 1 - xp.argmax(residual[:, ::-1] > 0, axis=1)
+            pick = xp.minimum(pick, last_positive)
+            v = VJ[rows, pick, :]
+            for _ in range(2):
+                if t:
+                    coeff = xp.einsum("btr,br->bt", Q[:, :t], v)
+                    v = v - xp.einsum("bt,btr->br", coeff, Q[:, :t])
+            norm = xp.sqrt((v * v).sum(1))
+            ok = active & (norm > 0) & (total > 0)
+            w = xp.where(ok[:, None], v / xp.where(norm > 0, norm, 1.0)[:, None], 0.0)
+            Q[:, t] = w
+            dots = xp.einsum("bnr,br->bn", VJ, w)
+            residual = xp.maximum(residual - dots * dots, 0.0)
+            residual[rows, pick] = xp.where(ok, 0.0, residual[rows, pick])
+            picks[:, t] = xp.where(ok, pick, n)
+        picks = xp.sort(picks, axis=1)
+        counts = (picks < n).sum(1)
+        counts_host = counts.get() if hasattr(counts, "get") else np.asarray(counts)
+        for s in range(b):
+            out.append(picks[s, : int(counts_host[s])].copy())
+    return out
+
+
+def _spectral_sample_gpu(dpp, k, count, key):
+    V, _, lam_K, log_lam = dpp._get_spectrum()
+    xp = dpp._xp
+    lam_host = lam_K.get() if hasattr(lam_K, "get") else np.asarray(lam_K)
+    log_host = log_lam.get() if hasattr(log_lam, "get") else np.asarray(log_lam)
+    table = dpp._esp_table(k) if k is not None else None
+    return _spectral_batched(xp, V, lam_host, log_host, k, table, count, key)
+
+
+# ----------------------------------------------------------------------------------------------
+# beta-ensembles
+
+
+def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=None, M2=None, a=None, b=None,
+                  shape=None):
+    """Sample the N points of a Hermite, Laguerre or Jacobi beta-ensemble.
+
+    The points have joint density proportional to ``|Delta(x)|^beta prod_i w(x_i)``, any ``beta > 0``
+    (``beta = 2``: a DPP). They are the eigenvalues of a random tridiagonal matrix
+    (Dumitriu-Edelman 2002 for Hermite and Laguerre, Killip-Nenciu 2004 for Jacobi), built in O(N)
+    and diagonalised with LAPACK's ``dsterf`` (O(N^2), no eigenvectors). With ``c_i = beta (N-1-i)/2``:
+
+    - ``"hermite"``: ``w(x) = exp(-(x - loc)^2 / (2 scale^2))`` (default ``scale = sqrt(2)``);
+      diagonal ``N(loc, scale^2)``, squared off-diagonal ``Gamma(c_i, scale^2)``. For large N,
+      ``(x - loc) / (scale sqrt(beta N / 2))`` follows the semicircle law on [-2, 2].
+    - ``"laguerre"``: ``w(x) = x^(shape-1) exp(-x / scale)`` on x > 0 (default ``scale = 2``), with
+      ``shape = beta (M - N + 1) / 2`` for ``M >= N`` (default ``M = 2N``) unless ``shape`` is given:
+      the eigenvalues of a beta-Wishart matrix. ``x / (beta M)`` follows Marchenko-Pastur with ratio
+      ``N / M``.
+    - ``"jacobi"``: ``w(x) = x^(a-1) (1-x)^(b-1)`` on [0, 1], with ``a = beta (M1 - N + 1) / 2``,
+      ``b = beta (M2 - N + 1) / 2`` when ``M1, M2 >= N`` are given (MANOVA; Wachter law) and
+      ``a = b = 1`` by default.
+
+    Parameters
+    ----------
+    kind : {"hermite", "laguerre", "jacobi"}
+    N : int
+        Number of points.
+    beta : float
+        Inverse temperature, > 0.
+    rng : None, int, SeedSequence, BitGenerator or Generator
+        The variates come from a Philox4x64-10 stream keyed from ``rng``.
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        The points in increasing order.
+
+    Examples
+    --------
+    >>> from randnla.dpp import beta_ensemble
+    >>> x = beta_ensemble("hermite", 100, 2.0, rng=0)
+    >>> x.shape
+    (100,)
+    """
+    kind = check_choice(kind, "kind", ("hermite", "laguerre", "jacobi"))
+    N = check_int(N, "N", minimum=1)
+    beta = check_positive(beta, "beta")
+    gen = np.random.Generator(np.random.Philox(key=philox_key(rng)))
+    c = beta * (N - 1 - np.arange(N)) / 2.0
+    if kind == "hermite":
+        if M is not None or M1 is not None or M2 is not None or a is not None or b is not None or shape is not None:
+            raise TypeError("hermite takes loc and scale only")
+        scale = math.sqrt(2.0) if scale is None else check_positive(scale, "scale")
+        if not (isinstance(loc, (int, float)) and math.isfinite(loc)):
+            raise ValueError(f"loc must be a finite real number, got {loc!r}")
+        diagonal = gen.normal(loc, scale, size=N)
+        off_squared = gen.gamma(c[:-1], scale**2) if N > 1 else np.zeros(0)
+    elif kind == "laguerre":
+        if M1 is not None or M2 is not None or a is not None or b is not None:
+            raise TypeError("laguerre takes M (or shape) and scale")
+        scale = 2.0 if scale is None else check_positive(scale, "scale")
+        if shape is None:
+            M = 2 * N if M is None else check_int(M, "M", minimum=N)
+            shape = beta * (M - N + 1) / 2.0
+        else:
+            if M is not None:
+                raise TypeError("give M or shape, not both")
+            shape = check_positive(shape, "shape")
+        odd = gen.gamma(c + shape, scale)
+        even = np.zeros(N)
+        if N > 1:
+            even[1:] = gen.gamma(c[:-1], scale)
+        diagonal = odd + even
+        off_squared = odd[:-1] * even[1:]
+    else:
+        if M is not None or shape is not None or scale is not None:
+            raise TypeError("jacobi takes M1 and M2, or a and b")
+        if M1 is not None or M2 is not None:
+            if M1 is None or M2 is None or a is not None or b is not None:
+                raise TypeError("give both M1 and M2 (and not a, b)")
+            M1 = check_int(M1, "M1", minimum=N)
+            M2 = check_int(M2, "M2", minimum=N)
+            a = beta * (M1 - N + 1) / 2.0
+            b = beta * (M2 - N + 1) / 2.0
+        a = 1.0 if a is None else check_positive(a, "a")
+        b = 1.0 if b is None else check_positive(b, "b")
+        c_odd = gen.beta(c + a, c + b)
+        c_even = np.zeros(N)
+        if N > 1:
+            c_even[1:] = gen.beta(c[:-1], c[1:] + a + b)
+        xi_odd = (1.0 - c_even) * c_odd
+        xi_even = np.zeros(N)
+        if N > 1:
+            xi_even[1:] = (1.0 - c_odd[:-1]) * c_even[1:]
+        diagonal = xi_odd + xi_even
+        off_squared = xi_odd[:-1] * xi_even[1:]
+    values, info = _core.dpp_tridiagonal_eigvalsh(diagonal, np.sqrt(off_squared))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsterf failed (info {info})")
+    return values
