@@ -1,0 +1,421 @@
+// randnla/cones/matrix_cones.hpp: projections onto spectral matrix cones by the reduction theorem
+// (Lewis): project the eigenvalues (symmetric cones) or singular values (unitarily invariant cones)
+// with the vector step, then reassemble with the same vectors.
+//
+// Cost per matrix: one divide-and-conquer decomposition (syevd / gesdd through the LAPACK table),
+// the O(n log n) vector step, and one BLAS-3 reassembly on whichever is smaller, the columns whose
+// value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value changed
+// (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly symmetric.
+// Inputs already in the cone or in its polar cone skip the decomposition when a cheap test
+// (Cholesky, Frobenius-norm bounds) proves it.
+//
+// Batches of small matrices (n <= kJacobiMaxN) use an in-house cyclic Jacobi eigensolver in
+// double precision, threaded across the batch (no BLAS inside the parallel region); larger
+// matrices run one after the other, each with the BLAS's own threads.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "randnla/cones/vector_step.hpp"
+#include "randnla/lapack.hpp"
+#include "randnla/parallel.hpp"
+
+namespace randnla {
+namespace cones {
+
+constexpr index_t kJacobiMaxN = 16;
+
+// ---------------------------------------------------------------- small symmetric eigensolver
+// Cyclic Jacobi on a dense symmetric n x n matrix A (row-major, destroyed). On return w holds the
+// eigenvalues (unordered) and column j of V (V[i * n + j]) the matching unit eigenvector.
+// Returns false if it did not converge (never seen; the caller then falls back).
+inline bool jacobi_eigh(index_t n, double* A, double* w, double* V) {
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0, diag = 0;
+    for (index_t i = 0; i < n; ++i) {
+      diag += A[i * n + i] * A[i * n + i];
+      for (index_t j = i + 1; j < n; ++j) off += A[i * n + j] * A[i * n + j];
+    }
+    if (off == 0 || off <= 1e-36 * diag) {
+      for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
+      return true;
+    }
+    for (index_t p = 0; p < n; ++p) {
+      for (index_t q = p + 1; q < n; ++q) {
+        const double apq = A[p * n + q];
+        if (apq == 0) continue;
+        const double app = A[p * n + p], aqq = A[q * n + q];
+        // Negligible against both diagonal entries: set to zero (Rutishauser's test).
+        if (sweep > 3 && std::abs(apq) * 1e18 < std::abs(app) && std::abs(apq) * 1e18 < std::abs(aqq)) {
+          A[p * n + q] = A[q * n + p] = 0;
+          continue;
+        }
+        const double theta = (aqq - app) / (2 * apq);
+        double tn;
+        if (std::abs(theta) > 1e150)
+          tn = 0.5 / theta;
+        else
+          tn = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(tn * tn + 1), s = tn * c;
+        for (index_t k = 0; k < n; ++k) {  // columns p, q
+          const double akp = A[k * n + p], akq = A[k * n + q];
+          A[k * n + p] = c * akp - s * akq;
+          A[k * n + q] = s * akp + c * akq;
+        }
+        for (index_t k = 0; k < n; ++k) {  // rows p, q
+          const double apk = A[p * n + k], aqk = A[q * n + k];
+          A[p * n + k] = c * apk - s * aqk;
+          A[q * n + k] = s * apk + c * aqk;
+        }
+        A[p * n + p] = app - tn * apq;
+        A[q * n + q] = aqq + tn * apq;
+        A[p * n + q] = A[q * n + p] = 0;
+        for (index_t k = 0; k < n; ++k) {
+          const double vkp = V[k * n + p], vkq = V[k * n + q];
+          V[k * n + p] = c * vkp - s * vkq;
+          V[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
+  return false;
+}
+
+// ---------------------------------------------------------------- shared helpers
+namespace detail {
+
+// Copies the symmetric part of X (row-major n x n) into P, checking finiteness and symmetry.
+template <class T>
+void symmetrize_checked(const T* X, T* P, index_t n, const char* name) {
+  double asym = 0, mx = 0;
+  bool finite = true;
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      const T a = X[i * n + j], b = X[j * n + i];
+      finite = finite && std::isfinite(a) && std::isfinite(b);
+      asym = std::max(asym, std::abs(static_cast<double>(a) - static_cast<double>(b)));
+      mx = std::max(mx, std::max(std::abs(static_cast<double>(a)), std::abs(static_cast<double>(b))));
+      const T s = i == j ? a : static_cast<T>(0.5 * (static_cast<double>(a) + static_cast<double>(b)));
+      P[i * n + j] = s;
+      P[j * n + i] = s;
+    }
+  }
+  RANDNLA_REQUIRE(finite, name, " contains NaN or infinity");
+  RANDNLA_REQUIRE(asym <= 100 * epsilon_of<T>() * mx, name, " must be symmetric: relative asymmetry ",
+                  mx > 0 ? asym / mx : asym, " exceeds ", 100 * epsilon_of<T>());
+}
+
+template <class T>
+double frobenius(const T* X, index_t count) {
+  double mx = 0;
+  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
+  if (mx == 0) return 0;
+  double s = 0;
+  for (index_t i = 0; i < count; ++i) {
+    const double y = static_cast<double>(X[i]) / mx;
+    s += y * y;
+  }
+  return mx * std::sqrt(s);
+}
+
+// Cheap proofs that a point is in the cone (unchanged) or its polar (zero) without a decomposition.
+// Returns -1 when nothing is proved. Frobenius bounds: ||X||_2 <= ||X||_F <= ||X||_* <= sqrt(r) ||X||_F.
+inline int norm_precheck(Kind kind, double param, double t, double fro, index_t r) {
+  const double sr = std::sqrt(static_cast<double>(r));
+  switch (kind) {
+    case Kind::l1:
+      if (sr * fro <= t) return unchanged;
+      if (fro <= -t) return zero;
+      return -1;
+    case Kind::linf:
+      if (fro <= t) return unchanged;
+      if (sr * fro <= -t) return zero;
+      return -1;
+    case Kind::l1_ball:
+      return sr * fro <= param ? unchanged : -1;
+    case Kind::linf_ball:
+      return fro <= param ? unchanged : -1;
+    case Kind::top_k:
+      return std::sqrt(param) * fro <= t ? unchanged : -1;  // sum of k largest <= sqrt(k) ||X||_F
+    default:
+      return -1;
+  }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- symmetric (eigenvalue) cones
+template <class T>
+struct SymWork {
+  std::vector<T> A, w, work, B;
+  std::vector<lapack::fint> iwork;
+  std::vector<double> x, dA, dV, dw;
+  StepScratch scratch;
+};
+
+// Reassembles into P (holding the symmetrised input) from eigenvectors Q (column-major, column i
+// for lam[i]) and new values x. Uses two SYRKs on the smaller of the nonzero / changed sets.
+template <class T>
+void reassemble_sym_blas(T* P, const T* Q, const T* lam, const double* x, index_t n, std::vector<T>& B) {
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < n; ++i) {
+    nnz += x[i] != 0;
+    nch += x[i] != static_cast<double>(lam[i]);
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  B.resize(static_cast<std::size_t>(n * std::max<index_t>(std::max(nnz, nch), 1)));
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  T beta = full ? T(0) : T(1);
+  bool wrote = false;
+  for (int sign = 1; sign >= -1; sign -= 2) {
+    index_t p = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const double c = full ? x[i] : x[i] - static_cast<double>(lam[i]);
+      if (sign * c > 0) {
+        const T f = static_cast<T>(std::sqrt(sign * c));
+        for (index_t r = 0; r < n; ++r) B[p * n + r] = Q[i * n + r] * f;
+        ++p;
+      }
+    }
+    if (p > 0) {
+      lapack::syrk<T>('L', 'N', ln, static_cast<lapack::fint>(p), T(sign), B.data(), ln, beta, P, ln);
+      beta = T(1);
+      wrote = true;
+    }
+  }
+  if (full && !wrote) {
+    std::fill(P, P + n * n, T(0));
+    return;
+  }
+  for (index_t j = 0; j < n; ++j)  // lower (column-major) to upper
+    for (index_t i = j + 1; i < n; ++i) P[i * n + j] = P[j * n + i];
+}
+
+// One matrix through LAPACK. t, v are updated in place.
+template <class T>
+void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                        SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
+  wk.A.resize(static_cast<std::size_t>(n * n));
+  if (kind == Kind::nonneg && !dual) {  // PSD: Cholesky proves membership of X or of -X
+    std::copy(P, P + n * n, wk.A.begin());
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return;
+    for (index_t i = 0; i < n * n; ++i) wk.A[i] = -P[i];
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
+      std::fill(P, P + n * n, T(0));
+      return;
+    }
+  }
+  if (!dual) {
+    const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, n * n), n);
+    if (pre == unchanged) return;
+    if (pre == zero) {
+      std::fill(P, P + n * n, T(0));
+      t = v = 0;
+      return;
+    }
+  }
+  std::copy(P, P + n * n, wk.A.begin());
+  wk.w.resize(static_cast<std::size_t>(n));
+  if (wk.work.empty()) {
+    T wq;
+    lapack::fint iq;
+    lapack::syevd<T>('V', 'L', ln, wk.A.data(), ln, wk.w.data(), &wq, -1, &iq, -1);
+    wk.work.resize(static_cast<std::size_t>(wq) + 1);
+    wk.iwork.resize(static_cast<std::size_t>(iq) + 1);
+  }
+  lapack::fint info = lapack::syevd<T>('V', 'L', ln, wk.A.data(), ln, wk.w.data(), wk.work.data(),
+                                       static_cast<lapack::fint>(wk.work.size()), wk.iwork.data(),
+                                       static_cast<lapack::fint>(wk.iwork.size()));
+  if (info != 0) {  // retry with syevr
+    std::vector<T> a(P, P + n * n), z(static_cast<std::size_t>(n * n));
+    std::vector<lapack::fint> isuppz(static_cast<std::size_t>(2 * n));
+    lapack::fint found = 0, iq;
+    T wq;
+    lapack::syevr<T>('V', 'A', 'L', ln, a.data(), ln, T(0), T(0), 0, 0, T(0), &found, wk.w.data(), z.data(), ln,
+                     isuppz.data(), &wq, -1, &iq, -1);
+    std::vector<T> work(static_cast<std::size_t>(wq) + 1);
+    std::vector<lapack::fint> iwork(static_cast<std::size_t>(iq) + 1);
+    info = lapack::syevr<T>('V', 'A', 'L', ln, a.data(), ln, T(0), T(0), 0, 0, T(0), &found, wk.w.data(), z.data(),
+                            ln, isuppz.data(), work.data(), static_cast<lapack::fint>(work.size()), iwork.data(),
+                            static_cast<lapack::fint>(iwork.size()));
+    if (info != 0) throw std::runtime_error("randnla: the symmetric eigensolver failed (info " + std::to_string(info) + ")");
+    std::copy(z.begin(), z.end(), wk.A.begin());
+  }
+  wk.x.resize(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) wk.x[i] = static_cast<double>(wk.w[i]);
+  apply_step(kind, param, dual, t, v, wk.x.data(), n, wk.scratch);
+  reassemble_sym_blas<T>(P, wk.A.data(), wk.w.data(), wk.x.data(), n, wk.B);
+}
+
+// One small matrix with the in-house Jacobi solver (double precision, no BLAS).
+template <class T>
+void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  wk.dA.resize(static_cast<std::size_t>(n * n));
+  wk.dV.resize(static_cast<std::size_t>(n * n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  wk.x.resize(static_cast<std::size_t>(n));
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* w = wk.dw.data();
+  double* x = wk.x.data();
+  for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]);
+  jacobi_eigh(n, A, w, V);
+  for (index_t i = 0; i < n; ++i) x[i] = w[i];
+  apply_step(kind, param, dual, t, v, x, n, wk.scratch);
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < n; ++i) {
+    nnz += x[i] != 0;
+    nch += x[i] != w[i];
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  for (index_t i = 0; i < n; ++i) w[i] = full ? x[i] : x[i] - w[i];  // coefficients
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      double s = full ? 0.0 : static_cast<double>(P[i * n + j]);
+      for (index_t k = 0; k < n; ++k)
+        if (w[k] != 0) s += w[k] * V[i * n + k] * V[j * n + k];
+      P[i * n + j] = static_cast<T>(s);
+      P[j * n + i] = static_cast<T>(s);
+    }
+  }
+}
+
+// Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
+// t, v: batch values updated in place (double).
+template <class T>
+void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, index_t n, Kind kind, double param,
+                       bool dual, int n_threads) {
+  RANDNLA_REQUIRE(n >= 1, "X must have n >= 1, got n = ", n);
+  const index_t nn = n * n;
+  if (n <= kJacobiMaxN) {
+    const int threads = std::max(1, resolve_threads(n_threads));
+    // Fixed chunking independent of the thread count: every matrix is computed the same way.
+    const index_t chunk = 64;
+    parallel_for_chunks(batch, chunk, threads, [&](index_t begin, index_t end, index_t) {
+      SymWork<T> wk;
+      for (index_t b = begin; b < end; ++b)
+        project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+    });
+    return;
+  }
+  SymWork<T> wk;
+  for (index_t b = 0; b < batch; ++b) project_sym_lapack<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+}
+
+// ---------------------------------------------------------------- unitarily invariant (singular value) cones
+template <class T>
+struct SvdWork {
+  std::vector<T> A, s, U, VT, work, B, C;
+  std::vector<lapack::fint> iwork;
+  std::vector<double> x;
+  StepScratch scratch;
+};
+
+// X is rows x cols row-major, i.e. the column-major cols x rows matrix Y = X^T; the projection of
+// Y's singular values gives Y' whose column-major storage is X' row-major.
+template <class T>
+void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t, Kind kind, double param, bool dual,
+                        SvdWork<T>& wk) {
+  const index_t count = rows * cols;
+  RANDNLA_REQUIRE(all_finite(X, count), "X contains NaN or infinity");
+  std::copy(X, X + count, P);
+  const index_t m = cols, n = rows, r = std::min(m, n);
+  double v = 0;
+  if (!dual) {
+    const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, count), r);
+    if (pre == unchanged) return;
+    if (pre == zero) {
+      std::fill(P, P + count, T(0));
+      t = 0;
+      return;
+    }
+  }
+  const lapack::fint lm = static_cast<lapack::fint>(m), ln = static_cast<lapack::fint>(n),
+                     lr = static_cast<lapack::fint>(r);
+  wk.A.assign(P, P + count);
+  wk.s.resize(static_cast<std::size_t>(r));
+  wk.U.resize(static_cast<std::size_t>(m * r));
+  wk.VT.resize(static_cast<std::size_t>(r * n));
+  wk.iwork.resize(static_cast<std::size_t>(8 * r));
+  if (wk.work.empty()) {
+    T wq;
+    lapack::gesdd<T>('S', lm, ln, wk.A.data(), lm, wk.s.data(), wk.U.data(), lm, wk.VT.data(), lr, &wq, -1,
+                     wk.iwork.data());
+    wk.work.resize(static_cast<std::size_t>(wq) + 1);
+  }
+  const lapack::fint info = lapack::gesdd<T>('S', lm, ln, wk.A.data(), lm, wk.s.data(), wk.U.data(), lm, wk.VT.data(),
+                                             lr, wk.work.data(), static_cast<lapack::fint>(wk.work.size()),
+                                             wk.iwork.data());
+  if (info != 0) throw std::runtime_error("randnla: the SVD (gesdd) failed (info " + std::to_string(info) + ")");
+  wk.x.resize(static_cast<std::size_t>(r));
+  for (index_t i = 0; i < r; ++i) wk.x[i] = static_cast<double>(wk.s[i]);
+  apply_step(kind, param, dual, t, v, wk.x.data(), r, wk.scratch);
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < r; ++i) {
+    nnz += wk.x[i] != 0;
+    nch += wk.x[i] != static_cast<double>(wk.s[i]);
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  const index_t p_max = std::max<index_t>(std::max(nnz, nch), 1);
+  wk.B.resize(static_cast<std::size_t>(m * p_max));
+  wk.C.resize(static_cast<std::size_t>(p_max * n));
+  index_t p = 0;
+  for (index_t i = 0; i < r; ++i) {
+    const double c = full ? wk.x[i] : wk.x[i] - static_cast<double>(wk.s[i]);
+    if (c == 0) continue;
+    for (index_t k = 0; k < m; ++k) wk.B[p * m + k] = static_cast<T>(c * static_cast<double>(wk.U[i * m + k]));
+    ++p;
+  }
+  // Rows of VT for the same indices, packed as a p x n column-major matrix.
+  p = 0;
+  for (index_t i = 0; i < r; ++i) {
+    const double c = full ? wk.x[i] : wk.x[i] - static_cast<double>(wk.s[i]);
+    if (c == 0) continue;
+    for (index_t j = 0; j < n; ++j) wk.C[j * p_max + p] = wk.VT[j * r + i];
+    ++p;
+  }
+  if (p == 0) {
+    if (full) std::fill(P, P + count, T(0));
+    return;
+  }
+  lapack::gemm<T>('N', 'N', lm, ln, static_cast<lapack::fint>(p), T(1), wk.B.data(), lm, wk.C.data(),
+                  static_cast<lapack::fint>(p_max), full ? T(0) : T(1), P, lm);
+}
+
+template <class T>
+void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind, double param,
+                       bool dual) {
+  RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
+  SvdWork<T> wk;
+  const index_t count = rows * cols;
+  for (index_t b = 0; b < batch; ++b)
+    project_svd_lapack<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+}
+
+// ---------------------------------------------------------------- batched vector cones
+// x: batch x n row-major (double), t, v: batch values; all updated in place.
+inline void project_vector_batch(double* t, double* v, double* x, index_t batch, index_t n, Kind kind, double param,
+                                 bool dual, int n_threads) {
+  RANDNLA_REQUIRE(all_finite(x, batch * n) && all_finite(t, batch) && all_finite(v, batch),
+                  "the point contains NaN or infinity");
+  parallel_for_chunks(batch, 256, resolve_threads(n_threads), [&](index_t begin, index_t end, index_t) {
+    StepScratch scratch;
+    for (index_t b = begin; b < end; ++b) apply_step(kind, param, dual, t[b], v[b], x + b * n, n, scratch);
+  });
+}
+
+}  // namespace cones
+}  // namespace randnla
