@@ -118,13 +118,14 @@ inline bool in_exp_polar(double r, double s, double t) {
 }
 
 // Root of an increasing function f on [a, b] with f(a) < 0 < f(b): Newton steps kept inside the
-// bracket, with a bisection whenever a step leaves it or two steps fail to halve it (so it never
-// crawls along an exponential), stopped at relative step / bracket width tol. fdf(x, f, df).
+// bracket, with a bisection whenever a step would leave it or the steps stop shrinking fast enough
+// (the rtsafe rule: |2 f| > |previous step * f'|), so it never crawls along an exponential.
+// Stops at a step or bracket below tol * max(floor, |x|). fdf(x, f, df).
 template <class FDF>
 double safe_root(FDF&& fdf, double a, double b, double x, double tol = 4 * kEps, double floor = 1.0,
                  int max_iter = 600) {
   if (!(x > a && x < b)) x = 0.5 * (a + b);
-  double checkpoint = b - a;
+  double step_old = b - a, step = step_old;
   for (int it = 0; it < max_iter; ++it) {
     double f, df;
     fdf(x, f, df);
@@ -134,17 +135,53 @@ double safe_root(FDF&& fdf, double a, double b, double x, double tol = 4 * kEps,
     else
       b = x;
     double next = x - f / df;
-    bool bisect = !(std::isfinite(next) && next > a && next < b);
-    if (it % 2 == 1) {
-      if (b - a > 0.5 * checkpoint) bisect = true;
-      checkpoint = b - a;
-    }
-    if (bisect) next = 0.5 * (a + b);
+    const bool bad = !(std::isfinite(next) && next > a && next < b) || std::abs(2 * f) > std::abs(step_old * df);
+    step_old = step;
+    if (bad) next = 0.5 * (a + b);
+    step = next - x;
     const double scale = std::max(floor, std::abs(x));
-    if (std::abs(next - x) <= tol * scale || b - a <= tol * scale) return next;
+    if (std::abs(step) <= tol * scale || b - a <= tol * scale) return next;
     x = next;
   }
   return x;
+}
+
+// Root of an increasing function from a start x0 (e.g. a warm start): step outwards by about
+// twice the Newton step, doubling, until the sign changes or a limit is reached (then the limit is
+// returned), and polish with safe_root from the Newton point.
+template <class FDF>
+double bracketed_root(FDF&& fdf, double x0, double lo_limit, double hi_limit, double tol = 4 * kEps,
+                      double floor = 1.0) {
+  double f, df;
+  fdf(x0, f, df);
+  if (f == 0) return x0;
+  const double newton = x0 - f / df;
+  double step = std::abs(f / df) * 2;
+  if (!(std::isfinite(step) && step > 1e-12)) step = 1e-12;
+  step = std::min(step, 1.0);
+  double a, b;
+  if (f < 0) {
+    a = x0;
+    for (;;) {
+      b = std::min(a + step, hi_limit);
+      fdf(b, f, df);
+      if (f >= 0) break;
+      if (b >= hi_limit) return hi_limit;
+      a = b;
+      step *= 2;
+    }
+  } else {
+    b = x0;
+    for (;;) {
+      a = std::max(b - step, lo_limit);
+      fdf(a, f, df);
+      if (f <= 0) break;
+      if (a <= lo_limit) return lo_limit;
+      b = a;
+      step *= 2;
+    }
+  }
+  return safe_root(fdf, a, b, newton > a && newton < b ? newton : 0.5 * (a + b), tol, floor);
 }
 
 inline double times_exp(double a, double rho) { return a == 0 ? 0.0 : a * std::exp(rho); }
@@ -347,9 +384,18 @@ inline LogInner log_inner(double t0, const double* x0, index_t n, double log_v, 
     L = 0;
     S1 = 0;
     for (index_t i = 0; i < n; ++i) {
-      const double lx = log_prox(x0[i], log_rho);
+      const double xi = x0[i], sq = std::sqrt(xi * xi + 4 * rho);
+      double lx, inv_x;
+      if (xi > 0) {
+        const double x = 0.5 * (xi + sq);
+        lx = std::log(x);
+        inv_x = 1 / x;
+      } else {  // x = 2 rho / (sq - xi), in log space so that it survives underflow
+        lx = (xi == 0 ? 0.5 * log_rho : std::log(2.0) + log_rho - std::log(sq - xi));
+        inv_x = std::exp(-lx);
+      }
       L += lx - log_v;
-      S1 += std::exp(-lx) / std::sqrt(x0[i] * x0[i] + 4 * rho);
+      S1 += inv_x / sq;
     }
     const double mu = std::exp(u);
     g = t0 + mu + v * L;
@@ -357,33 +403,7 @@ inline LogInner log_inner(double t0, const double* x0, index_t n, double log_v, 
   };
   double g, dg, L, S1;
   double u = std::isfinite(u_guess) ? u_guess : 0.0;
-  G(u, g, dg, L, S1);
-  double a, b;  // g(a) < 0 < g(b)
-  if (g < 0) {
-    a = u;
-    double step = 1;
-    b = u + step;
-    for (int it = 0; it < 80; ++it) {
-      G(b, g, dg, L, S1);
-      if (g >= 0) break;
-      a = b;
-      step *= 2;
-      b = a + step;
-    }
-  } else {
-    b = u;
-    double step = 1;
-    a = u - step;
-    for (int it = 0; it < 80; ++it) {
-      G(a, g, dg, L, S1);
-      if (g <= 0) break;
-      b = a;
-      step *= 2;
-      a = b - step;
-      if (a < -3000) break;
-    }
-  }
-  u = safe_root([&](double x, double& f, double& df) { G(x, f, df, L, S1); }, a, b, 0.5 * (a + b));
+  u = bracketed_root([&](double x, double& f, double& df) { G(x, f, df, L, S1); }, u, -3000.0, 3000.0);
   G(u, g, dg, L, S1);
   out.mu = std::exp(u);
   out.L = L;
@@ -467,24 +487,17 @@ inline Status project_log_epi(double& t, double& v, double* x, index_t n, Scratc
     };
     const double w_min = std::log(1e-300);
     const double w_max = std::log(std::sqrt(nd + 2.0) * 2.0 + 1.0);
+    // phi' > 0 at w_max always (there v > ||z||); if phi' >= 0 down to w_min the root converges to
+    // w_min and the v = 0 face candidate below wins. No end point needs an evaluation.
     LogInner in;
     double f, dfdw;
-    F(w_min, f, dfdw, in);
-    bool interior = f < 0;
-    double fhi = 0;
-    if (interior) {
-      F(w_max, fhi, dfdw, in);
-      interior = fhi > 0;
-    }
-    if (interior) {
-      double a = w_min, b = w_max;
-      double w = v0 > 0 ? std::min(std::max(std::log(v0), a), b) : 0.5 * (a + b);
-      if (!(w > a && w < b)) w = 0.5 * (a + b);
+    {
+      double w = v0 > 0 ? std::log(v0) : 0.0;
+      w = std::min(std::max(w, w_min), w_max);
       u_warm = 0;
-      w = safe_root([&](double x, double& ff, double& dd) { F(x, ff, dd, in); }, a, b, w);
+      w = bracketed_root([&](double x, double& ff, double& dd) { F(x, ff, dd, in); }, w, w_min, w_max);
       F(w, f, dfdw, in);
       const double vv = std::exp(w), mu = in.mu;
-      const double rho = mu * vv;
       // x from log space, clamped at the smallest positive double where it underflows (near the
       // x -> 0 face): log of the clamp exceeds the true log, so t below stays feasible.
       const double log_rho = std::log(mu) + w;
