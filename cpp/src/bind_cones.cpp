@@ -97,6 +97,15 @@ void register_cones(py::module_& m) {
   c.def("sym_cone_float32", &sym_cone<float>);
   c.def("svd_cone_float64", &svd_cone<double>);
   c.def("svd_cone_float32", &svd_cone<float>);
+  c.def("tridiagonal_ql_eigh", [](carray<double> A) {
+    if (A.ndim() != 2 || A.shape(0) != A.shape(1)) throw std::invalid_argument("A must be square");
+    const index_t n = A.shape(0);
+    py::array_t<double> w(n), V(std::vector<py::ssize_t>{n, n});
+    std::copy(A.data(), A.data() + n * n, V.mutable_data());
+    std::vector<double> e(static_cast<std::size_t>(n));
+    const bool ok = cones::tridiagonal_ql_eigh(n, V.mutable_data(), w.mutable_data(), e.data());
+    return py::make_tuple(w, V, ok);
+  });
   c.def("jacobi_max_n", [] { return cones::kJacobiMaxN; });
   c.def("jacobi_eigh", [](carray<double> A) {
     if (A.ndim() != 2 || A.shape(0) != A.shape(1)) throw std::invalid_argument("A must be square");
