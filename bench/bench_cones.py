@@ -8,6 +8,8 @@ Rows:
 - "<cone> n=30 vs CVXPY+<solver>": the projection posed to CVXPY; goal >= 1000x, and the note
   gives both relative errors against the certificate-checked randnla answer.
 - "batched 10^4 8x8": against the NumPy route on the stacked array; goal >= 3x.
+
+BLAS runs on one thread for both sides when threadpoolctl is installed.
 """
 
 from __future__ import annotations
@@ -242,6 +244,17 @@ def _batched_rows(rng, count, n, repeat):
 
 
 def run(quick: bool) -> list[dict]:
+    # One BLAS thread for randnla (SciPy's OpenBLAS) and NumPy (its own) alike: the comparison is
+    # then about the algorithms, not about two thread pools fighting over shared cores.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return _run(quick)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run(quick)
+
+
+def _run(quick: bool) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     sizes = (100, 300) if quick else (100, 300, 1000)
