@@ -303,12 +303,12 @@ def check_psd(X, P, tol):
     D = P - X
     assert np.all(res_psd(P) <= tol * s)
     assert np.all(res_psd(D) <= tol * s)
-    assert np.all(np.abs((P * D).sum((-2, -1))) <= tol * s * s)
+    assert np.all(np.abs((P * D).sum((-2, -1))) <= tol * s * s * X.shape[-1])
     assert np.array_equal(P, np.swapaxes(P, -1, -2))
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("n", [1, 4, 20])
+@pytest.mark.parametrize("n", [1, 4, 20, 40])
 def test_psd_certificates(rng, dtype, batch, n):
     X = sym(rng, n, batch).astype(dtype)
     P = cones.project_psd(X)
@@ -349,7 +349,7 @@ def test_nuclear_and_spectral_certificates(rng, dtype, batch, shape):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("n,k", [(1, 1), (5, 1), (5, 2), (5, 5), (20, 7), (20, 19)])
+@pytest.mark.parametrize("n,k", [(1, 1), (5, 1), (5, 2), (5, 5), (20, 7), (20, 19), (40, 4), (40, 39)])
 def test_sum_largest_certificates(rng, dtype, batch, n, k):
     X = sym(rng, n, batch).astype(dtype)
     t = (rng.standard_normal(batch) * 2).astype(dtype) if batch else dtype.type(-0.3)
@@ -369,7 +369,7 @@ def test_sum_largest_certificates(rng, dtype, batch, n, k):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("n", [1, 3, 12, 25])
+@pytest.mark.parametrize("n", [1, 3, 12, 25, 40])
 def test_logdet_certificates(rng, dtype, batch, n):
     X = sym(rng, n, batch).astype(dtype)
     t = (rng.standard_normal(batch) * 3).astype(dtype) if batch else dtype.type(-1.5)

@@ -12,8 +12,8 @@ decomposition.
 Every projection
 
 - accepts a leading batch dimension (``X`` of shape ``(..., n, n)`` or ``(..., m, n)``, with ``t``
-  and ``v`` of the batch shape or broadcastable to it); batches of small matrices (n <= 16) use an
-  in-house Jacobi eigensolver threaded across the batch,
+  and ``v`` of the batch shape or broadcastable to it); batches of small matrices (n <= 32) use an
+  in-house eigensolver (tridiagonal QL) threaded across the batch,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector

@@ -9,7 +9,7 @@
 // Inputs already in the cone or in its polar cone skip the decomposition when a cheap test
 // (Cholesky, Frobenius-norm bounds) proves it.
 //
-// Batches of small matrices (n <= kJacobiMaxN) use an in-house cyclic Jacobi eigensolver in
+// Small matrices (n <= kJacobiMaxN) use an in-house eigensolver (tridiagonal QL, Jacobi fallback) in
 // double precision, threaded across the batch (no BLAS inside the parallel region); larger
 // matrices run one after the other, each with the BLAS's own threads.
 #pragma once
@@ -26,7 +26,7 @@
 namespace randnla {
 namespace cones {
 
-constexpr index_t kJacobiMaxN = 16;
+constexpr index_t kJacobiMaxN = 32;
 
 // ---------------------------------------------------------------- small symmetric eigensolver
 // Cyclic Jacobi on a dense symmetric n x n matrix A (row-major, destroyed). On return w holds the
