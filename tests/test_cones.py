@@ -327,7 +327,7 @@ def dual_nuclear_ok(t, X, P, tt, tol):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (1, 5), (6, 6), (30, 20), (20, 30)])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (1, 5), (6, 6), (30, 20), (20, 30), (45, 35), (35, 45)])
 def test_nuclear_and_spectral_certificates(rng, dtype, batch, shape):
     X = rng.standard_normal(batch + shape).astype(dtype)
     t = (rng.standard_normal(batch) * 2).astype(dtype) if batch else dtype.type(0.7)
@@ -619,9 +619,24 @@ def test_batched_equals_one_by_one_and_threads(rng):
     P1 = cones.project_psd(X, n_threads=1)
     P2 = cones.project_psd(X, n_threads=2)
     assert np.array_equal(P1, P2)
+    R = rng.standard_normal((300, 5, 7))
+    for f in (cones.project_nuclear_norm_cone, cones.project_spectral_norm_cone):
+        a1, b1 = f(0.5, R, n_threads=1)
+        a2, b2 = f(0.5, R, n_threads=2)
+        assert np.array_equal(a1, a2) and np.array_equal(b1, b2)
     # large matrices (LAPACK path) agree with the small (Jacobi) path's certificates
     Y = sym(rng, 40, (3,))
     check_psd(Y, cones.project_psd(Y), TOL)
+
+
+def test_onesided_jacobi_svd(rng):
+    for m, n in [(1, 1), (3, 1), (5, 5), (9, 4), (32, 32)]:
+        for A in (rng.standard_normal((m, n)), np.round(rng.standard_normal((m, n)))):
+            W, s, V, ok = _core.cones.onesided_jacobi_svd(A)
+            assert ok
+            np.testing.assert_allclose(np.sort(s)[::-1], np.linalg.svd(A, compute_uv=False), atol=1e-13 * n)
+            np.testing.assert_allclose(V.T @ V, np.eye(n), atol=1e-13 * n)
+            np.testing.assert_allclose(W @ V.T, A, atol=1e-13 * n)
 
 
 @pytest.mark.parametrize("solver", ["jacobi_eigh", "tridiagonal_ql_eigh"])

@@ -68,7 +68,7 @@ py::tuple sym_cone(int kind, carray<T> X, carray<double> t, carray<double> v, do
 }
 
 template <class T>
-py::tuple svd_cone(int kind, carray<T> X, carray<double> t, double param, bool dual) {
+py::tuple svd_cone(int kind, carray<T> X, carray<double> t, double param, bool dual, int n_threads) {
   if (X.ndim() != 3) throw std::invalid_argument("X must have shape (batch, m, n)");
   const index_t batch = X.shape(0), rows = X.shape(1), cols = X.shape(2);
   if (t.ndim() != 1 || t.shape(0) != batch) throw std::invalid_argument("t must have shape (batch,)");
@@ -82,7 +82,7 @@ py::tuple svd_cone(int kind, carray<T> X, carray<double> t, double param, bool d
   double* tp = to.mutable_data();
   {
     py::gil_scoped_release release;
-    cones::project_svd_batch<T>(xp, pp, tp, batch, rows, cols, k, param, dual);
+    cones::project_svd_batch<T>(xp, pp, tp, batch, rows, cols, k, param, dual, n_threads);
   }
   return py::make_tuple(P, to);
 }
@@ -105,6 +105,14 @@ void register_cones(py::module_& m) {
     std::vector<double> e(static_cast<std::size_t>(n));
     const bool ok = cones::tridiagonal_ql_eigh(n, V.mutable_data(), w.mutable_data(), e.data());
     return py::make_tuple(w, V, ok);
+  });
+  c.def("onesided_jacobi_svd", [](carray<double> A) {
+    if (A.ndim() != 2 || A.shape(0) < A.shape(1)) throw std::invalid_argument("A must be m x n with m >= n");
+    const index_t m = A.shape(0), n = A.shape(1);
+    py::array_t<double> W(std::vector<py::ssize_t>{m, n}), s(n), V(std::vector<py::ssize_t>{n, n});
+    std::copy(A.data(), A.data() + m * n, W.mutable_data());
+    const bool ok = cones::onesided_jacobi_svd(m, n, W.mutable_data(), s.mutable_data(), V.mutable_data());
+    return py::make_tuple(W, s, V, ok);
   });
   c.def("jacobi_max_n", [] { return cones::kJacobiMaxN; });
   c.def("jacobi_eigh", [](carray<double> A) {

@@ -118,7 +118,7 @@ def _sym(kind, X, t, v, param, dual, n_threads):
     return P.reshape(X.shape), to.reshape(batch).astype(X.dtype), vo.reshape(batch).astype(X.dtype)
 
 
-def _svd(kind, X, t, param, dual):
+def _svd(kind, X, t, param, dual, n_threads=0):
     """Unitarily invariant cone on (t, X), X of shape (..., m, n); returns (P, t)."""
     batch = X.shape[:-2]
     m, n = X.shape[-2:]
@@ -127,7 +127,7 @@ def _svd(kind, X, t, param, dual):
         return _svd_gpu(kind, X, t, param, dual)
     X3 = np.ascontiguousarray(X.reshape((count, m, n)))
     fn = _core.cones.svd_cone_float32 if X.dtype == np.float32 else _core.cones.svd_cone_float64
-    P, to = fn(kind, X3, np.ascontiguousarray(t.reshape(count)), float(param), bool(dual))
+    P, to = fn(kind, X3, np.ascontiguousarray(t.reshape(count)), float(param), bool(dual), n_threads)
     return P.reshape(X.shape), to.reshape(batch).astype(X.dtype)
 
 
@@ -306,7 +306,7 @@ def project_nuclear_norm_cone(t, X, *, dual=False, n_threads=None):
     dual : bool
         Project onto the dual cone {||X||_2 <= t} instead.
     n_threads : int, optional
-        Unused for now (the BLAS's own threads run each SVD); kept for a uniform signature.
+        Threads across the batch for small matrices (None: all cores).
 
     Returns
     -------
@@ -321,11 +321,11 @@ def project_nuclear_norm_cone(t, X, *, dual=False, n_threads=None):
     (2.0, [2.0, 0.0])
     """
     _check_bool(dual, "dual")
-    check_n_threads(n_threads)
+    n_threads = check_n_threads(n_threads)
     xp = namespace_of(t, X)
     X = _matrix(X, "X", xp, square=False)
     t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
-    P, to = _svd(_LINF if dual else _L1, X, t, 0.0, False)
+    P, to = _svd(_LINF if dual else _L1, X, t, 0.0, False, n_threads)
     return to, P
 
 
@@ -342,7 +342,7 @@ def project_spectral_norm_cone(t, X, *, dual=False, n_threads=None):
     dual : bool
         Project onto the dual cone {||X||_* <= t} instead.
     n_threads : int, optional
-        Kept for a uniform signature.
+        Threads across the batch for small matrices (None: all cores).
 
     Returns
     -------
@@ -357,11 +357,11 @@ def project_spectral_norm_cone(t, X, *, dual=False, n_threads=None):
     (1.5, [1.5, 1.0])
     """
     _check_bool(dual, "dual")
-    check_n_threads(n_threads)
+    n_threads = check_n_threads(n_threads)
     xp = namespace_of(t, X)
     X = _matrix(X, "X", xp, square=False)
     t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
-    P, to = _svd(_L1 if dual else _LINF, X, t, 0.0, False)
+    P, to = _svd(_L1 if dual else _LINF, X, t, 0.0, False, n_threads)
     return to, P
 
 

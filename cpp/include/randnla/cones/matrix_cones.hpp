@@ -197,6 +197,51 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
   return true;
 }
 
+// One-sided (Hestenes) Jacobi SVD of an m x n matrix A (row-major, m >= n, destroyed): on return
+// the columns of A are U diag(s) (mutually orthogonal) and V (n x n row-major) is orthogonal, so
+// the input equals A V^T. High relative accuracy; the caller scales A to unit max-norm.
+inline bool onesided_jacobi_svd(index_t m, index_t n, double* A, double* s, double* V) {
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
+  const double eps = std::numeric_limits<double>::epsilon();
+  bool converged = false;
+  for (int sweep = 0; sweep < 80 && !converged; ++sweep) {
+    converged = true;
+    for (index_t p = 0; p < n; ++p) {
+      for (index_t q = p + 1; q < n; ++q) {
+        double alpha = 0, beta = 0, gamma = 0;
+        for (index_t k = 0; k < m; ++k) {
+          const double ap = A[k * n + p], aq = A[k * n + q];
+          alpha += ap * ap;
+          beta += aq * aq;
+          gamma += ap * aq;
+        }
+        if (gamma == 0 || std::abs(gamma) <= eps * std::sqrt(alpha) * std::sqrt(beta)) continue;
+        converged = false;
+        const double zeta = (beta - alpha) / (2 * gamma);
+        const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::abs(zeta) + std::sqrt(1 + zeta * zeta));
+        const double c = 1 / std::sqrt(1 + t * t), sn = c * t;
+        for (index_t k = 0; k < m; ++k) {
+          const double ap = A[k * n + p], aq = A[k * n + q];
+          A[k * n + p] = c * ap - sn * aq;
+          A[k * n + q] = sn * ap + c * aq;
+        }
+        for (index_t k = 0; k < n; ++k) {
+          const double vp = V[k * n + p], vq = V[k * n + q];
+          V[k * n + p] = c * vp - sn * vq;
+          V[k * n + q] = sn * vp + c * vq;
+        }
+      }
+    }
+  }
+  for (index_t j = 0; j < n; ++j) {
+    double sum = 0;
+    for (index_t k = 0; k < m; ++k) sum += A[k * n + j] * A[k * n + j];
+    s[j] = std::sqrt(sum);
+  }
+  return converged;
+}
+
 // ---------------------------------------------------------------- shared helpers
 namespace detail {
 
@@ -512,10 +557,81 @@ void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t,
                   static_cast<lapack::fint>(p_max), full ? T(0) : T(1), P, lm);
 }
 
+// One small matrix through one-sided Jacobi (double precision, no BLAS). Works on Y = X or X^T
+// with at least as many rows as columns; P = Y_rot diag(x / s) V^T (+ Y for the changed-only form).
+template <class T>
+void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  const index_t count = rows * cols;
+  RANDNLA_REQUIRE(all_finite(X, count), "X contains NaN or infinity");
+  const bool trans = rows < cols;
+  const index_t m = trans ? cols : rows, n = trans ? rows : cols;
+  wk.dA.resize(static_cast<std::size_t>(m * n));
+  wk.dV.resize(static_cast<std::size_t>(n * n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  wk.x.resize(static_cast<std::size_t>(n));
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* sv = wk.dw.data();
+  double* x = wk.x.data();
+  double amax = 0;
+  for (index_t i = 0; i < count; ++i) amax = std::max(amax, std::abs(static_cast<double>(X[i])));
+  for (index_t i = 0; i < count; ++i) P[i] = X[i];
+  double v = 0;
+  if (!dual) {
+    const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(X, count), n);
+    if (pre == unchanged) return;
+    if (pre == zero) {
+      std::fill(P, P + count, T(0));
+      t = 0;
+      return;
+    }
+  }
+  const double inv = amax > 0 ? 1 / amax : 1.0;
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j)
+      A[i * n + j] = static_cast<double>(trans ? X[j * cols + i] : X[i * cols + j]) * inv;
+  onesided_jacobi_svd(m, n, A, sv, V);
+  for (index_t j = 0; j < n; ++j) sv[j] *= amax > 0 ? amax : 1.0;
+  for (index_t j = 0; j < n; ++j) x[j] = sv[j];
+  apply_step(kind, param, dual, t, v, x, n, wk.scratch);
+  index_t nnz = 0, nch = 0;
+  for (index_t j = 0; j < n; ++j) {
+    nnz += x[j] != 0;
+    nch += x[j] != sv[j];
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  // column j of A (scaled) is s_j u_j / amax: coefficient f_j multiplies it so that the sum is
+  // sum_j c_j u_j v_j^T with c_j = x_j (full) or x_j - s_j (changed only).
+  for (index_t j = 0; j < n; ++j) {
+    const double c = full ? x[j] : x[j] - sv[j];
+    sv[j] = (c == 0 || sv[j] == 0) ? 0.0 : c / sv[j] * (amax > 0 ? amax : 1.0);
+  }
+  for (index_t i = 0; i < m; ++i) {
+    for (index_t k = 0; k < n; ++k) {
+      double acc = 0;
+      for (index_t j = 0; j < n; ++j)
+        if (sv[j] != 0) acc += A[i * n + j] * sv[j] * V[k * n + j];
+      T& out = trans ? P[k * cols + i] : P[i * cols + k];
+      out = static_cast<T>(full ? acc : static_cast<double>(out) + acc);
+    }
+  }
+}
+
 template <class T>
 void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind, double param,
-                       bool dual) {
+                       bool dual, int n_threads = 0) {
   RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
+  if (std::max(rows, cols) <= kJacobiMaxN) {
+    const index_t count = rows * cols;
+    parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {
+      SymWork<T> wk;
+      for (index_t b = begin; b < end; ++b)
+        project_svd_small<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+    });
+    return;
+  }
   SvdWork<T> wk;
   const index_t count = rows * cols;
   for (index_t b = 0; b < batch; ++b)
