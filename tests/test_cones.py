@@ -327,7 +327,7 @@ def dual_nuclear_ok(t, X, P, tt, tol):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (1, 5), (6, 6), (30, 20), (20, 30), (45, 35), (35, 45)])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (1, 5), (6, 6), (16, 10), (10, 16), (30, 20), (20, 30)])
 def test_nuclear_and_spectral_certificates(rng, dtype, batch, shape):
     X = rng.standard_normal(batch + shape).astype(dtype)
     t = (rng.standard_normal(batch) * 2).astype(dtype) if batch else dtype.type(0.7)

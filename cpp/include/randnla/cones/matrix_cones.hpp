@@ -27,6 +27,8 @@ namespace randnla {
 namespace cones {
 
 constexpr index_t kJacobiMaxN = 32;
+// One-sided Jacobi beats gesdd only for small SVDs (measured crossover about 24).
+constexpr index_t kSvdSmallMaxN = 16;
 
 // ---------------------------------------------------------------- small symmetric eigensolver
 // Cyclic Jacobi on a dense symmetric n x n matrix A (row-major, destroyed). On return w holds the
@@ -200,9 +202,12 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
 // One-sided (Hestenes) Jacobi SVD of an m x n matrix A (row-major, m >= n, destroyed): on return
 // the columns of A are U diag(s) (mutually orthogonal) and V (n x n row-major) is orthogonal, so
 // the input equals A V^T. High relative accuracy; the caller scales A to unit max-norm.
-inline bool onesided_jacobi_svd(index_t m, index_t n, double* A, double* s, double* V) {
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
+// With keep_v, V holds a starting rotation already applied to A (e.g. the eigenvectors of A^T A,
+// after which one or two sweeps restore full accuracy).
+inline bool onesided_jacobi_svd(index_t m, index_t n, double* A, double* s, double* V, bool keep_v = false) {
+  if (!keep_v)
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
   const double eps = std::numeric_limits<double>::epsilon();
   bool converged = false;
   for (int sweep = 0; sweep < 80 && !converged; ++sweep) {
@@ -310,7 +315,7 @@ template <class T>
 struct SymWork {
   std::vector<T> A, w, work, B;
   std::vector<lapack::fint> iwork;
-  std::vector<double> x, dA, dV, dw;
+  std::vector<double> x, dA, dV, dw, dG, dE;
   StepScratch scratch;
 };
 
@@ -591,7 +596,33 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
   for (index_t i = 0; i < m; ++i)
     for (index_t j = 0; j < n; ++j)
       A[i * n + j] = static_cast<double>(trans ? X[j * cols + i] : X[i * cols + j]) * inv;
-  onesided_jacobi_svd(m, n, A, sv, V);
+  // Precondition: V0 = eigenvectors of A^T A (tridiagonal QL), A <- A V0; then one-sided Jacobi
+  // sweeps, which converge quadratically from there, give the accurate SVD.
+  wk.B.resize(0);
+  wk.dG.resize(static_cast<std::size_t>(n * n));
+  wk.dE.resize(static_cast<std::size_t>(std::max(m, n) * n));
+  double* G = wk.dG.data();
+  double* E = wk.dE.data();
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) {
+      double acc = 0;
+      for (index_t k = 0; k < m; ++k) acc += A[k * n + i] * A[k * n + j];
+      G[i * n + j] = G[j * n + i] = acc;
+    }
+  bool keep = false;
+  if (n > 1 && tridiagonal_ql_eigh(n, G, sv, E)) {  // G now holds the eigenvectors
+    for (index_t i = 0; i < m; ++i) {
+      for (index_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (index_t k = 0; k < n; ++k) acc += A[i * n + k] * G[k * n + j];
+        E[i * n + j] = acc;
+      }
+    }
+    std::copy(E, E + m * n, A);
+    std::copy(G, G + n * n, V);
+    keep = true;
+  }
+  onesided_jacobi_svd(m, n, A, sv, V, keep);
   for (index_t j = 0; j < n; ++j) sv[j] *= amax > 0 ? amax : 1.0;
   for (index_t j = 0; j < n; ++j) x[j] = sv[j];
   apply_step(kind, param, dual, t, v, x, n, wk.scratch);
@@ -623,7 +654,7 @@ template <class T>
 void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind, double param,
                        bool dual, int n_threads = 0) {
   RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
-  if (std::max(rows, cols) <= kJacobiMaxN) {
+  if (std::max(rows, cols) <= kSvdSmallMaxN) {
     const index_t count = rows * cols;
     parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {
       SymWork<T> wk;
