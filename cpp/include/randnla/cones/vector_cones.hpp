@@ -188,10 +188,9 @@ inline double times_exp(double a, double rho) { return a == 0 ? 0.0 : a * std::e
 
 // Friberg's univariate function whose root parametrises the projection onto the curved
 // boundary: the projection is s (rho, 1, e^rho) with s = ((rho - 1) r0 + s0) / (rho^2 - rho + 1).
-// a = (rho - 1) r0 + s0 is passed in: near the face s = 0 the caller computes it as r0 (rho - lo)
-// from the shift rho - lo, without cancellation.
-inline void exp_h(double r0, double s0, double t0, double rho, double a, double& f, double& df) {
-  const double b = r0 - rho * s0;
+// a = (rho - 1) r0 + s0 and b = r0 - rho s0 are passed in: near the face s = 0 the caller computes
+// a as r0 (rho - lo) from the shift rho - lo, and at the bracket ends a or b is exactly 0.
+inline void exp_h(double r0, double s0, double t0, double rho, double a, double b, double& f, double& df) {
   f = times_exp(a, rho) - times_exp(b, -rho) - (rho * (rho - 1) + 1) * t0;
   df = times_exp(a + r0, rho) + times_exp(b + s0, -rho) - (2 * rho - 1) * t0;
 }
@@ -232,9 +231,11 @@ inline Status project_exp(double* z) {
     const double base = shifted ? 1 - s0 / r0 : 0.0;
     double lo = shifted ? 0.0 : (r0 > 0 ? 1 - s0 / r0 : -kInf);
     double hi = s0 > 0 ? r0 / s0 - base : kInf;
+    const double hi_end = hi;  // where b = r0 - rho s0 vanishes (when finite)
     auto h = [&](double y, double& f, double& df) {
       const double rho = base + y;
-      exp_h(r0, s0, t0, rho, shifted ? r0 * y : (rho - 1) * r0 + s0, f, df);
+      const double b = (std::isfinite(hi_end) && y >= hi_end) ? 0.0 : r0 - rho * s0;
+      exp_h(r0, s0, t0, rho, shifted ? r0 * y : (rho - 1) * r0 + s0, b, f, df);
     };
     bool ok = lo < hi;
     double f, df;
@@ -512,9 +513,34 @@ inline Status project_log_epi(double& t, double& v, double* x, index_t n, Scratc
         tc = std::max(t0, -vv * s);
       }
       const double d = log_dist2(t0, v0, x0, tc, vv, xc, n);
-      bool feasible = vv > 0;
-      for (index_t i = 0; i < n; ++i) feasible = feasible && xc[i] > 0;
+      bool feasible = vv > 0, clamped = false;
+      for (index_t i = 0; i < n; ++i) {
+        feasible = feasible && xc[i] > 0;
+        clamped = clamped || xc[i] == std::numeric_limits<double>::denorm_min();
+      }
       if (feasible && d <= best_d * (1 + 1e-9)) best_d = d, bt = tc, bv = vv, bx = xc;
+      // Underflow regime (x_i ~ v exp(-t / v) below the smallest double): keep t = t0 and the clamped
+      // x, and shrink v until -v sum log(x_i / v) = t0 (increasing in v here): bisection in log v.
+      if (clamped && t0 > 0 && vv > 0) {
+        auto g = [&](double lv) {
+          double sum = 0;
+          for (index_t i = 0; i < n; ++i) sum += std::log(xc[i]) - lv;
+          return -std::exp(lv) * sum;
+        };
+        double lo_w = std::log(1e-300), hi_w = w;
+        if (g(hi_w) > t0 && g(lo_w) <= t0) {
+          for (int it = 0; it < 200 && hi_w - lo_w > 4 * kEps * std::max(1.0, std::abs(hi_w)); ++it) {
+            const double mid = 0.5 * (lo_w + hi_w);
+            if (g(mid) <= t0)
+              lo_w = mid;
+            else
+              hi_w = mid;
+          }
+          const double v3 = std::exp(lo_w);
+          const double d3 = log_dist2(t0, v0, x0, t0, v3, xc, n);
+          if (d3 < best_d) best_d = d3, bt = t0, bv = v3, bx = xc;
+        }
+      }
     }
   }
   t = bt * scale;
