@@ -313,25 +313,36 @@ inline Status project_power(double* z, double alpha) {
   double best[3] = {std::max(x0, 0.0), std::max(y0, 0.0), 0.0};
   double best_d = dist2_3(p0, best[0], best[1], best[2]);
   if (az > 0) {
-    // Phi(r) = x(r)^a y(r)^(1-a) - r decreases from >= 0 at r = 0 to < 0 at r = |z0|.
-    auto eval = [&](double r, double& xr, double& yr, double& f, double& df) {
-      const double cx = 4 * alpha * r * (az - r), cy = 4 * beta * r * (az - r);
+    // Phi(r) = x(r)^a y(r)^(1-a) - r decreases from >= 0 at r = 0 to < 0 at r = |z0|. x and y
+    // depend on r (|z0| - r): the unknown is r when the root is in the lower half and q = |z0| - r
+    // in the upper half, so that the small factor keeps full relative accuracy at either end.
+    auto eval = [&](double r, double q, double& xr, double& yr, double& f, double& df) {
+      const double cx = 4 * alpha * r * q, cy = 4 * beta * r * q;
       xr = plus_root(x0, cx);
       yr = plus_root(y0, cy);
       const double g = (xr > 0 && yr > 0) ? std::exp(alpha * std::log(xr) + beta * std::log(yr)) : 0.0;
       f = g - r;
-      const double dx = alpha * (az - 2 * r) / std::sqrt(x0 * x0 + cx);
-      const double dy = beta * (az - 2 * r) / std::sqrt(y0 * y0 + cy);
-      df = (xr > 0 && yr > 0) ? g * (alpha * dx / xr + beta * dy / yr) - 1 : -1;
+      const double dx = alpha * (q - r) / std::sqrt(x0 * x0 + cx);
+      const double dy = beta * (q - r) / std::sqrt(y0 * y0 + cy);
+      df = (xr > 0 && yr > 0) ? g * (alpha * dx / xr + beta * dy / yr) - 1 : -1;  // d Phi / d r
     };
     double xr, yr, f, df;
-    const double r = safe_root(
-        [&](double rr, double& ff, double& dd) {
-          eval(rr, xr, yr, ff, dd);
-          ff = -ff, dd = -dd;
-        },
-        0.0, az, 0.5 * az, 4 * kEps, 0.0);
-    eval(r, xr, yr, f, df);
+    eval(0.5 * az, 0.5 * az, xr, yr, f, df);
+    double r, q;
+    if (f <= 0) {  // root in (0, az / 2]: unknown r, -Phi increasing
+      r = safe_root(
+          [&](double rr, double& ff, double& dd) {
+            eval(rr, az - rr, xr, yr, ff, dd);
+            ff = -ff, dd = -dd;
+          },
+          0.0, 0.5 * az, 0.25 * az, 4 * kEps, 0.0);
+      q = az - r;
+    } else {  // root in (az / 2, az): unknown q = az - r, Phi increasing in q
+      q = safe_root([&](double qq, double& ff, double& dd) { eval(az - qq, qq, xr, yr, ff, dd); dd = -dd; }, 0.0,
+                    0.5 * az, 0.25 * az, 4 * kEps, 0.0);
+      r = az - q;
+    }
+    eval(r, q, xr, yr, f, df);
     const double zz = z0 > 0 ? r : -r;
     // With z0 != 0 the projection lies on the curved boundary: the root is the answer.
     best[0] = xr, best[1] = yr, best[2] = zz;
