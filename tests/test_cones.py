@@ -770,3 +770,41 @@ def test_output_follows_input(xp):
     assert type(N) is type(X)
     ts, S = cones.project_sum_largest_cone(0.3, X, 2)
     assert res_sum_largest(to_numpy(ts), to_numpy(S), 2).max() <= 1e-10 * 10
+
+
+# ---------------------------------------------------------------- wide-scale stress (regression points included)
+def test_exp_and_power_wide_scales():
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((3000, 3)) * 10.0 ** rng.uniform(-6, 6, (3000, 3))
+    Z[rng.random(Z.shape) < 0.1] = 0
+    Z = np.vstack([Z, [[-6.63885053e-01, 1.19548858e-03, -1.27889915e05], [8.12705739, -213.32083449, 7.4277867],
+                       [1.16563766e02, 3.28504899e-03, -3.92504166e01], [-7.62875301e-06, 9.61423441e02, 3.18121814e02]]])
+    P = cones.project_exp_cone(Z)
+    for z, p in zip(Z, P):
+        s = np.abs(z).max()
+        if s == 0:
+            continue
+        d = p - z
+        assert res_exp(p / s) <= 0 and res_exp_dual(d / s) <= 0 and abs(p @ d) <= TOL * s * s, (z, p)
+    for a in (0.05, 0.5, 0.95):
+        P = cones.project_power_cone(Z[::3], a)
+        for z, p in zip(Z[::3], P):
+            s = np.abs(z).max()
+            if s == 0:
+                continue
+            d = p - z
+            assert res_pow(p / s, a) <= 0 and res_pow_dual(d / s, a) <= 0 and abs(p @ d) <= TOL * s * s, (a, z, p)
+
+
+def test_log_cone_wide_scales():
+    rng = np.random.default_rng(8)
+    for n in (1, 3, 6):
+        for _ in range(300):
+            t0, v0 = rng.standard_normal(2) * 10.0 ** rng.uniform(-4, 4, 2)
+            x0 = rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 4, n)
+            t, v, x = cones.project_log_cone(t0, v0, x0, convention="epigraph")
+            t, v = float(t), float(v)
+            s = max(abs(t0), abs(v0), np.abs(x0).max())
+            assert res_log_epi(t / s, v / s, x / s) <= 0, (t0, v0, x0)
+            assert res_log_epi_dual((t - t0) / s, (v - v0) / s, (x - x0) / s) <= 0, (t0, v0, x0)
+            assert abs(t * (t - t0) + v * (v - v0) + x @ (x - x0)) <= TOL * s * s

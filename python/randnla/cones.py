@@ -12,8 +12,9 @@ decomposition.
 Every projection
 
 - accepts a leading batch dimension (``X`` of shape ``(..., n, n)`` or ``(..., m, n)``, with ``t``
-  and ``v`` of the batch shape or broadcastable to it); batches of small matrices (n <= 32) use an
-  in-house eigensolver (tridiagonal QL) threaded across the batch,
+  and ``v`` of the batch shape or broadcastable to it); small matrices (n <= 32 symmetric, m, n <= 16
+  rectangular) use in-house double-precision eigen/singular value solvers (tridiagonal QL, one-sided
+  Jacobi) threaded across the batch with OpenMP; larger ones call LAPACK one after the other,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector
@@ -255,8 +256,11 @@ def project_logdet_cone(t, v, X, *, dual=False, convention="hypograph", n_thread
     hypograph inequality, but its code and its MathOptInterface bridge use the epigraph.)
 
     The eigenvalues of X and (t, v) are projected onto the vector log cone by a safeguarded
-    Newton method in logarithmic variables, exact to machine precision up to the faces v = 0
-    and x -> 0, and the v = 0 face is always also considered.
+    Newton method in logarithmic variables (outer unknown log v, inner log of the multiplier),
+    exact to machine precision up to the faces v = 0 and x -> 0; the v = 0 face is always also
+    considered. Only when an eigenvalue of the exact projection is below the smallest positive
+    double (x ~ v exp(-t / v) < 1e-308) is the answer the nearest representable feasible point,
+    with a relative error up to about 1e-5.
 
     Parameters
     ----------
