@@ -34,6 +34,17 @@ def _best(fn, repeat=3):
 
 
 def run(quick: bool) -> bool:
+    # Time both sides with one BLAS thread when threadpoolctl is there (randnla uses SciPy's
+    # OpenBLAS, NumPy its own; two spinning pools on shared cores make timings meaningless).
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return _run(quick)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run(quick)
+
+
+def _run(quick: bool) -> bool:
     from randnla import cones
 
     n = 120 if quick else 400
