@@ -808,3 +808,19 @@ def test_log_cone_wide_scales():
             assert res_log_epi(t / s, v / s, x / s) <= 0, (t0, v0, x0)
             assert res_log_epi_dual((t - t0) / s, (v - v0) / s, (x - x0) / s) <= 0, (t0, v0, x0)
             assert abs(t * (t - t0) + v * (v - v0) + x @ (x - x0)) <= TOL * s * s
+
+
+@pytest.mark.parametrize("k", [1, 37, 1000, 1999])
+def test_sum_largest_vector_long(k):
+    rng = np.random.default_rng(k)
+    n = 2000
+    for x0 in (rng.standard_normal(n), np.round(rng.standard_normal(n) * 2)):
+        for t0 in (-50.0, 0.0, 30.0):
+            t, x = cones.project_sum_largest_vector_cone(t0, x0, k)
+            t = float(t)
+            sc = max(1.0, abs(t0), np.abs(x0).max()) * n
+            dt, dx = t - t0, x - x0
+            assert topk(x, k) - t <= 1e-12 * sc
+            assert dt >= 0 and np.all(-dx >= -1e-12 * sc) and np.all(-dx <= dt + 1e-12 * sc)
+            assert abs(-dx.sum() - k * dt) <= 1e-12 * sc
+            assert abs(t * dt + x @ dx) <= 1e-12 * sc * sc

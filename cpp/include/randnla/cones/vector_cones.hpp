@@ -665,6 +665,9 @@ inline Status project_top_k_sum(double& t, double* x, index_t n, index_t k, Scra
   }
   double best_v = detail::kInf, best_eta = 0, best_tau = 0;
   index_t best_a = k, best_m = 0;
+  // Stop at a structure consistent to rounding (the KKT point is unique, so any such structure
+  // gives it to rounding).
+  const double stop = 4 * detail::kEps * (std::max(std::abs(u[0]), std::abs(u[n - 1])) + std::abs(t0));
   auto consider = [&](index_t a, index_t m, double eta, double tau) {
     double viol = std::max(0.0, -eta);
     if (m == 0) {
@@ -678,15 +681,34 @@ inline Status project_top_k_sum(double& t, double* x, index_t n, index_t k, Scra
     if (viol < best_v) {
       best_v = viol, best_eta = eta, best_tau = tau, best_a = a, best_m = m;
     }
-    return viol == 0;
+    return viol <= stop;
   };
+  // For each a (downwards from k, where the answer usually is) the block size m is the first m with
+  // u_{a+m+1} <= tau(m): tau(m + 1) is a weighted mean of tau(m) and u_{a+m+1}, so that predicate is
+  // monotone in m and a binary search finds it. O(k log n) in all; m - 1 and m + 1 are also tried.
   bool done = consider(k, 0, (S[k] - t0) / static_cast<double>(k + 1), 0.0);
-  for (index_t a = 0; a < k && !done; ++a) {
+  for (index_t a = k - 1; a >= 0 && !done; --a) {
     const double ka = static_cast<double>(k - a), C = S[a] - t0, a1 = static_cast<double>(a + 1);
-    for (index_t m = k - a; m <= n - a && !done; ++m) {
+    auto eta_tau = [&](index_t m, double& eta, double& tau) {
       const double B = S[a + m] - S[a], md = static_cast<double>(m);
       const double D = ka * ka + md * a1;
-      done = consider(a, m, (ka * B + md * C) / D, (a1 * B - ka * C) / D);
+      eta = (ka * B + md * C) / D;
+      tau = (a1 * B - ka * C) / D;
+    };
+    index_t lo = k - a, hi = n - a;  // predicate true at hi (nothing below the block)
+    while (lo < hi) {
+      const index_t mid = lo + (hi - lo) / 2;
+      double eta, tau;
+      eta_tau(mid, eta, tau);
+      if (u[a + mid] <= tau)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    for (index_t m = std::max(k - a, lo - 1); m <= std::min(n - a, lo + 1) && !done; ++m) {
+      double eta, tau;
+      eta_tau(m, eta, tau);
+      done = consider(a, m, eta, tau);
     }
   }
   const double eta = std::max(best_eta, 0.0);
