@@ -619,6 +619,12 @@ def test_batched_equals_one_by_one_and_threads(rng):
     P1 = cones.project_psd(X, n_threads=1)
     P2 = cones.project_psd(X, n_threads=2)
     assert np.array_equal(P1, P2)
+    Z = rng.standard_normal((2000, 3))
+    assert np.array_equal(cones.project_exp_cone(Z, n_threads=1), cones.project_exp_cone(Z, n_threads=2))
+    W = rng.standard_normal((500, 6))
+    a1 = cones.project_log_cone(0.3, 0.2, W, n_threads=1)
+    a2 = cones.project_log_cone(0.3, 0.2, W, n_threads=2)
+    assert all(np.array_equal(p, q) for p, q in zip(a1, a2))
     R = rng.standard_normal((300, 5, 7))
     for f in (cones.project_nuclear_norm_cone, cones.project_spectral_norm_cone):
         a1, b1 = f(0.5, R, n_threads=1)

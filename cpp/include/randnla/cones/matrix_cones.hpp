@@ -247,7 +247,7 @@ inline bool onesided_jacobi_svd(index_t m, index_t n, double* A, double* s, doub
   return converged;
 }
 
-// ---------------------------------------------------------------- shared helpers
+// ---------------------------------------------------------------- shared pieces
 namespace detail {
 
 // Copies the symmetric part of X (row-major n x n) into P, checking finiteness and symmetry.
