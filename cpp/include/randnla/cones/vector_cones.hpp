@@ -507,9 +507,59 @@ inline Status project_log_epi(double& t, double& v, double* x, index_t n, Scratc
       double w = v0 > 0 ? std::log(v0) : 0.0;
       w = std::min(std::max(w, w_min), w_max);
       u_warm = 0;
-      w = bracketed_root([&](double x, double& ff, double& dd) { F(x, ff, dd, in); }, w, w_min, w_max);
-      F(w, f, dfdw, in);
-      const double vv = std::exp(w), mu = in.mu;
+      double mu = 0;
+      // Fast path: Newton on both KKT equations in (u, w) = (log mu, log v) from the inner solution
+      // at v0; accepted only if it converges with small residuals, else the nested solve below.
+      bool newton_ok = false;
+      {
+        const LogInner start = log_inner(t0, x0, n, w, 0.0);
+        if (start.positive && std::isfinite(std::log(start.mu))) {
+          double u = std::log(start.mu), ww = w;
+          for (int it = 0; it < 40; ++it) {
+            const double log_rho = u + ww, rho = std::exp(log_rho), m = std::exp(u), vv = std::exp(ww);
+            double Lsum = 0, S1 = 0;
+            for (index_t i = 0; i < n; ++i) {
+              const double xi = x0[i], sq = std::sqrt(xi * xi + 4 * rho);
+              double lx, inv_x;
+              if (xi > 0) {
+                const double xx = 0.5 * (xi + sq);
+                lx = std::log(xx);
+                inv_x = 1 / xx;
+              } else {
+                lx = (xi == 0 ? 0.5 * log_rho : std::log(2.0) + log_rho - std::log(sq - xi));
+                inv_x = std::exp(-lx);
+              }
+              Lsum += lx - ww;
+              S1 += inv_x / sq;
+            }
+            const double G = t0 + m + vv * Lsum, Fv = vv - v0 - m * (Lsum - nd);
+            const double Gu = m + vv * rho * S1, Gw = vv * (Lsum + rho * S1 - nd);
+            const double Fu = -m * (Lsum - nd + rho * S1), Fw = vv - m * (rho * S1 - nd);
+            const double det = Gu * Fw - Gw * Fu;
+            if (!(std::isfinite(det) && det != 0)) break;
+            double du = (-G * Fw + Fv * Gw) / det, dw = (-Fv * Gu + G * Fu) / det;
+            const double big = std::max(std::abs(du), std::abs(dw));
+            if (!std::isfinite(big)) break;
+            if (big > 2) du *= 2 / big, dw *= 2 / big;
+            u += du;
+            ww += dw;
+            if (ww < w_min || ww > w_max) break;
+            if (std::abs(du) <= 1e-14 * std::max(1.0, std::abs(u)) && std::abs(dw) <= 1e-14 * std::max(1.0, std::abs(ww))) {
+              const double scale_g = std::abs(t0) + m + vv * std::abs(Lsum);
+              const double scale_f = vv + std::abs(v0) + m * std::abs(Lsum - nd);
+              newton_ok = std::abs(G) <= 1e-12 * scale_g && std::abs(Fv) <= 1e-12 * scale_f;
+              break;
+            }
+          }
+          if (newton_ok) w = ww, mu = std::exp(u);
+        }
+      }
+      if (!newton_ok) {
+        w = bracketed_root([&](double x, double& ff, double& dd) { F(x, ff, dd, in); }, w, w_min, w_max);
+        F(w, f, dfdw, in);
+        mu = in.mu;
+      }
+      const double vv = std::exp(w);
       // x from log space, clamped at the smallest positive double where it underflows (near the
       // x -> 0 face): log of the clamp exceeds the true log, so t below stays feasible.
       const double log_rho = std::log(mu) + w;
