@@ -490,6 +490,10 @@ def test_fixed_points_and_polar_points(rng):
     ld = np.linalg.slogdet(X)[1]
     t, v, P = cones.project_logdet_cone(ld - 1.0, 1.0, X)
     assert float(t) == ld - 1.0 and float(v) == 1.0 and np.allclose(P, X, rtol=1e-14, atol=1e-13)
+    Y = np.kron(np.eye(8), X)[:40, :40]  # n = 40: the LAPACK path proves membership by Cholesky
+    ldy = np.linalg.slogdet(Y)[1]
+    t, v, P = cones.project_logdet_cone(ldy - 1.0, 1.0, Y)
+    assert float(t) == ldy - 1.0 and float(v) == 1.0 and np.array_equal(P, Y)
     t, v, P = cones.project_logdet_cone(1.0, 0.0, X)  # hypograph: t <= 0 on the face v = 0
     s = scale_of(X)
     assert float(v) >= 0 and res_log_epi(-float(t) / s, float(v) / s, np.linalg.eigvalsh(P) / s) <= TOL

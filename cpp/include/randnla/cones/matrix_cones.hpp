@@ -374,6 +374,14 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
       return;
     }
   }
+  if (kind == Kind::log_epi && !dual && v > 0) {  // Cholesky gives log det: membership without eig
+    std::copy(P, P + n * n, wk.A.begin());
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
+      double logdet = 0;
+      for (index_t i = 0; i < n; ++i) logdet += 2 * std::log(static_cast<double>(wk.A[i * n + i]));
+      if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return;
+    }
+  }
   if (!dual) {
     const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, n * n), n);
     if (pre == unchanged) return;
