@@ -834,3 +834,28 @@ def test_sum_largest_vector_long(k):
             assert dt >= 0 and np.all(-dx >= -1e-12 * sc) and np.all(-dx <= dt + 1e-12 * sc)
             assert abs(-dx.sum() - k * dt) <= 1e-12 * sc
             assert abs(t * dt + x @ dx) <= 1e-12 * sc * sc
+
+
+def test_device_code_path_on_numpy(rng):
+    """The CuPy code path (xp decompositions, host vector step, xp reassembly) run with NumPy."""
+    from randnla.cones import _L1, _LINF, _LOG, _NONNEG, _TOPK, _svd_gpu, _sym_gpu
+
+    X = sym(rng, 7, (3,))
+    t = rng.standard_normal(3)
+    v = np.abs(rng.standard_normal(3))
+    zeros = np.zeros(3)
+    P, _, _ = _sym_gpu(_NONNEG, X, zeros, zeros, 0.0, False, xp=np)
+    np.testing.assert_allclose(P, cones.project_psd(X), atol=1e-13)
+    P, tt, vv = _sym_gpu(_LOG, X, -t, v, 0.0, False, xp=np)
+    ref = cones.project_logdet_cone(t, v, X)
+    np.testing.assert_allclose(-tt, ref[0], atol=1e-12)
+    np.testing.assert_allclose(P, ref[2], atol=1e-12)
+    P, tt, _ = _sym_gpu(_TOPK, X, t, zeros, 2.0, True, xp=np)
+    ref = cones.project_sum_largest_cone(t, X, 2, dual=True)
+    np.testing.assert_allclose(P, ref[1], atol=1e-12)
+    A = rng.standard_normal((3, 6, 4))
+    for kind, f in ((_L1, cones.project_nuclear_norm_cone), (_LINF, cones.project_spectral_norm_cone)):
+        P, tt = _svd_gpu(kind, A, t, 0.0, False, xp=np)
+        ref = f(t, A)
+        np.testing.assert_allclose(P, ref[1], atol=1e-12)
+        np.testing.assert_allclose(tt, ref[0], atol=1e-12)

@@ -36,7 +36,7 @@ import numbers
 import numpy as np
 
 from randnla import _core
-from randnla._backend import is_cupy, namespace_of
+from randnla._backend import asnumpy, is_cupy, namespace_of
 from randnla._validate import as_float_array, check_finite, check_int, check_n_threads, check_positive
 
 __all__ = [
@@ -158,48 +158,47 @@ def _vector(kind, t, v, x, param, dual, n_threads, name="x"):
 
 
 # ---------------------------------------------------------------- CuPy paths
-def _gpu_symmetrize(X, name):
-    import cupy as cp
-
+# Written against the array module ``xp`` (CuPy in use; NumPy in the tests, which exercise the same
+# code on the CPU): decompositions and reassembly in xp, the O(n) vector step on the host.
+def _gpu_symmetrize(X, name, xp=None):
+    xp = namespace_of(X) if xp is None else xp
     check_finite(X, name)
-    asym = cp.abs(X - cp.swapaxes(X, -1, -2)).max(axis=(-2, -1))
-    scale = cp.abs(X).max(axis=(-2, -1))
+    asym = xp.abs(X - xp.swapaxes(X, -1, -2)).max(axis=(-2, -1))
+    scale = xp.abs(X).max(axis=(-2, -1))
     tol = 100.0 * float(np.finfo(X.dtype).eps)
     if bool((asym > tol * scale).any()):
         raise ValueError(f"{name} must be symmetric: relative asymmetry exceeds {tol:.1e}")
-    return 0.5 * (X + cp.swapaxes(X, -1, -2))
+    return 0.5 * (X + xp.swapaxes(X, -1, -2))
 
 
-def _sym_gpu(kind, X, t, v, param, dual):
-    import cupy as cp
-
-    S = _gpu_symmetrize(X, "X")
+def _sym_gpu(kind, X, t, v, param, dual, xp=None):
+    xp = namespace_of(X) if xp is None else xp
+    S = _gpu_symmetrize(X, "X", xp)
     batch = X.shape[:-2]
     n = X.shape[-1]
     count = int(np.prod(batch)) if batch else 1
-    w, Q = cp.linalg.eigh(S)  # cuSOLVER syevd (batched syevj for stacks)
-    to, vo, x = _vector_step_host(kind, cp.asnumpy(t).reshape(count), cp.asnumpy(v).reshape(count),
-                                  cp.asnumpy(w).reshape(count, n).astype(np.float64), param, dual)
-    xg = cp.asarray(x.reshape(w.shape), dtype=X.dtype)
-    P = cp.matmul(Q * xg[..., None, :], cp.swapaxes(Q, -1, -2))
-    P = 0.5 * (P + cp.swapaxes(P, -1, -2))
-    return P, cp.asarray(to.reshape(batch), dtype=X.dtype), cp.asarray(vo.reshape(batch), dtype=X.dtype)
+    w, Q = xp.linalg.eigh(S)  # cuSOLVER syevd (batched syevj for stacks)
+    to, vo, x = _vector_step_host(kind, asnumpy(t).reshape(count), asnumpy(v).reshape(count),
+                                  asnumpy(w).reshape(count, n).astype(np.float64), param, dual)
+    xg = xp.asarray(x.reshape(w.shape), dtype=X.dtype)
+    P = xp.matmul(Q * xg[..., None, :], xp.swapaxes(Q, -1, -2))
+    P = 0.5 * (P + xp.swapaxes(P, -1, -2))
+    return P, xp.asarray(to.reshape(batch), dtype=X.dtype), xp.asarray(vo.reshape(batch), dtype=X.dtype)
 
 
-def _svd_gpu(kind, X, t, param, dual):
-    import cupy as cp
-
+def _svd_gpu(kind, X, t, param, dual, xp=None):
+    xp = namespace_of(X) if xp is None else xp
     check_finite(X, "X")
     batch = X.shape[:-2]
     count = int(np.prod(batch)) if batch else 1
-    U, s, Vt = cp.linalg.svd(X, full_matrices=False)
+    U, s, Vt = xp.linalg.svd(X, full_matrices=False)
     r = s.shape[-1]
     zeros = np.zeros(count)
-    to, _, x = _vector_step_host(kind, cp.asnumpy(t).reshape(count), zeros,
-                                 cp.asnumpy(s).reshape(count, r).astype(np.float64), param, dual)
-    xg = cp.asarray(x.reshape(s.shape), dtype=X.dtype)
-    P = cp.matmul(U * xg[..., None, :], Vt)
-    return P, cp.asarray(to.reshape(batch), dtype=X.dtype)
+    to, _, x = _vector_step_host(kind, asnumpy(t).reshape(count), zeros,
+                                 asnumpy(s).reshape(count, r).astype(np.float64), param, dual)
+    xg = xp.asarray(x.reshape(s.shape), dtype=X.dtype)
+    P = xp.matmul(U * xg[..., None, :], Vt)
+    return P, xp.asarray(to.reshape(batch), dtype=X.dtype)
 
 
 # ---------------------------------------------------------------- matrix cones
