@@ -259,8 +259,8 @@ def _run(quick: bool) -> list[dict]:
     rows = []
     sizes = (100, 300) if quick else (100, 300, 1000)
     for n in sizes:
-        rows += _floor_rows(rng, n, repeat=3 if n >= 1000 else 5)
-    rows += _numpy_rows(rng, 300, repeat=5)
+        rows += _floor_rows(rng, n, repeat=3 if n >= 1000 else 9)
+    rows += _numpy_rows(rng, 300, repeat=9)
     rows += _cvxpy_rows(rng, 30)
-    rows += _batched_rows(rng, 10**4, 8, repeat=3)
+    rows += _batched_rows(rng, 10**4, 8, repeat=5)
     return rows
