@@ -309,9 +309,8 @@ inline Status project_power(double* z, double alpha) {
     z[0] = z[1] = z[2] = 0;
     return zero;
   }
-  const double p0[3] = {x0, y0, z0};
+  // z0 = 0: the projection is (x0+, y0+, 0); otherwise it lies on the curved boundary.
   double best[3] = {std::max(x0, 0.0), std::max(y0, 0.0), 0.0};
-  double best_d = dist2_3(p0, best[0], best[1], best[2]);
   if (az > 0) {
     // Phi(r) = x(r)^a y(r)^(1-a) - r decreases from >= 0 at r = 0 to < 0 at r = |z0|. x and y
     // depend on r (|z0| - r): the unknown is r when the root is in the lower half and q = |z0| - r
