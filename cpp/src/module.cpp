@@ -11,6 +11,7 @@ void register_random(py::module_& m);
 void register_sketch(py::module_& m);
 void register_jacobi(py::module_& m);
 void register_dpp(py::module_& m);
+void register_cones(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "randnla C++ core (private: use the public modules)";
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
   register_sketch(m);
   register_jacobi(m);
   register_dpp(m);
+  register_cones(m);
 }

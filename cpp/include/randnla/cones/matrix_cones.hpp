@@ -1,0 +1,693 @@
+// randnla/cones/matrix_cones.hpp: projections onto spectral matrix cones by the reduction theorem
+// (Lewis): project the eigenvalues (symmetric cones) or singular values (unitarily invariant cones)
+// with the vector step, then reassemble with the same vectors.
+//
+// Cost per matrix: one divide-and-conquer decomposition (syevd / gesdd through the LAPACK table),
+// the O(n log n) vector step, and one BLAS-3 reassembly on whichever is smaller, the columns whose
+// value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value changed
+// (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly symmetric.
+// Inputs already in the cone or in its polar cone skip the decomposition when a cheap test
+// (Cholesky, Frobenius-norm bounds) proves it.
+//
+// Small matrices (n <= kJacobiMaxN) use an in-house eigensolver (tridiagonal QL, Jacobi fallback) in
+// double precision, threaded across the batch (no BLAS inside the parallel region); larger
+// matrices run one after the other, each with the BLAS's own threads.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "randnla/cones/vector_step.hpp"
+#include "randnla/lapack.hpp"
+#include "randnla/parallel.hpp"
+
+namespace randnla {
+namespace cones {
+
+constexpr index_t kJacobiMaxN = 32;
+// One-sided Jacobi beats gesdd only for small SVDs (measured crossover about 24).
+constexpr index_t kSvdSmallMaxN = 16;
+
+// ---------------------------------------------------------------- small symmetric eigensolver
+// Cyclic Jacobi on a dense symmetric n x n matrix A (row-major, destroyed). On return w holds the
+// eigenvalues (unordered) and column j of V (V[i * n + j]) the matching unit eigenvector.
+// Returns false if it did not converge (never seen; the caller then falls back).
+inline bool jacobi_eigh(index_t n, double* A, double* w, double* V) {
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0, diag = 0;
+    for (index_t i = 0; i < n; ++i) {
+      diag += A[i * n + i] * A[i * n + i];
+      for (index_t j = i + 1; j < n; ++j) off += A[i * n + j] * A[i * n + j];
+    }
+    if (off == 0 || off <= 1e-36 * diag) {
+      for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
+      return true;
+    }
+    for (index_t p = 0; p < n; ++p) {
+      for (index_t q = p + 1; q < n; ++q) {
+        const double apq = A[p * n + q];
+        if (apq == 0) continue;
+        const double app = A[p * n + p], aqq = A[q * n + q];
+        // Negligible against both diagonal entries: set to zero (Rutishauser's test).
+        if (sweep > 3 && std::abs(apq) * 1e18 < std::abs(app) && std::abs(apq) * 1e18 < std::abs(aqq)) {
+          A[p * n + q] = A[q * n + p] = 0;
+          continue;
+        }
+        const double theta = (aqq - app) / (2 * apq);
+        double tn;
+        if (std::abs(theta) > 1e150)
+          tn = 0.5 / theta;
+        else
+          tn = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(tn * tn + 1), s = tn * c;
+        for (index_t k = 0; k < n; ++k) {  // columns p, q
+          const double akp = A[k * n + p], akq = A[k * n + q];
+          A[k * n + p] = c * akp - s * akq;
+          A[k * n + q] = s * akp + c * akq;
+        }
+        for (index_t k = 0; k < n; ++k) {  // rows p, q
+          const double apk = A[p * n + k], aqk = A[q * n + k];
+          A[p * n + k] = c * apk - s * aqk;
+          A[q * n + k] = s * apk + c * aqk;
+        }
+        A[p * n + p] = app - tn * apq;
+        A[q * n + q] = aqq + tn * apq;
+        A[p * n + q] = A[q * n + p] = 0;
+        for (index_t k = 0; k < n; ++k) {
+          const double vkp = V[k * n + p], vkq = V[k * n + q];
+          V[k * n + p] = c * vkp - s * vkq;
+          V[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
+  return false;
+}
+
+// Householder tridiagonalisation and implicit QL with Wilkinson shifts (the EISPACK tred2/tql2
+// pair): about 4/3 n^3 + 3 n^3 flops, several times cheaper than Jacobi sweeps for n <= 16.
+// Z (row-major, destroyed) holds A on entry and the eigenvectors as columns on exit. Returns false
+// when QL needs more than 60 iterations for one eigenvalue (the caller then uses Jacobi).
+// Plain sqrt(a^2 + b^2) instead of hypot: the caller scales A to unit max-norm first.
+inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
+  auto Z = [&](index_t i, index_t j) -> double& { return z[i * n + j]; };
+  for (index_t i = n - 1; i > 0; --i) {
+    const index_t l = i - 1;
+    double h = 0, scale = 0;
+    if (l > 0) {
+      for (index_t k = 0; k < i; ++k) scale += std::abs(Z(i, k));
+      if (scale == 0) {
+        e[i] = Z(i, l);
+      } else {
+        for (index_t k = 0; k < i; ++k) {
+          Z(i, k) /= scale;
+          h += Z(i, k) * Z(i, k);
+        }
+        double f = Z(i, l);
+        double g = f >= 0 ? -std::sqrt(h) : std::sqrt(h);
+        e[i] = scale * g;
+        h -= f * g;
+        Z(i, l) = f - g;
+        f = 0;
+        for (index_t j = 0; j < i; ++j) {
+          Z(j, i) = Z(i, j) / h;
+          g = 0;
+          for (index_t k = 0; k <= j; ++k) g += Z(j, k) * Z(i, k);
+          for (index_t k = j + 1; k < i; ++k) g += Z(k, j) * Z(i, k);
+          e[j] = g / h;
+          f += e[j] * Z(i, j);
+        }
+        const double hh = f / (h + h);
+        for (index_t j = 0; j < i; ++j) {
+          f = Z(i, j);
+          e[j] = g = e[j] - hh * f;
+          for (index_t k = 0; k <= j; ++k) Z(j, k) -= (f * e[k] + g * Z(i, k));
+        }
+      }
+    } else {
+      e[i] = Z(i, l);
+    }
+    d[i] = h;
+  }
+  d[0] = 0;
+  e[0] = 0;
+  for (index_t i = 0; i < n; ++i) {
+    if (d[i] != 0) {
+      for (index_t j = 0; j < i; ++j) {
+        double g = 0;
+        for (index_t k = 0; k < i; ++k) g += Z(i, k) * Z(k, j);
+        for (index_t k = 0; k < i; ++k) Z(k, j) -= g * Z(k, i);
+      }
+    }
+    d[i] = Z(i, i);
+    Z(i, i) = 1;
+    for (index_t j = 0; j < i; ++j) Z(j, i) = Z(i, j) = 0;
+  }
+  // implicit QL
+  for (index_t i = 1; i < n; ++i) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  const double eps = std::numeric_limits<double>::epsilon();
+  for (index_t l = 0; l < n; ++l) {
+    int iter = 0;
+    index_t m;
+    do {
+      for (m = l; m < n - 1; ++m) {
+        const double dd = std::abs(d[m]) + std::abs(d[m + 1]);
+        if (std::abs(e[m]) <= eps * dd) break;
+      }
+      if (m != l) {
+        if (iter++ == 60) return false;
+        double g = (d[l + 1] - d[l]) / (2 * e[l]);
+        double r = std::sqrt(g * g + 1.0);
+        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::abs(r) : -std::abs(r)));
+        double s = 1, c = 1, p = 0;
+        bool early = false;
+        for (index_t i = m - 1; i >= l; --i) {
+          double f = s * e[i];
+          const double b = c * e[i];
+          e[i + 1] = (r = std::sqrt(f * f + g * g));
+          if (r == 0) {
+            d[i + 1] -= p;
+            e[m] = 0;
+            early = true;
+            break;
+          }
+          s = f / r;
+          c = g / r;
+          g = d[i + 1] - p;
+          r = (d[i] - g) * s + 2 * c * b;
+          d[i + 1] = g + (p = s * r);
+          g = c * r - b;
+          for (index_t k = 0; k < n; ++k) {
+            f = Z(k, i + 1);
+            Z(k, i + 1) = s * Z(k, i) + c * f;
+            Z(k, i) = c * Z(k, i) - s * f;
+          }
+        }
+        if (early) continue;
+        d[l] -= p;
+        e[l] = g;
+        e[m] = 0;
+      }
+    } while (m != l);
+  }
+  return true;
+}
+
+// One-sided (Hestenes) Jacobi SVD of an m x n matrix A (row-major, m >= n, destroyed): on return
+// the columns of A are U diag(s) (mutually orthogonal) and V (n x n row-major) is orthogonal, so
+// the input equals A V^T. High relative accuracy; the caller scales A to unit max-norm.
+// With keep_v, V holds a starting rotation already applied to A (e.g. the eigenvectors of A^T A,
+// after which one or two sweeps restore full accuracy).
+inline bool onesided_jacobi_svd(index_t m, index_t n, double* A, double* s, double* V, bool keep_v = false) {
+  if (!keep_v)
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
+  const double eps = std::numeric_limits<double>::epsilon();
+  bool converged = false;
+  for (int sweep = 0; sweep < 80 && !converged; ++sweep) {
+    converged = true;
+    for (index_t p = 0; p < n; ++p) {
+      for (index_t q = p + 1; q < n; ++q) {
+        double alpha = 0, beta = 0, gamma = 0;
+        for (index_t k = 0; k < m; ++k) {
+          const double ap = A[k * n + p], aq = A[k * n + q];
+          alpha += ap * ap;
+          beta += aq * aq;
+          gamma += ap * aq;
+        }
+        if (gamma == 0 || std::abs(gamma) <= eps * std::sqrt(alpha) * std::sqrt(beta)) continue;
+        converged = false;
+        const double zeta = (beta - alpha) / (2 * gamma);
+        const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::abs(zeta) + std::sqrt(1 + zeta * zeta));
+        const double c = 1 / std::sqrt(1 + t * t), sn = c * t;
+        for (index_t k = 0; k < m; ++k) {
+          const double ap = A[k * n + p], aq = A[k * n + q];
+          A[k * n + p] = c * ap - sn * aq;
+          A[k * n + q] = sn * ap + c * aq;
+        }
+        for (index_t k = 0; k < n; ++k) {
+          const double vp = V[k * n + p], vq = V[k * n + q];
+          V[k * n + p] = c * vp - sn * vq;
+          V[k * n + q] = sn * vp + c * vq;
+        }
+      }
+    }
+  }
+  for (index_t j = 0; j < n; ++j) {
+    double sum = 0;
+    for (index_t k = 0; k < m; ++k) sum += A[k * n + j] * A[k * n + j];
+    s[j] = std::sqrt(sum);
+  }
+  return converged;
+}
+
+// ---------------------------------------------------------------- shared pieces
+namespace detail {
+
+// Copies the symmetric part of X (row-major n x n) into P, checking finiteness and symmetry.
+template <class T>
+void symmetrize_checked(const T* X, T* P, index_t n, const char* name) {
+  double asym = 0, mx = 0;
+  bool finite = true;
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      const T a = X[i * n + j], b = X[j * n + i];
+      finite = finite && std::isfinite(a) && std::isfinite(b);
+      asym = std::max(asym, std::abs(static_cast<double>(a) - static_cast<double>(b)));
+      mx = std::max(mx, std::max(std::abs(static_cast<double>(a)), std::abs(static_cast<double>(b))));
+      const T s = i == j ? a : static_cast<T>(0.5 * (static_cast<double>(a) + static_cast<double>(b)));
+      P[i * n + j] = s;
+      P[j * n + i] = s;
+    }
+  }
+  RANDNLA_REQUIRE(finite, name, " contains NaN or infinity");
+  RANDNLA_REQUIRE(asym <= 100 * epsilon_of<T>() * mx, name, " must be symmetric: relative asymmetry ",
+                  mx > 0 ? asym / mx : asym, " exceeds ", 100 * epsilon_of<T>());
+}
+
+template <class T>
+double frobenius(const T* X, index_t count) {
+  double mx = 0;
+  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
+  if (mx == 0) return 0;
+  double s = 0;
+  for (index_t i = 0; i < count; ++i) {
+    const double y = static_cast<double>(X[i]) / mx;
+    s += y * y;
+  }
+  return mx * std::sqrt(s);
+}
+
+// Cheap proofs that a point is in the cone (unchanged) or its polar (zero) without a decomposition.
+// Returns -1 when nothing is proved. Frobenius bounds: ||X||_2 <= ||X||_F <= ||X||_* <= sqrt(r) ||X||_F.
+inline int norm_precheck(Kind kind, double param, double t, double fro, index_t r) {
+  const double sr = std::sqrt(static_cast<double>(r));
+  switch (kind) {
+    case Kind::l1:
+      if (sr * fro <= t) return unchanged;
+      if (fro <= -t) return zero;
+      return -1;
+    case Kind::linf:
+      if (fro <= t) return unchanged;
+      if (sr * fro <= -t) return zero;
+      return -1;
+    case Kind::l1_ball:
+      return sr * fro <= param ? unchanged : -1;
+    case Kind::linf_ball:
+      return fro <= param ? unchanged : -1;
+    case Kind::top_k:
+      return std::sqrt(param) * fro <= t ? unchanged : -1;  // sum of k largest <= sqrt(k) ||X||_F
+    default:
+      return -1;
+  }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- symmetric (eigenvalue) cones
+template <class T>
+struct SymWork {
+  std::vector<T> A, w, work, B;
+  std::vector<lapack::fint> iwork;
+  std::vector<double> x, dA, dV, dw, dG, dE;
+  StepScratch scratch;
+};
+
+// Reassembles into P (holding the symmetrised input) from eigenvectors Q (column-major, column i
+// for lam[i]) and new values x. Uses two SYRKs on the smaller of the nonzero / changed sets.
+template <class T>
+void reassemble_sym_blas(T* P, const T* Q, const T* lam, const double* x, index_t n, std::vector<T>& B) {
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < n; ++i) {
+    nnz += x[i] != 0;
+    nch += x[i] != static_cast<double>(lam[i]);
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  B.resize(static_cast<std::size_t>(n * std::max<index_t>(std::max(nnz, nch), 1)));
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  T beta = full ? T(0) : T(1);
+  bool wrote = false;
+  for (int sign = 1; sign >= -1; sign -= 2) {
+    index_t p = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const double c = full ? x[i] : x[i] - static_cast<double>(lam[i]);
+      if (sign * c > 0) {
+        const T f = static_cast<T>(std::sqrt(sign * c));
+        for (index_t r = 0; r < n; ++r) B[p * n + r] = Q[i * n + r] * f;
+        ++p;
+      }
+    }
+    if (p > 0) {
+      lapack::syrk<T>('L', 'N', ln, static_cast<lapack::fint>(p), T(sign), B.data(), ln, beta, P, ln);
+      beta = T(1);
+      wrote = true;
+    }
+  }
+  if (full && !wrote) {
+    std::fill(P, P + n * n, T(0));
+    return;
+  }
+  for (index_t j = 0; j < n; ++j)  // lower (column-major) to upper
+    for (index_t i = j + 1; i < n; ++i) P[i * n + j] = P[j * n + i];
+}
+
+// One matrix through LAPACK. t, v are updated in place.
+template <class T>
+void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                        SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
+  wk.A.resize(static_cast<std::size_t>(n * n));
+  if (kind == Kind::nonneg && !dual) {  // PSD: Cholesky proves membership of X or of -X
+    std::copy(P, P + n * n, wk.A.begin());
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return;
+    for (index_t i = 0; i < n * n; ++i) wk.A[i] = -P[i];
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
+      std::fill(P, P + n * n, T(0));
+      return;
+    }
+  }
+  if (kind == Kind::log_epi && !dual && v > 0) {  // Cholesky gives log det: membership without eig
+    std::copy(P, P + n * n, wk.A.begin());
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
+      double logdet = 0;
+      for (index_t i = 0; i < n; ++i) logdet += 2 * std::log(static_cast<double>(wk.A[i * n + i]));
+      if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return;
+    }
+  }
+  if (!dual) {
+    const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, n * n), n);
+    if (pre == unchanged) return;
+    if (pre == zero) {
+      std::fill(P, P + n * n, T(0));
+      t = v = 0;
+      return;
+    }
+  }
+  std::copy(P, P + n * n, wk.A.begin());
+  wk.w.resize(static_cast<std::size_t>(n));
+  if (wk.work.empty()) {
+    T wq;
+    lapack::fint iq;
+    lapack::syevd<T>('V', 'L', ln, wk.A.data(), ln, wk.w.data(), &wq, -1, &iq, -1);
+    wk.work.resize(static_cast<std::size_t>(wq) + 1);
+    wk.iwork.resize(static_cast<std::size_t>(iq) + 1);
+  }
+  lapack::fint info = lapack::syevd<T>('V', 'L', ln, wk.A.data(), ln, wk.w.data(), wk.work.data(),
+                                       static_cast<lapack::fint>(wk.work.size()), wk.iwork.data(),
+                                       static_cast<lapack::fint>(wk.iwork.size()));
+  if (info != 0) {  // retry with syevr
+    std::vector<T> a(P, P + n * n), z(static_cast<std::size_t>(n * n));
+    std::vector<lapack::fint> isuppz(static_cast<std::size_t>(2 * n));
+    lapack::fint found = 0, iq;
+    T wq;
+    lapack::syevr<T>('V', 'A', 'L', ln, a.data(), ln, T(0), T(0), 0, 0, T(0), &found, wk.w.data(), z.data(), ln,
+                     isuppz.data(), &wq, -1, &iq, -1);
+    std::vector<T> work(static_cast<std::size_t>(wq) + 1);
+    std::vector<lapack::fint> iwork(static_cast<std::size_t>(iq) + 1);
+    info = lapack::syevr<T>('V', 'A', 'L', ln, a.data(), ln, T(0), T(0), 0, 0, T(0), &found, wk.w.data(), z.data(),
+                            ln, isuppz.data(), work.data(), static_cast<lapack::fint>(work.size()), iwork.data(),
+                            static_cast<lapack::fint>(iwork.size()));
+    if (info != 0) throw std::runtime_error("randnla: the symmetric eigensolver failed (info " + std::to_string(info) + ")");
+    std::copy(z.begin(), z.end(), wk.A.begin());
+  }
+  wk.x.resize(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) wk.x[i] = static_cast<double>(wk.w[i]);
+  apply_step(kind, param, dual, t, v, wk.x.data(), n, wk.scratch);
+  reassemble_sym_blas<T>(P, wk.A.data(), wk.w.data(), wk.x.data(), n, wk.B);
+}
+
+// One small matrix with the in-house Jacobi solver (double precision, no BLAS).
+template <class T>
+void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  wk.dA.resize(static_cast<std::size_t>(n * n));
+  wk.dV.resize(static_cast<std::size_t>(n * n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  wk.x.resize(static_cast<std::size_t>(n));
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* w = wk.dw.data();
+  double* x = wk.x.data();
+  double amax = 0;
+  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
+  const double inv = amax > 0 ? 1 / amax : 1.0;
+  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
+  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
+    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
+    jacobi_eigh(n, A, w, V);
+  }
+  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
+  for (index_t i = 0; i < n; ++i) x[i] = w[i];
+  apply_step(kind, param, dual, t, v, x, n, wk.scratch);
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < n; ++i) {
+    nnz += x[i] != 0;
+    nch += x[i] != w[i];
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  for (index_t i = 0; i < n; ++i) w[i] = full ? x[i] : x[i] - w[i];  // coefficients
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      double s = full ? 0.0 : static_cast<double>(P[i * n + j]);
+      for (index_t k = 0; k < n; ++k)
+        if (w[k] != 0) s += w[k] * V[i * n + k] * V[j * n + k];
+      P[i * n + j] = static_cast<T>(s);
+      P[j * n + i] = static_cast<T>(s);
+    }
+  }
+}
+
+// Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
+// t, v: batch values updated in place (double).
+template <class T>
+void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, index_t n, Kind kind, double param,
+                       bool dual, int n_threads) {
+  RANDNLA_REQUIRE(n >= 1, "X must have n >= 1, got n = ", n);
+  const index_t nn = n * n;
+  if (n <= kJacobiMaxN) {
+    const int threads = std::max(1, resolve_threads(n_threads));
+    // Fixed chunking independent of the thread count: every matrix is computed the same way.
+    const index_t chunk = 64;
+    parallel_for_chunks(batch, chunk, threads, [&](index_t begin, index_t end, index_t) {
+      SymWork<T> wk;
+      for (index_t b = begin; b < end; ++b)
+        project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+    });
+    return;
+  }
+  SymWork<T> wk;
+  for (index_t b = 0; b < batch; ++b) project_sym_lapack<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+}
+
+// ---------------------------------------------------------------- unitarily invariant (singular value) cones
+template <class T>
+struct SvdWork {
+  std::vector<T> A, s, U, VT, work, B, C;
+  std::vector<lapack::fint> iwork;
+  std::vector<double> x;
+  StepScratch scratch;
+};
+
+// X is rows x cols row-major, i.e. the column-major cols x rows matrix Y = X^T; the projection of
+// Y's singular values gives Y' whose column-major storage is X' row-major.
+template <class T>
+void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t, Kind kind, double param, bool dual,
+                        SvdWork<T>& wk) {
+  const index_t count = rows * cols;
+  RANDNLA_REQUIRE(all_finite(X, count), "X contains NaN or infinity");
+  std::copy(X, X + count, P);
+  const index_t m = cols, n = rows, r = std::min(m, n);
+  double v = 0;
+  if (!dual) {
+    const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, count), r);
+    if (pre == unchanged) return;
+    if (pre == zero) {
+      std::fill(P, P + count, T(0));
+      t = 0;
+      return;
+    }
+  }
+  const lapack::fint lm = static_cast<lapack::fint>(m), ln = static_cast<lapack::fint>(n),
+                     lr = static_cast<lapack::fint>(r);
+  wk.A.assign(P, P + count);
+  wk.s.resize(static_cast<std::size_t>(r));
+  wk.U.resize(static_cast<std::size_t>(m * r));
+  wk.VT.resize(static_cast<std::size_t>(r * n));
+  wk.iwork.resize(static_cast<std::size_t>(8 * r));
+  if (wk.work.empty()) {
+    T wq;
+    lapack::gesdd<T>('S', lm, ln, wk.A.data(), lm, wk.s.data(), wk.U.data(), lm, wk.VT.data(), lr, &wq, -1,
+                     wk.iwork.data());
+    wk.work.resize(static_cast<std::size_t>(wq) + 1);
+  }
+  const lapack::fint info = lapack::gesdd<T>('S', lm, ln, wk.A.data(), lm, wk.s.data(), wk.U.data(), lm, wk.VT.data(),
+                                             lr, wk.work.data(), static_cast<lapack::fint>(wk.work.size()),
+                                             wk.iwork.data());
+  if (info != 0) throw std::runtime_error("randnla: the SVD (gesdd) failed (info " + std::to_string(info) + ")");
+  wk.x.resize(static_cast<std::size_t>(r));
+  for (index_t i = 0; i < r; ++i) wk.x[i] = static_cast<double>(wk.s[i]);
+  apply_step(kind, param, dual, t, v, wk.x.data(), r, wk.scratch);
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < r; ++i) {
+    nnz += wk.x[i] != 0;
+    nch += wk.x[i] != static_cast<double>(wk.s[i]);
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  const index_t p_max = std::max<index_t>(std::max(nnz, nch), 1);
+  wk.B.resize(static_cast<std::size_t>(m * p_max));
+  wk.C.resize(static_cast<std::size_t>(p_max * n));
+  index_t p = 0;
+  for (index_t i = 0; i < r; ++i) {
+    const double c = full ? wk.x[i] : wk.x[i] - static_cast<double>(wk.s[i]);
+    if (c == 0) continue;
+    for (index_t k = 0; k < m; ++k) wk.B[p * m + k] = static_cast<T>(c * static_cast<double>(wk.U[i * m + k]));
+    ++p;
+  }
+  // Rows of VT for the same indices, packed as a p x n column-major matrix.
+  p = 0;
+  for (index_t i = 0; i < r; ++i) {
+    const double c = full ? wk.x[i] : wk.x[i] - static_cast<double>(wk.s[i]);
+    if (c == 0) continue;
+    for (index_t j = 0; j < n; ++j) wk.C[j * p_max + p] = wk.VT[j * r + i];
+    ++p;
+  }
+  if (p == 0) {
+    if (full) std::fill(P, P + count, T(0));
+    return;
+  }
+  lapack::gemm<T>('N', 'N', lm, ln, static_cast<lapack::fint>(p), T(1), wk.B.data(), lm, wk.C.data(),
+                  static_cast<lapack::fint>(p_max), full ? T(0) : T(1), P, lm);
+}
+
+// One small matrix through one-sided Jacobi (double precision, no BLAS). Works on Y = X or X^T
+// with at least as many rows as columns; P = Y_rot diag(x / s) V^T (+ Y for the changed-only form).
+template <class T>
+void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  const index_t count = rows * cols;
+  RANDNLA_REQUIRE(all_finite(X, count), "X contains NaN or infinity");
+  const bool trans = rows < cols;
+  const index_t m = trans ? cols : rows, n = trans ? rows : cols;
+  wk.dA.resize(static_cast<std::size_t>(m * n));
+  wk.dV.resize(static_cast<std::size_t>(n * n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  wk.x.resize(static_cast<std::size_t>(n));
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* sv = wk.dw.data();
+  double* x = wk.x.data();
+  double amax = 0;
+  for (index_t i = 0; i < count; ++i) amax = std::max(amax, std::abs(static_cast<double>(X[i])));
+  for (index_t i = 0; i < count; ++i) P[i] = X[i];
+  double v = 0;
+  if (!dual) {
+    const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(X, count), n);
+    if (pre == unchanged) return;
+    if (pre == zero) {
+      std::fill(P, P + count, T(0));
+      t = 0;
+      return;
+    }
+  }
+  const double inv = amax > 0 ? 1 / amax : 1.0;
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j)
+      A[i * n + j] = static_cast<double>(trans ? X[j * cols + i] : X[i * cols + j]) * inv;
+  // Precondition: V0 = eigenvectors of A^T A (tridiagonal QL), A <- A V0; then one-sided Jacobi
+  // sweeps, which converge quadratically from there, give the accurate SVD.
+  wk.B.resize(0);
+  wk.dG.resize(static_cast<std::size_t>(n * n));
+  wk.dE.resize(static_cast<std::size_t>(std::max(m, n) * n));
+  double* G = wk.dG.data();
+  double* E = wk.dE.data();
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) {
+      double acc = 0;
+      for (index_t k = 0; k < m; ++k) acc += A[k * n + i] * A[k * n + j];
+      G[i * n + j] = G[j * n + i] = acc;
+    }
+  bool keep = false;
+  if (n > 1 && tridiagonal_ql_eigh(n, G, sv, E)) {  // G now holds the eigenvectors
+    for (index_t i = 0; i < m; ++i) {
+      for (index_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (index_t k = 0; k < n; ++k) acc += A[i * n + k] * G[k * n + j];
+        E[i * n + j] = acc;
+      }
+    }
+    std::copy(E, E + m * n, A);
+    std::copy(G, G + n * n, V);
+    keep = true;
+  }
+  onesided_jacobi_svd(m, n, A, sv, V, keep);
+  for (index_t j = 0; j < n; ++j) sv[j] *= amax > 0 ? amax : 1.0;
+  for (index_t j = 0; j < n; ++j) x[j] = sv[j];
+  apply_step(kind, param, dual, t, v, x, n, wk.scratch);
+  index_t nnz = 0, nch = 0;
+  for (index_t j = 0; j < n; ++j) {
+    nnz += x[j] != 0;
+    nch += x[j] != sv[j];
+  }
+  if (nch == 0) return;
+  const bool full = nnz <= nch;
+  // column j of A (scaled) is s_j u_j / amax: coefficient f_j multiplies it so that the sum is
+  // sum_j c_j u_j v_j^T with c_j = x_j (full) or x_j - s_j (changed only).
+  for (index_t j = 0; j < n; ++j) {
+    const double c = full ? x[j] : x[j] - sv[j];
+    sv[j] = (c == 0 || sv[j] == 0) ? 0.0 : c / sv[j] * (amax > 0 ? amax : 1.0);
+  }
+  for (index_t i = 0; i < m; ++i) {
+    for (index_t k = 0; k < n; ++k) {
+      double acc = 0;
+      for (index_t j = 0; j < n; ++j)
+        if (sv[j] != 0) acc += A[i * n + j] * sv[j] * V[k * n + j];
+      T& out = trans ? P[k * cols + i] : P[i * cols + k];
+      out = static_cast<T>(full ? acc : static_cast<double>(out) + acc);
+    }
+  }
+}
+
+template <class T>
+void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind, double param,
+                       bool dual, int n_threads = 0) {
+  RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
+  if (std::max(rows, cols) <= kSvdSmallMaxN) {
+    const index_t count = rows * cols;
+    parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {
+      SymWork<T> wk;
+      for (index_t b = begin; b < end; ++b)
+        project_svd_small<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+    });
+    return;
+  }
+  SvdWork<T> wk;
+  const index_t count = rows * cols;
+  for (index_t b = 0; b < batch; ++b)
+    project_svd_lapack<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+}
+
+// ---------------------------------------------------------------- batched vector cones
+// x: batch x n row-major (double), t, v: batch values; all updated in place.
+inline void project_vector_batch(double* t, double* v, double* x, index_t batch, index_t n, Kind kind, double param,
+                                 bool dual, int n_threads) {
+  RANDNLA_REQUIRE(all_finite(x, batch * n) && all_finite(t, batch) && all_finite(v, batch),
+                  "the point contains NaN or infinity");
+  parallel_for_chunks(batch, 256, resolve_threads(n_threads), [&](index_t begin, index_t end, index_t) {
+    StepScratch scratch;
+    for (index_t b = begin; b < end; ++b) apply_step(kind, param, dual, t[b], v[b], x + b * n, n, scratch);
+  });
+}
+
+}  // namespace cones
+}  // namespace randnla
