@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void load_scipy_lapack(py::module_& m);
 void register_random(py::module_& m);
+void register_ot(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "randnla C++ core (private: use the public modules)";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("have_openmp") = randnla::have_openmp();
   m.def("max_threads", [] { return randnla::resolve_threads(0); }, "Threads used when n_threads=None.");
   register_random(m);
+  register_ot(m);
 }
