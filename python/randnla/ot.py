@@ -292,6 +292,10 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     dual_history = []
     chunk = 50 if (tracker.callback is not None or tracker.verbose) else max_iter
 
+    # SNS warms up (and falls back) with scaling-form sweeps: two matrix-vector products per sweep
+    # instead of an exp per entry, with absorption and log-domain half-steps keeping it stable.
+    sweep_method = "sinkhorn" if method == "sns" else method
+
     def run_sweeps(count, stop_tol):
         remaining = count
         report = None
@@ -299,7 +303,7 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
             step = min(chunk, remaining, max_iter - tracker.total())
             if step <= 0:
                 break
-            report = problem.sweeps(method, f, g, step, stop_tol, opts["absorb_threshold"])
+            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"])
             tracker.sweeps_done(report)
             remaining -= max(int(report["sweeps"]), 1)
             if report["reached_tol"] or not np.all(np.isfinite(report["errors"])):
@@ -549,8 +553,8 @@ def sinkhorn2(a, b, C, reg, *, method="sns", value="cost", **kwargs):
     >>> import numpy as np
     >>> from randnla.ot import sinkhorn2
     >>> C = np.abs(np.subtract.outer(np.linspace(0, 1, 50), np.linspace(0, 1, 60)))
-    >>> round(sinkhorn2(None, None, C, 1e-3), 3)
-    0.0
+    >>> round(sinkhorn2(None, None, C, 1e-3), 5)  # exact OT (ot.emd2): 0.0061686
+    0.00617
     """
     value = _validate.check_choice(value, "value", ("cost", "objective"))
     result = sinkhorn(a, b, C, reg, method=method, **kwargs)
