@@ -5,6 +5,8 @@ Every marginal error is recomputed here from the returned plan, over the full ve
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -423,3 +425,55 @@ def test_xp_matches_numpy(xp):
         plan = to_numpy(res.plan)
         assert res.converged and marginal_error(plan, a, b) <= 1e-9
         assert np.abs(plan - ref.plan).max() <= 1e-7
+
+
+def test_device_driver_logic_with_numpy_stand_in(monkeypatch):
+    """The CuPy driver's algorithm, run with NumPy standing in for CuPy (the fused kernels emulated),
+    so its logic is checked on machines without a GPU; test_xp_matches_numpy runs it for real."""
+    import types
+
+    import scipy.sparse
+
+    from randnla import _gpu, _ot_gpu
+    from randnla.ot import _check_options
+
+    class Reduction:
+        def __init__(self, *args):
+            self.name = args[-1]
+
+        def __call__(self, p, c, inv, *rest, axis):
+            x = (p - c) * inv
+            return x.max(axis=axis) if self.name == "ot_lse_max" else np.exp(x - rest[0]).sum(axis=axis)
+
+    stand_in = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    stand_in.ReductionKernel = Reduction
+    stand_in.asnumpy = np.asarray
+    sparse = types.ModuleType("cupyx.scipy.sparse")
+    sparse.coo_matrix = scipy.sparse.coo_matrix
+    sparse.csr_matrix = scipy.sparse.csr_matrix
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.ModuleType("cupyx.scipy")
+    cupyx.scipy.sparse = sparse
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy", cupyx.scipy)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy.sparse", sparse)
+    monkeypatch.setattr(_gpu, "cupy", lambda: stand_in)
+    _ot_gpu._kernels.cache_clear()
+
+    a, b, C = cloud(90, 70, seed=16)
+    a[3] = 0
+    a /= a.sum()
+    ref = sinkhorn(a, b, C, 1e-3, tol=1e-10)
+    opts = _check_options({})
+    for method in ("sns", "sinkhorn_log"):
+        res = _ot_gpu.solve(a, b, C, 1e-3, method=method, tol=1e-10, max_iter=100_000, warm=None, opts=opts,
+                            callback=None, verbose=False)
+        assert res.converged and marginal_error(res.plan, a, b) <= 1e-10
+        assert np.abs(res.plan - ref.plan).max() <= 1e-7
+        assert abs(res.objective - ref.objective) <= 1e-9 * abs(ref.objective)
+        assert np.isneginf(res.f[3])
+    assert res.n_sinkhorn > 100
+    again = _ot_gpu.solve(a, b, C, 1e-3, method="sns", tol=1e-10, max_iter=100, warm=(ref.f, ref.g), opts=opts,
+                          callback=None, verbose=False)
+    assert again.n_iter == 0
+    _ot_gpu._kernels.cache_clear()
