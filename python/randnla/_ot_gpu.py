@@ -222,6 +222,7 @@ def solve(a, b, C, reg, *, method, tol, max_iter, warm, opts, callback, verbose)
         k_min = min(2 * max(n, m), n * m)
         k_max = max(k_min, int(opts["max_density"] * n * m))
         failures = steps = 0
+        newton_errors = []
         while err > tol and not tracker.stopped and tracker.total() < max_iter and steps < opts["newton_max_iter"]:
             drop = max(1e-12, nu * err) * s["total"]
             err_l2 = float(cp.sqrt(((pr.a - s["r"]) ** 2).sum() + ((pr.b - s["c"]) ** 2).sum()))
@@ -252,7 +253,11 @@ def solve(a, b, C, reg, *, method, tol, max_iter, warm, opts, callback, verbose)
                 f, g, s, F, err = accepted
                 dual_history.append(F)
             tracker.newton_done(err, alpha if accepted is not None else 0.0, cg_its, nnz)
-            if failures >= 2 or (accepted is None and slope <= 0):
+            newton_errors.append(err)
+            stagnating = len(newton_errors) > 5 and newton_errors[-1] > 0.1 * newton_errors[-6]
+            if stagnating:
+                newton_errors.clear()
+            if failures >= 2 or (accepted is None and slope <= 0) or stagnating:
                 failures = 0
                 nu *= 0.1
                 k_max = min(n * m, 2 * k_max)

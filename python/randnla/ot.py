@@ -324,7 +324,12 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     # ---- SNS: warm-up
     switch = max(tol, opts["switch_tol"] * float(problem.a.sum()))
     if opts["warmup_iter"] > 0:
-        report = run_sweeps(opts["warmup_iter"], switch)
+        # At least 10 sweeps at tol (they are cheap) so that the rate below is measured, then the
+        # rest of the warm-up until the switch tolerance.
+        first = min(10, opts["warmup_iter"])
+        report = run_sweeps(first, tol)
+        if report is not None and not report["reached_tol"] and opts["warmup_iter"] > first:
+            report = run_sweeps(opts["warmup_iter"] - first, switch)
         # Easy problem: if Sinkhorn's observed linear rate reaches tol within `sinkhorn_budget` more
         # sweeps (cheaper than the Newton stage), keep sweeping.
         errors = [h[1] for h in tracker.history[-11:]]
@@ -347,6 +352,7 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     k_max = max(k_min, int(opts["max_density"] * n * m))
     failures = 0
     newton_steps = 0
+    newton_errors = []
     while err > tol and not tracker.stopped and tracker.total() < max_iter and newton_steps < opts["newton_max_iter"]:
         drop = max(1e-12, nu * err) * summary["total"]
         err_l2 = math.sqrt(float(((problem.a - summary["r"]) ** 2).sum() + ((problem.b - summary["c"]) ** 2).sum()))
@@ -388,7 +394,11 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
             tracker.newton_done(err, alpha, sol["cg_iterations"], sol["nnz"])
         else:
             tracker.newton_done(err, 0.0, sol["cg_iterations"], sol["nnz"])
-        if failures >= 2 or accepted is None and failures >= 1 and slope <= 0:
+        newton_errors.append(err)
+        stagnating = len(newton_errors) > 5 and newton_errors[-1] > 0.1 * newton_errors[-6]
+        if stagnating:
+            newton_errors.clear()
+        if failures >= 2 or accepted is None and failures >= 1 and slope <= 0 or stagnating:
             # Fall back: Sinkhorn sweeps (always ascent), then a denser pattern.
             failures = 0
             nu *= 0.1
@@ -429,8 +439,8 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         Costs are often normalised to ``C / C.max()`` first; ``reg`` is not rescaled here.
     method : {"sns", "sinkhorn_log", "sinkhorn"}
         ``"sns"``: Sinkhorn-Newton-Sparse. At most ``warmup_iter`` Sinkhorn sweeps (default 20; scaling
-        form with absorption, as ``"sinkhorn"``),
-        stopped early once the L1 marginal error is below ``switch_tol * sum(a)`` (default 1e-2); then
+        form with absorption, as ``"sinkhorn"``), stopped early (after at least 10) once the L1
+        marginal error is below ``switch_tol * sum(a)`` (default 1e-2); then
         Newton steps on the dual, unless the warm-up's linear rate predicts convergence within
         ``sinkhorn_budget`` (default 200) more sweeps, which are then taken first. Each Newton step
         keeps the largest plan entries (fewest entries whose
@@ -442,8 +452,9 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         complement system by Jacobi-preconditioned conjugate gradients (relative tolerance
         ``min(0.1, sqrt(||grad||_2))``, at most ``cg_max_iter`` = 1000 iterations) and takes an
         Armijo backtracking line search on the dual objective (``armijo`` = 1e-4, halving, at most
-        ``line_search_trials`` = 40 trials). Two failed steps trigger ``fallback_sweeps`` = 50 Sinkhorn
-        sweeps and a denser pattern; after ``newton_max_iter`` = 500 steps it finishes with sweeps.
+        ``line_search_trials`` = 40 trials). Two failed steps, or five steps that reduce the error by
+        less than 10x, trigger ``fallback_sweeps`` = 50 Sinkhorn sweeps and a denser pattern; after
+        ``newton_max_iter`` = 500 steps it finishes with sweeps.
         ``"sinkhorn_log"``: log-domain Sinkhorn, one fused streaming log-sum-exp pass over C per
         half-iteration. ``"sinkhorn"``: scaling form ``diag(u) K diag(v)`` with absorption of scalings
         outside ``[1 / absorb_threshold, absorb_threshold]`` (default 1e3) into the potentials.

@@ -224,8 +224,9 @@ SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, c
 
 // Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
 // stored once; u <- a / (K v), v <- b / (K^T u) are two matrix-vector products with no exp. When a
-// scaling leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g),
-// an exact log-domain row half-step is taken and K is recomputed.
+// scaling leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g) and the
+// sweep finishes with exact log-domain half-steps; log-domain sweeps continue until the potentials
+// settle, and only then is K recomputed.
 template <class T>
 SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
@@ -236,7 +237,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   const double inv = 1.0 / eps;
   std::vector<double> K(static_cast<size_t>(n * m));
   std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), Kv(static_cast<size_t>(n)),
-      row_err(static_cast<size_t>(n));
+      row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m));
   const double lo = 1.0 / tau, hi = tau;
   auto rebuild = [&]() {
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
@@ -255,12 +256,45 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     std::fill(u.begin(), u.end(), 1.0);
     std::fill(v.begin(), v.end(), 1.0);
   };
-  // Start from an exact log-domain column half-step so that the columns are exact.
-  col_update(C, f, log_b, b, eps, g, n_threads);
-  rebuild();
-  std::vector<double> u_old(static_cast<size_t>(n));
+  // Log mode (no K) while the potentials move by more than eps * log(tau) / 2 per sweep (early
+  // sweeps, or after an absorption): rebuilding K then would be wasted. Scaling mode otherwise.
+  const double settle = 0.5 * eps * std::log(tau);
+  bool have_k = false;
+  std::vector<double> f_old(static_cast<size_t>(n)), g_old(static_cast<size_t>(m));
+  auto record = [&](double err) {
+    report.errors.push_back(err);
+    report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  auto log_sweep_rest = [&]() {
+    // Column half-step in the log domain; switch to scaling mode once the potentials settle.
+    std::copy(g, g + m, g_old.begin());
+    col_update(C, f, log_b, b, eps, g, n_threads);
+    double change = 0.0;
+    for (index_t i = 0; i < n; ++i) change = std::max(change, std::fabs(f[i] - f_old[static_cast<size_t>(i)]));
+    for (index_t j = 0; j < m; ++j) change = std::max(change, std::fabs(g[j] - g_old[static_cast<size_t>(j)]));
+    if (change <= settle) {
+      rebuild();
+      have_k = true;
+    }
+  };
+  col_update(C, f, log_b, b, eps, g, n_threads);  // exact columns to start
   for (index_t k = 0; k <= max_sweeps; ++k) {
-    // u-update (rows); row error of the current plan comes free: r_i = u_i (K v)_i.
+    if (!have_k) {
+      std::copy(f, f + n, f_old.begin());
+      const double err = row_update(C, g, log_a, a, eps, f, n_threads);
+      if (k > 0) {
+        record(err);
+        if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
+          std::copy(f_old.begin(), f_old.end(), f);
+          report.reached_tol = err <= tol;
+          return report;
+        }
+      }
+      log_sweep_rest();
+      report.sweeps = k + 1;
+      continue;
+    }
+    // Scaling mode: u-update; the row error of the current plan comes free, r_i = u_i (K v)_i.
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
         const double* Ki = K.data() + i * m;
@@ -279,8 +313,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       if (!(un >= lo && un <= hi)) bad = true;
     }
     if (k > 0) {
-      report.errors.push_back(err);
-      report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      record(err);
       if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
         report.reached_tol = err <= tol;
         absorb();
@@ -288,15 +321,17 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       }
     }
     if (bad) {
-      // Absorb and take the row half-step in the log domain (exact even where K underflows).
+      // Absorb and finish this sweep in the log domain (exact even where K underflows).
       absorb();
+      have_k = false;
+      std::copy(f, f + n, f_old.begin());
       row_update(C, g, log_a, a, eps, f, n_threads);
-      rebuild();
-    } else {
-      for (index_t i = 0; i < n; ++i) u[static_cast<size_t>(i)] = a[i] / Kv[static_cast<size_t>(i)];
+      log_sweep_rest();
+      report.sweeps = k + 1;
+      continue;
     }
-    // v-update (columns): K^T u streamed by rows in column chunks, deterministic.
-    bool bad_v = false;
+    for (index_t i = 0; i < n; ++i) u[static_cast<size_t>(i)] = a[i] / Kv[static_cast<size_t>(i)];
+    // v-update: K^T u streamed by rows in column chunks, deterministic.
     parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
       const index_t w = j1 - j0;
       double s[kColChunk];
@@ -307,21 +342,21 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         RANDNLA_OT_SIMD
         for (index_t j = 0; j < w; ++j) s[j] += Ki[j] * ui;
       }
-      for (index_t j = 0; j < w; ++j) {
-        const double vn = b[j0 + j] / s[j];
-        v[static_cast<size_t>(j0 + j)] = vn;
-      }
+      for (index_t j = 0; j < w; ++j) vn_buf[static_cast<size_t>(j0 + j)] = b[j0 + j] / s[j];
     });
+    bool bad_v = false;
     for (index_t j = 0; j < m; ++j) {
-      const double vn = v[static_cast<size_t>(j)];
+      const double vn = vn_buf[static_cast<size_t>(j)];
       if (!(vn >= lo && vn <= hi)) bad_v = true;
     }
     if (bad_v) {
-      // Undo the v-update, absorb u, and take the column half-step in the log domain.
-      std::fill(v.begin(), v.end(), 1.0);
+      // Absorb u (v unchanged) and take the column half-step in the log domain.
+      std::copy(f, f + n, f_old.begin());  // f moves by eps log u in the absorption
       absorb();
-      col_update(C, f, log_b, b, eps, g, n_threads);
-      rebuild();
+      have_k = false;
+      log_sweep_rest();
+    } else {
+      std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
     }
     report.sweeps = k + 1;
   }
@@ -365,17 +400,22 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
     double* hm = block_hm.data() + blk * nb;
     std::fill(cmax, cmax + m, kNegInf);
     std::vector<double> x(static_cast<size_t>(m)), p(static_cast<size_t>(m));
+    std::vector<int> buckets(histogram ? static_cast<size_t>(m) : 0);
+    std::vector<std::int64_t> hc4(histogram ? 4 * kHistBuckets : 0, 0);
+    std::vector<double> hm4(histogram ? 4 * kHistBuckets : 0, 0.0);
     double cost = 0.0, plogp = 0.0, bmax = kNegInf;
     for (index_t i = i0; i < i1; ++i) {
       const T* Ci = C.row(i);
       const double fi = f[i];
       double* xs = x.data();
       double* ps = p.data();
-      RANDNLA_OT_SIMD
+      double best = kNegInf;
+      RANDNLA_OT_SIMD_MAX(best)
       for (index_t j = 0; j < m; ++j) {
         const double v = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
         xs[j] = v;
         ps[j] = exp_lanes(v);
+        best = v > best ? v : best;
       }
       double rs = 0.0, rc = 0.0, rl = 0.0;
       RANDNLA_OT_SIMD_SUM(rs)
@@ -389,25 +429,33 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
       plogp += rl;
       RANDNLA_OT_SIMD
       for (index_t j = 0; j < m; ++j) cs[j] += ps[j];
+      // Row argmax: the first index attaining the maximum.
       index_t arg = 0;
-      double best = xs[0];
-      for (index_t j = 1; j < m; ++j)
-        if (xs[j] > best) {
-          best = xs[j];
-          arg = j;
-        }
+      while (arg + 1 < m && !(xs[arg] == best)) ++arg;
       out.row_argmax[static_cast<size_t>(i)] = arg;
       bmax = std::max(bmax, best);
-      for (index_t j = 0; j < m; ++j)
-        if (xs[j] > cmax[j]) {
-          cmax[j] = xs[j];
-          carg[j] = i;
-        }
+      // Column argmax, branch-free (strictly greater keeps the first row on ties).
+      RANDNLA_OT_SIMD
+      for (index_t j = 0; j < m; ++j) {
+        const bool greater = xs[j] > cmax[j];
+        cmax[j] = greater ? xs[j] : cmax[j];
+        carg[j] = greater ? static_cast<std::int64_t>(i) : carg[j];
+      }
       if (histogram) {
-        for (index_t j = 0; j < m; ++j) {
-          const int k = hist_bucket(xs[j]);
-          hc[k] += 1;
-          hm[k] += ps[j];
+        int* bk = buckets.data();
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < m; ++j) bk[j] = hist_bucket(xs[j]);
+        // Four interleaved sub-histograms break the store-to-load chains on popular buckets.
+        index_t j = 0;
+        for (; j + 4 <= m; j += 4)
+          for (int l = 0; l < 4; ++l) {
+            const int k = bk[j + l] + l * kHistBuckets;
+            hc4[static_cast<size_t>(k)] += 1;
+            hm4[static_cast<size_t>(k)] += ps[j + l];
+          }
+        for (; j < m; ++j) {
+          hc4[static_cast<size_t>(bk[j])] += 1;
+          hm4[static_cast<size_t>(bk[j])] += ps[j];
         }
       }
       if (plan != nullptr) {
@@ -415,6 +463,12 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
         for (index_t j = 0; j < m; ++j) Pi[j] = static_cast<PlanT>(ps[j]);
       }
     }
+    if (histogram)
+      for (int k = 0; k < nb; ++k)
+        for (int l = 0; l < 4; ++l) {
+          hc[k] += hc4[static_cast<size_t>(k + l * kHistBuckets)];
+          hm[k] += hm4[static_cast<size_t>(k + l * kHistBuckets)];
+        }
     block_cost[static_cast<size_t>(blk)] = cost;
     block_plogp[static_cast<size_t>(blk)] = plogp;
     block_max[static_cast<size_t>(blk)] = bmax;
