@@ -255,6 +255,31 @@ def test_warm_start_from_pot_log_potentials():
 # ---------------------------------------------------------------------------------------------- Newton pieces
 
 
+@pytest.mark.parametrize("reg", [1e-1, 1e-2])
+def test_dual_gradient_is_the_marginal_violation(reg):
+    # F(f, g) = <a, f> + <b, g> - reg * sum P;  dF/df = a - P 1,  dF/dg = b - P^T 1 (central differences).
+    a, b, C = cloud(12, 9, seed=17)
+    rng = np.random.default_rng(18)
+    f, g = 0.05 * rng.standard_normal(12), 0.05 * rng.standard_normal(9)
+
+    def F(f, g):
+        s = _core.ot_plan_pass_float64(C, f, g, reg, False, None, 1)
+        return a @ f + b @ g - reg * s["total"], s
+
+    _, s = F(f, g)
+    h = 1e-4 * reg
+    grad = []
+    for k in range(21):
+        e = np.zeros(21)
+        e[k] = h
+        grad.append((F(f + e[:12], g + e[12:])[0] - F(f - e[:12], g - e[12:])[0]) / (2 * h))
+    expected = np.concatenate([a - s["r"], b - s["c"]])
+    assert np.allclose(grad, expected, rtol=1e-6, atol=1e-8 * np.abs(expected).max())
+    P = np.exp((f[:, None] + g[None, :] - C) / reg)
+    assert np.allclose(s["r"], P.sum(1), rtol=1e-14) and np.allclose(s["c"], P.sum(0), rtol=1e-14)
+    assert s["cost"] == pytest.approx((C * P).sum(), rel=1e-14)
+
+
 def test_newton_solve_matches_dense_least_squares():
     rng = np.random.default_rng(9)
     n, m = 12, 9
