@@ -119,7 +119,9 @@ class _GpuProblem:
             return mask * (c * x - PkT @ (inv_r * (Pk @ x)))
 
         rhs = mask * (rhs_g - PkT @ (inv_r * rhs_f))
-        diag = c - PkT.multiply(PkT) @ inv_r
+        squared = PkT.copy()
+        squared.data = squared.data * squared.data
+        diag = c - squared @ inv_r
         diag = cp.maximum(diag, 1e-12 * c)
         dinv = mask / diag
         x = cp.zeros(self.m)
