@@ -23,7 +23,7 @@ def _error_at(history, iteration):
 def run(quick: bool) -> bool:
     from randnla.ot import sinkhorn
 
-    n = 300 if quick else 1000
+    n = 300 if quick else 600
     reg = 1e-3
     rng = np.random.default_rng(0)
     x, y = rng.random((n, 2)), rng.random((n, 2))
