@@ -180,7 +180,7 @@ def run(quick: bool) -> list[dict]:
                               [("pot", "sinkhorn", 20000), ("pot", "sinkhorn_log", 500)]))
         cases.append(("assignment n=500 reg=1/1200", assignment(500), 1 / 1200,
                       [("pot", "sinkhorn", 50000), ("pot", "sinkhorn_log", 200)]))
-        per_iter_sizes = {"cloud n=1000 reg=1e-3", "cloud n=2000 reg=1e-3"}
+        per_iter_sizes = {"cloud n=1000 reg=1e-03", "cloud n=2000 reg=1e-03"}
         regot_cap = {"sinkhorn_ssns": 1000, "sinkhorn_splr": 300}
     for label, (a, b, C), reg, anchors in cases:
         start = time.perf_counter()
