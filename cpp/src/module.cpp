@@ -12,6 +12,7 @@ void register_sketch(py::module_& m);
 void register_jacobi(py::module_& m);
 void register_dpp(py::module_& m);
 void register_cones(py::module_& m);
+void register_ot(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "randnla C++ core (private: use the public modules)";
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
   register_jacobi(m);
   register_dpp(m);
   register_cones(m);
+  register_ot(m);
 }

@@ -1,0 +1,609 @@
+// randnla/ot/sinkhorn.hpp: the dense passes of entropic optimal transport.
+//
+// Convention (cost units): logP_ij = (f_i + g_j - C_ij) / eps, P = exp(logP). The dual objective is
+//   F(f, g) = <a, f> + <b, g> - eps * sum_ij P_ij,
+// Sinkhorn is exact block-coordinate ascent on F, and Newton steps solve H d = eps * grad F with the
+// sparsified Hessian of newton.hpp.
+//
+// Every pass reads C once from memory. Work is split into blocks whose size depends only on the
+// problem, never on the thread count, and partial results are combined in block order, so results are
+// bitwise identical for any number of threads. Exponentials use exp_lanes, a branch-free exp that the
+// compiler vectorises (about 1 ulp; inputs below -708 give 0, so subnormal plan entries never occur).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "randnla/common.hpp"
+#include "randnla/parallel.hpp"
+
+namespace randnla {
+namespace ot {
+
+#if defined(RANDNLA_HAVE_OPENMP)
+#define RANDNLA_OT_PRAGMA(x) _Pragma(#x)
+#define RANDNLA_OT_SIMD _Pragma("omp simd")
+#define RANDNLA_OT_SIMD_SUM(v) RANDNLA_OT_PRAGMA(omp simd reduction(+ : v))
+#define RANDNLA_OT_SIMD_MAX(v) RANDNLA_OT_PRAGMA(omp simd reduction(max : v))
+#else
+#define RANDNLA_OT_SIMD
+#define RANDNLA_OT_SIMD_SUM(v)
+#define RANDNLA_OT_SIMD_MAX(v)
+#endif
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// exp(x) without branches (explicit FMAs, so the result is the same on every FMA-capable machine and
+// on the GPU): Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, Taylor polynomial of
+// degree 13 (truncation below 1e-17 relative), scaling by 2^k through the exponent bits.
+// x < -708 gives 0 (no subnormals), x > 709 gives +inf, NaN gives NaN.
+inline double exp_lanes(double x) {
+  const double log2e = 1.4426950408889634074;
+  const double ln2_hi = 6.93147180369123816490e-01;
+  const double ln2_lo = 1.90821492927058770002e-10;
+  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+  double xc = x < -708.0 ? -708.0 : x;
+  xc = xc > 709.0 ? 709.0 : xc;
+  const double t = xc * log2e + shifter;
+  const double k = t - shifter;
+  double r = std::fma(-k, ln2_hi, xc);
+  r = std::fma(-k, ln2_lo, r);
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = std::fma(p, r, 1.0 / 479001600.0);
+  p = std::fma(p, r, 1.0 / 39916800.0);
+  p = std::fma(p, r, 1.0 / 3628800.0);
+  p = std::fma(p, r, 1.0 / 362880.0);
+  p = std::fma(p, r, 1.0 / 40320.0);
+  p = std::fma(p, r, 1.0 / 5040.0);
+  p = std::fma(p, r, 1.0 / 720.0);
+  p = std::fma(p, r, 1.0 / 120.0);
+  p = std::fma(p, r, 1.0 / 24.0);
+  p = std::fma(p, r, 1.0 / 6.0);
+  p = std::fma(p, r, 0.5);
+  p = std::fma(p, r, 1.0);
+  p = std::fma(p, r, 1.0);
+  std::int64_t tb, sb;
+  std::memcpy(&tb, &t, sizeof tb);
+  std::memcpy(&sb, &shifter, sizeof sb);
+  const std::int64_t bits = (tb - sb + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const double y = p * scale;
+  const double big = x > 709.0 ? std::numeric_limits<double>::infinity() : y;
+  return x < -708.0 ? 0.0 : big;
+}
+
+// Block sizes (fixed: they decide the order of floating-point reductions, so they must not depend on
+// the thread count).
+constexpr index_t kRowChunk = 16;     // rows per task in row passes
+constexpr index_t kColChunk = 256;    // columns per task in the column half-step
+constexpr index_t kTileRows = 32;     // rows per tile in the column half-step (tile stays in cache)
+constexpr index_t kPlanBlock = 64;    // rows per block whose partial column sums are merged in order
+constexpr int kHistBuckets = 1500;    // logP histogram: bucket k holds -(k+1)/2 < logP <= -k/2
+constexpr double kHistScale = 2.0;
+
+inline int hist_bucket(double x) {
+  double v = -x * kHistScale;
+  v = v < 0.0 ? 0.0 : v;
+  v = v > double(kHistBuckets - 1) ? double(kHistBuckets - 1) : v;
+  return static_cast<int>(v);
+}
+
+// Row half-step: f_i <- eps (log a_i - LSE_j((g_j - C_ij)/eps)). Returns the L1 row error of the plan
+// before the update, sum_i |P(f_old, g) 1 - a|_i (the row sums come for free from the same LSE).
+template <class T>
+double row_update(const MatrixView<const T>& C, const double* g, const double* log_a, const double* a, double eps,
+                  double* f, int n_threads) {
+  const index_t n = C.rows, m = C.cols;
+  const double inv = 1.0 / eps;
+  std::vector<double> row_err(static_cast<size_t>(n));
+  parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+    std::vector<double> x(static_cast<size_t>(m));
+    double* xs = x.data();
+    for (index_t i = begin; i < end; ++i) {
+      const T* Ci = C.row(i);
+      double mx = kNegInf;
+      RANDNLA_OT_SIMD_MAX(mx)
+      for (index_t j = 0; j < m; ++j) {
+        const double v = (g[j] - static_cast<double>(Ci[j])) * inv;
+        xs[j] = v;
+        mx = v > mx ? v : mx;
+      }
+      double s = 0.0;
+      RANDNLA_OT_SIMD_SUM(s)
+      for (index_t j = 0; j < m; ++j) s += exp_lanes(xs[j] - mx);
+      const double lse = mx + std::log(s);
+      const double r_old = std::exp(f[i] * inv + lse);
+      row_err[static_cast<size_t>(i)] = std::fabs(r_old - a[i]);
+      f[i] = eps * (log_a[i] - lse);
+    }
+  });
+  double err = 0.0;
+  for (index_t i = 0; i < n; ++i) err += row_err[static_cast<size_t>(i)];
+  return err;
+}
+
+// Column half-step: g_j <- eps (log b_j - LSE_i((f_i - C_ij)/eps)), streaming C by rows: each task
+// owns a chunk of columns and walks cache-sized tiles of rows, keeping a running (max, scaled sum) per
+// column, so C is read once from memory, row-major, with one exp per entry. Returns the L1 column
+// error of the plan before the update.
+template <class T>
+double col_update(const MatrixView<const T>& C, const double* f, const double* log_b, const double* b, double eps,
+                  double* g, int n_threads) {
+  const index_t n = C.rows, m = C.cols;
+  const double inv = 1.0 / eps;
+  std::vector<double> col_err(static_cast<size_t>(m));
+  parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+    const index_t w = j1 - j0;
+    double mx[kColChunk], s[kColChunk], bm[kColChunk];
+    for (index_t j = 0; j < w; ++j) {
+      mx[j] = kNegInf;
+      s[j] = 0.0;
+    }
+    for (index_t i0 = 0; i0 < n; i0 += kTileRows) {
+      const index_t i1 = std::min(n, i0 + kTileRows);
+      for (index_t j = 0; j < w; ++j) bm[j] = kNegInf;
+      for (index_t i = i0; i < i1; ++i) {
+        const T* Ci = C.row(i) + j0;
+        const double fi = f[i];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < w; ++j) {
+          const double v = (fi - static_cast<double>(Ci[j])) * inv;
+          bm[j] = v > bm[j] ? v : bm[j];
+        }
+      }
+      RANDNLA_OT_SIMD
+      for (index_t j = 0; j < w; ++j) {
+        const double nm = bm[j] > mx[j] ? bm[j] : mx[j];
+        s[j] = s[j] * exp_lanes(mx[j] - nm);
+        mx[j] = nm;
+      }
+      for (index_t i = i0; i < i1; ++i) {
+        const T* Ci = C.row(i) + j0;
+        const double fi = f[i];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * inv - mx[j]);
+      }
+    }
+    for (index_t j = 0; j < w; ++j) {
+      const index_t jj = j0 + j;
+      const double lse = mx[j] + std::log(s[j]);
+      const double c_old = std::exp(g[jj] * inv + lse);
+      col_err[static_cast<size_t>(jj)] = std::fabs(c_old - b[jj]);
+      g[jj] = eps * (log_b[jj] - lse);
+    }
+  });
+  double err = 0.0;
+  for (index_t j = 0; j < m; ++j) err += col_err[static_cast<size_t>(j)];
+  return err;
+}
+
+struct SweepReport {
+  index_t sweeps = 0;       // completed sweeps (row + column half-steps)
+  bool reached_tol = false;
+  std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
+  std::vector<double> seconds;  // elapsed time at each measurement
+};
+
+// Log-domain Sinkhorn: up to max_sweeps sweeps. The L1 error of the plan after sweep k (its columns are
+// exact, its row error is measured by the next row half-step) is recorded; when it is <= tol the last
+// row half-step is undone, so (f, g) is the plan that met the tolerance.
+template <class T>
+SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, const double* b, const double* log_a,
+                                const double* log_b, double eps, double* f, double* g, index_t max_sweeps, double tol,
+                                int n_threads) {
+  SweepReport report;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<double> f_old(static_cast<size_t>(C.rows));
+  for (index_t k = 0; k <= max_sweeps; ++k) {
+    std::copy(f, f + C.rows, f_old.begin());
+    const double err = row_update(C, g, log_a, a, eps, f, n_threads);
+    if (k > 0) {
+      report.errors.push_back(err);
+      report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      if (err <= tol || !std::isfinite(err)) {
+        std::copy(f_old.begin(), f_old.end(), f);
+        report.reached_tol = err <= tol;
+        return report;
+      }
+      if (k == max_sweeps) {
+        std::copy(f_old.begin(), f_old.end(), f);
+        return report;
+      }
+    }
+    col_update(C, f, log_b, b, eps, g, n_threads);
+    report.sweeps = k + 1;
+  }
+  return report;
+}
+
+// Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
+// stored once; u <- a / (K v), v <- b / (K^T u) are two matrix-vector products with no exp. When a
+// scaling leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g) and the
+// sweep finishes with exact log-domain half-steps; log-domain sweeps continue until the potentials
+// settle, and only then is K recomputed.
+template <class T>
+SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
+                                    const double* log_a, const double* log_b, double eps, double* f, double* g,
+                                    index_t max_sweeps, double tol, double tau, int n_threads) {
+  SweepReport report;
+  const auto start = std::chrono::steady_clock::now();
+  const index_t n = C.rows, m = C.cols;
+  const double inv = 1.0 / eps;
+  std::vector<double> K(static_cast<size_t>(n * m));
+  std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), Kv(static_cast<size_t>(n)),
+      row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m));
+  const double lo = 1.0 / tau, hi = tau;
+  auto rebuild = [&]() {
+    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      for (index_t i = begin; i < end; ++i) {
+        const T* Ci = C.row(i);
+        double* Ki = K.data() + i * m;
+        const double fi = f[i];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < m; ++j) Ki[j] = exp_lanes((fi + g[j] - static_cast<double>(Ci[j])) * inv);
+      }
+    });
+  };
+  auto absorb = [&]() {
+    for (index_t i = 0; i < n; ++i) f[i] += eps * std::log(u[static_cast<size_t>(i)]);
+    for (index_t j = 0; j < m; ++j) g[j] += eps * std::log(v[static_cast<size_t>(j)]);
+    std::fill(u.begin(), u.end(), 1.0);
+    std::fill(v.begin(), v.end(), 1.0);
+  };
+  // Log mode (no K) while the potentials move by more than eps * log(tau) / 2 per sweep (early
+  // sweeps, or after an absorption): rebuilding K then would be wasted. Scaling mode otherwise.
+  const double settle = 0.5 * eps * std::log(tau);
+  bool have_k = false;
+  std::vector<double> f_old(static_cast<size_t>(n)), g_old(static_cast<size_t>(m));
+  auto record = [&](double err) {
+    report.errors.push_back(err);
+    report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  auto log_sweep_rest = [&]() {
+    // Column half-step in the log domain; switch to scaling mode once the potentials settle.
+    std::copy(g, g + m, g_old.begin());
+    col_update(C, f, log_b, b, eps, g, n_threads);
+    double change = 0.0;
+    for (index_t i = 0; i < n; ++i) change = std::max(change, std::fabs(f[i] - f_old[static_cast<size_t>(i)]));
+    for (index_t j = 0; j < m; ++j) change = std::max(change, std::fabs(g[j] - g_old[static_cast<size_t>(j)]));
+    if (change <= settle) {
+      rebuild();
+      have_k = true;
+    }
+  };
+  col_update(C, f, log_b, b, eps, g, n_threads);  // exact columns to start
+  for (index_t k = 0; k <= max_sweeps; ++k) {
+    if (!have_k) {
+      std::copy(f, f + n, f_old.begin());
+      const double err = row_update(C, g, log_a, a, eps, f, n_threads);
+      if (k > 0) {
+        record(err);
+        if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
+          std::copy(f_old.begin(), f_old.end(), f);
+          report.reached_tol = err <= tol;
+          return report;
+        }
+      }
+      log_sweep_rest();
+      report.sweeps = k + 1;
+      continue;
+    }
+    // Scaling mode: u-update; the row error of the current plan comes free, r_i = u_i (K v)_i.
+    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      for (index_t i = begin; i < end; ++i) {
+        const double* Ki = K.data() + i * m;
+        double s = 0.0;
+        RANDNLA_OT_SIMD_SUM(s)
+        for (index_t j = 0; j < m; ++j) s += Ki[j] * v[static_cast<size_t>(j)];
+        Kv[static_cast<size_t>(i)] = s;
+        row_err[static_cast<size_t>(i)] = std::fabs(u[static_cast<size_t>(i)] * s - a[i]);
+      }
+    });
+    double err = 0.0;
+    bool bad = false;
+    for (index_t i = 0; i < n; ++i) {
+      err += row_err[static_cast<size_t>(i)];
+      const double un = a[i] / Kv[static_cast<size_t>(i)];
+      if (!(un >= lo && un <= hi)) bad = true;
+    }
+    if (k > 0) {
+      record(err);
+      if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
+        report.reached_tol = err <= tol;
+        absorb();
+        return report;
+      }
+    }
+    if (bad) {
+      // Absorb and finish this sweep in the log domain (exact even where K underflows).
+      absorb();
+      have_k = false;
+      std::copy(f, f + n, f_old.begin());
+      row_update(C, g, log_a, a, eps, f, n_threads);
+      log_sweep_rest();
+      report.sweeps = k + 1;
+      continue;
+    }
+    for (index_t i = 0; i < n; ++i) u[static_cast<size_t>(i)] = a[i] / Kv[static_cast<size_t>(i)];
+    // v-update: K^T u streamed by rows in column chunks, deterministic.
+    parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+      const index_t w = j1 - j0;
+      double s[kColChunk];
+      for (index_t j = 0; j < w; ++j) s[j] = 0.0;
+      for (index_t i = 0; i < n; ++i) {
+        const double* Ki = K.data() + i * m + j0;
+        const double ui = u[static_cast<size_t>(i)];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < w; ++j) s[j] += Ki[j] * ui;
+      }
+      for (index_t j = 0; j < w; ++j) vn_buf[static_cast<size_t>(j0 + j)] = b[j0 + j] / s[j];
+    });
+    bool bad_v = false;
+    for (index_t j = 0; j < m; ++j) {
+      const double vn = vn_buf[static_cast<size_t>(j)];
+      if (!(vn >= lo && vn <= hi)) bad_v = true;
+    }
+    if (bad_v) {
+      // Absorb u (v unchanged) and take the column half-step in the log domain.
+      std::copy(f, f + n, f_old.begin());  // f moves by eps log u in the absorption
+      absorb();
+      have_k = false;
+      log_sweep_rest();
+    } else {
+      std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
+    }
+    report.sweeps = k + 1;
+  }
+  absorb();
+  return report;
+}
+
+// One fused pass over C at potentials (f, g): row sums r, column sums c, sum P, <C, P>, sum P logP,
+// row and column argmax of logP, the largest logP, and optionally a histogram of logP (count and mass
+// per bucket, for the sparsification rule) and the dense plan.
+struct PlanSummary {
+  std::vector<double> r, c;
+  std::vector<std::int64_t> row_argmax, col_argmax;
+  std::vector<std::int64_t> hist_count;
+  std::vector<double> hist_mass;
+  double total = 0.0, cost = 0.0, plogp = 0.0, max_logp = kNegInf;
+};
+
+template <class T, class PlanT>
+PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const double* g, double eps, bool histogram,
+                      PlanT* plan, int n_threads) {
+  const index_t n = C.rows, m = C.cols;
+  const double inv = 1.0 / eps;
+  const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
+  PlanSummary out;
+  out.r.assign(static_cast<size_t>(n), 0.0);
+  out.row_argmax.assign(static_cast<size_t>(n), 0);
+  std::vector<double> block_c(static_cast<size_t>(n_blocks * m), 0.0), block_cmax(static_cast<size_t>(n_blocks * m));
+  std::vector<std::int64_t> block_carg(static_cast<size_t>(n_blocks * m), 0);
+  std::vector<double> block_cost(static_cast<size_t>(n_blocks), 0.0), block_plogp(static_cast<size_t>(n_blocks), 0.0),
+      block_max(static_cast<size_t>(n_blocks), kNegInf);
+  const int nb = histogram ? kHistBuckets : 0;
+  std::vector<std::int64_t> block_hc(static_cast<size_t>(n_blocks * nb), 0);
+  std::vector<double> block_hm(static_cast<size_t>(n_blocks * nb), 0.0);
+  parallel_for(n_blocks, n_threads, [&](index_t blk) {
+    const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+    double* cs = block_c.data() + blk * m;
+    double* cmax = block_cmax.data() + blk * m;
+    std::int64_t* carg = block_carg.data() + blk * m;
+    std::int64_t* hc = block_hc.data() + blk * nb;
+    double* hm = block_hm.data() + blk * nb;
+    std::fill(cmax, cmax + m, kNegInf);
+    std::vector<double> x(static_cast<size_t>(m)), p(static_cast<size_t>(m));
+    std::vector<int> buckets(histogram ? static_cast<size_t>(m) : 0);
+    std::vector<std::int64_t> hc4(histogram ? 4 * kHistBuckets : 0, 0);
+    std::vector<double> hm4(histogram ? 4 * kHistBuckets : 0, 0.0);
+    double cost = 0.0, plogp = 0.0, bmax = kNegInf;
+    for (index_t i = i0; i < i1; ++i) {
+      const T* Ci = C.row(i);
+      const double fi = f[i];
+      double* xs = x.data();
+      double* ps = p.data();
+      double best = kNegInf;
+      RANDNLA_OT_SIMD_MAX(best)
+      for (index_t j = 0; j < m; ++j) {
+        const double v = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
+        xs[j] = v;
+        ps[j] = exp_lanes(v);
+        best = v > best ? v : best;
+      }
+      double rs = 0.0, rc = 0.0, rl = 0.0;
+      RANDNLA_OT_SIMD_SUM(rs)
+      for (index_t j = 0; j < m; ++j) rs += ps[j];
+      RANDNLA_OT_SIMD_SUM(rc)
+      for (index_t j = 0; j < m; ++j) rc += ps[j] * static_cast<double>(Ci[j]);
+      RANDNLA_OT_SIMD_SUM(rl)
+      for (index_t j = 0; j < m; ++j) rl += ps[j] * xs[j];
+      out.r[static_cast<size_t>(i)] = rs;
+      cost += rc;
+      plogp += rl;
+      RANDNLA_OT_SIMD
+      for (index_t j = 0; j < m; ++j) cs[j] += ps[j];
+      // Row argmax: the first index attaining the maximum.
+      index_t arg = 0;
+      while (arg + 1 < m && !(xs[arg] == best)) ++arg;
+      out.row_argmax[static_cast<size_t>(i)] = arg;
+      bmax = std::max(bmax, best);
+      // Column argmax, branch-free (strictly greater keeps the first row on ties).
+      RANDNLA_OT_SIMD
+      for (index_t j = 0; j < m; ++j) {
+        const bool greater = xs[j] > cmax[j];
+        cmax[j] = greater ? xs[j] : cmax[j];
+        carg[j] = greater ? static_cast<std::int64_t>(i) : carg[j];
+      }
+      if (histogram) {
+        int* bk = buckets.data();
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < m; ++j) bk[j] = hist_bucket(xs[j]);
+        // Four interleaved sub-histograms break the store-to-load chains on popular buckets.
+        index_t j = 0;
+        for (; j + 4 <= m; j += 4)
+          for (int l = 0; l < 4; ++l) {
+            const int k = bk[j + l] + l * kHistBuckets;
+            hc4[static_cast<size_t>(k)] += 1;
+            hm4[static_cast<size_t>(k)] += ps[j + l];
+          }
+        for (; j < m; ++j) {
+          hc4[static_cast<size_t>(bk[j])] += 1;
+          hm4[static_cast<size_t>(bk[j])] += ps[j];
+        }
+      }
+      if (plan != nullptr) {
+        PlanT* Pi = plan + i * m;
+        for (index_t j = 0; j < m; ++j) Pi[j] = static_cast<PlanT>(ps[j]);
+      }
+    }
+    if (histogram)
+      for (int k = 0; k < nb; ++k)
+        for (int l = 0; l < 4; ++l) {
+          hc[k] += hc4[static_cast<size_t>(k + l * kHistBuckets)];
+          hm[k] += hm4[static_cast<size_t>(k + l * kHistBuckets)];
+        }
+    block_cost[static_cast<size_t>(blk)] = cost;
+    block_plogp[static_cast<size_t>(blk)] = plogp;
+    block_max[static_cast<size_t>(blk)] = bmax;
+  });
+  out.c.assign(static_cast<size_t>(m), 0.0);
+  out.col_argmax.assign(static_cast<size_t>(m), 0);
+  std::vector<double> cmax(static_cast<size_t>(m), kNegInf);
+  if (histogram) {
+    out.hist_count.assign(kHistBuckets, 0);
+    out.hist_mass.assign(kHistBuckets, 0.0);
+  }
+  for (index_t blk = 0; blk < n_blocks; ++blk) {
+    const double* cs = block_c.data() + blk * m;
+    const double* bm = block_cmax.data() + blk * m;
+    const std::int64_t* ba = block_carg.data() + blk * m;
+    for (index_t j = 0; j < m; ++j) {
+      out.c[static_cast<size_t>(j)] += cs[j];
+      if (bm[j] > cmax[static_cast<size_t>(j)]) {
+        cmax[static_cast<size_t>(j)] = bm[j];
+        out.col_argmax[static_cast<size_t>(j)] = ba[j];
+      }
+    }
+    out.cost += block_cost[static_cast<size_t>(blk)];
+    out.plogp += block_plogp[static_cast<size_t>(blk)];
+    out.max_logp = std::max(out.max_logp, block_max[static_cast<size_t>(blk)]);
+    for (int k = 0; k < nb; ++k) {
+      out.hist_count[static_cast<size_t>(k)] += block_hc[static_cast<size_t>(blk * nb + k)];
+      out.hist_mass[static_cast<size_t>(k)] += block_hm[static_cast<size_t>(blk * nb + k)];
+    }
+  }
+  for (index_t i = 0; i < n; ++i) out.total += out.r[static_cast<size_t>(i)];
+  return out;
+}
+
+// The sparsification rule: keep the buckets above a cut so that the dropped mass is <= drop_mass, with
+// the kept count clamped to [k_min, k_max] (at bucket resolution). Returns the number of kept buckets:
+// an entry is kept when hist_bucket(logP) < cut.
+inline int choose_cut(const std::vector<std::int64_t>& count, const std::vector<double>& mass, double drop_mass,
+                      std::int64_t k_min, std::int64_t k_max) {
+  const int nb = static_cast<int>(count.size());
+  // Smallest cut whose tail mass (buckets >= cut) is <= drop_mass.
+  int cut = nb;
+  double tail = 0.0;
+  for (int k = nb - 1; k >= 0; --k) {
+    if (tail + mass[static_cast<size_t>(k)] > drop_mass) break;
+    tail += mass[static_cast<size_t>(k)];
+    cut = k;
+  }
+  cut = std::max(cut, 1);
+  std::int64_t kept = 0;
+  for (int k = 0; k < cut; ++k) kept += count[static_cast<size_t>(k)];
+  while (kept < k_min && cut < nb) {
+    kept += count[static_cast<size_t>(cut)];
+    ++cut;
+  }
+  while (kept > k_max && cut > 1 && kept - count[static_cast<size_t>(cut - 1)] >= k_min) {
+    kept -= count[static_cast<size_t>(cut - 1)];
+    --cut;
+  }
+  return cut;
+}
+
+// Sparse matrix in CSR form (row pointers, column indices, values).
+struct Csr {
+  index_t rows = 0, cols = 0;
+  std::vector<std::int64_t> indptr;
+  std::vector<std::int64_t> indices;
+  std::vector<double> data;
+};
+
+// Gathers the kept plan entries: logP in a bucket below `cut`, plus each row's argmax and each
+// column's argmax (so the kept bipartite graph touches every row and column).
+template <class T>
+Csr gather_plan(const MatrixView<const T>& C, const double* f, const double* g, double eps, int cut,
+                const std::int64_t* col_argmax, int n_threads) {
+  const index_t n = C.rows, m = C.cols;
+  const double inv = 1.0 / eps;
+  // For each row, the columns whose argmax it is (counting sort, deterministic).
+  std::vector<std::int64_t> start(static_cast<size_t>(n + 1), 0), owned(static_cast<size_t>(m));
+  for (index_t j = 0; j < m; ++j) start[static_cast<size_t>(col_argmax[j] + 1)] += 1;
+  for (index_t i = 0; i < n; ++i) start[static_cast<size_t>(i + 1)] += start[static_cast<size_t>(i)];
+  {
+    std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+    for (index_t j = 0; j < m; ++j) owned[static_cast<size_t>(fill[static_cast<size_t>(col_argmax[j])]++)] = j;
+  }
+  const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
+  std::vector<std::vector<std::int64_t>> b_idx(static_cast<size_t>(n_blocks));
+  std::vector<std::vector<double>> b_val(static_cast<size_t>(n_blocks));
+  std::vector<std::int64_t> row_count(static_cast<size_t>(n), 0);
+  parallel_for(n_blocks, n_threads, [&](index_t blk) {
+    const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+    std::vector<double> x(static_cast<size_t>(m));
+    std::vector<unsigned char> keep(static_cast<size_t>(m));
+    auto& idx = b_idx[static_cast<size_t>(blk)];
+    auto& val = b_val[static_cast<size_t>(blk)];
+    for (index_t i = i0; i < i1; ++i) {
+      const T* Ci = C.row(i);
+      const double fi = f[i];
+      index_t arg = 0;
+      double best = kNegInf;
+      for (index_t j = 0; j < m; ++j) {
+        const double v = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
+        x[static_cast<size_t>(j)] = v;
+        keep[static_cast<size_t>(j)] = hist_bucket(v) < cut;
+        if (v > best) {
+          best = v;
+          arg = j;
+        }
+      }
+      keep[static_cast<size_t>(arg)] = 1;
+      for (std::int64_t q = start[static_cast<size_t>(i)]; q < start[static_cast<size_t>(i + 1)]; ++q)
+        keep[static_cast<size_t>(owned[static_cast<size_t>(q)])] = 1;
+      std::int64_t cnt = 0;
+      for (index_t j = 0; j < m; ++j)
+        if (keep[static_cast<size_t>(j)]) {
+          idx.push_back(j);
+          val.push_back(exp_lanes(x[static_cast<size_t>(j)]));
+          ++cnt;
+        }
+      row_count[static_cast<size_t>(i)] = cnt;
+    }
+  });
+  Csr out;
+  out.rows = n;
+  out.cols = m;
+  out.indptr.assign(static_cast<size_t>(n + 1), 0);
+  for (index_t i = 0; i < n; ++i) out.indptr[static_cast<size_t>(i + 1)] = out.indptr[static_cast<size_t>(i)] + row_count[static_cast<size_t>(i)];
+  out.indices.reserve(static_cast<size_t>(out.indptr.back()));
+  out.data.reserve(static_cast<size_t>(out.indptr.back()));
+  for (index_t blk = 0; blk < n_blocks; ++blk) {
+    out.indices.insert(out.indices.end(), b_idx[static_cast<size_t>(blk)].begin(), b_idx[static_cast<size_t>(blk)].end());
+    out.data.insert(out.data.end(), b_val[static_cast<size_t>(blk)].begin(), b_val[static_cast<size_t>(blk)].end());
+  }
+  return out;
+}
+
+}  // namespace ot
+}  // namespace randnla
