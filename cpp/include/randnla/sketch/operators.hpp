@@ -71,75 +71,9 @@ inline index_t next_power_of_two(index_t n) {
 // ---------------------------------------------------------------------------------------------
 
 // Standard normals from pairs of raw draws: out[2p], out[2p+1] = philox::normal_pair(raw[2p], raw[2p+1]).
-// The same operations in the same order as philox::normal_pair (so the same bits), written as one
-// branch-free loop over arrays so that the compiler vectorises the logarithm and the sine/cosine.
+// normal_pair is branch-free, so this loop vectorises (the same bits as randnla.random's normals).
 inline void normal_pairs(const u64* raw, index_t pairs, double* out) {
-  for (index_t p = 0; p < pairs; ++p) {
-    // radius = sqrt(-2 log u), u in (0, 1]: det_log inlined
-    const double u = static_cast<double>(static_cast<i64>((raw[2 * p] >> 11) + 1)) * (1.0 / 9007199254740992.0);
-    u64 bits;
-    std::memcpy(&bits, &u, sizeof bits);
-    i64 exponent = static_cast<i64>((bits >> 52) & 0x7ff) - 1023;
-    const u64 mantissa_bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
-    double mantissa;
-    std::memcpy(&mantissa, &mantissa_bits, sizeof mantissa);
-    const bool big = mantissa > 1.4142135623730951;
-    mantissa = big ? mantissa * 0.5 : mantissa;
-    exponent += big ? 1 : 0;
-    const double sv = (mantissa - 1.0) / (mantissa + 1.0);
-    const double z = sv * sv;
-    double series = 1.0 / 23.0;
-    series = series * z + 1.0 / 21.0;
-    series = series * z + 1.0 / 19.0;
-    series = series * z + 1.0 / 17.0;
-    series = series * z + 1.0 / 15.0;
-    series = series * z + 1.0 / 13.0;
-    series = series * z + 1.0 / 11.0;
-    series = series * z + 1.0 / 9.0;
-    series = series * z + 1.0 / 7.0;
-    series = series * z + 1.0 / 5.0;
-    series = series * z + 1.0 / 3.0;
-    const double log_mantissa = 2.0 * sv + 2.0 * sv * (z * series);
-    const double e = static_cast<double>(exponent);
-    const double log_u = e * 6.93147180369123816490e-01 + (log_mantissa + e * 1.90821492927058770002e-10);
-    const double radius = std::sqrt(-2.0 * log_u);
-    // sin and cos of 2 pi v, v in [0, 1): det_sincos_2pi inlined
-    const double v = static_cast<double>(static_cast<i64>(raw[2 * p + 1] >> 11)) * (1.0 / 9007199254740992.0);
-    const double t = v * 4.0;
-    const int quadrant = static_cast<int>(t);
-    const double x = t - static_cast<double>(quadrant);
-    const double theta = x * 1.57079632679489661923;
-    const double zz = theta * theta;
-    double sin_series = -1.0 / 51090942171709440000.0;
-    sin_series = sin_series * zz + 1.0 / 121645100408832000.0;
-    sin_series = sin_series * zz - 1.0 / 355687428096000.0;
-    sin_series = sin_series * zz + 1.0 / 1307674368000.0;
-    sin_series = sin_series * zz - 1.0 / 6227020800.0;
-    sin_series = sin_series * zz + 1.0 / 39916800.0;
-    sin_series = sin_series * zz - 1.0 / 362880.0;
-    sin_series = sin_series * zz + 1.0 / 5040.0;
-    sin_series = sin_series * zz - 1.0 / 120.0;
-    sin_series = sin_series * zz + 1.0 / 6.0;
-    const double sn = theta - theta * (zz * sin_series);
-    double cos_series = 1.0 / 2432902008176640000.0;
-    cos_series = cos_series * zz - 1.0 / 6402373705728000.0;
-    cos_series = cos_series * zz + 1.0 / 20922789888000.0;
-    cos_series = cos_series * zz - 1.0 / 87178291200.0;
-    cos_series = cos_series * zz + 1.0 / 479001600.0;
-    cos_series = cos_series * zz - 1.0 / 3628800.0;
-    cos_series = cos_series * zz + 1.0 / 40320.0;
-    cos_series = cos_series * zz - 1.0 / 720.0;
-    cos_series = cos_series * zz + 1.0 / 24.0;
-    cos_series = cos_series * zz - 1.0 / 2.0;
-    const double cs = 1.0 + zz * cos_series;
-    const int q = quadrant & 3;
-    double sin_out = (q & 1) ? cs : sn;
-    double cos_out = (q & 1) ? sn : cs;
-    sin_out = (q & 2) ? -sin_out : sin_out;
-    cos_out = ((q + 1) & 2) ? -cos_out : cos_out;
-    out[2 * p] = radius * cos_out;
-    out[2 * p + 1] = radius * sin_out;
-  }
+  for (index_t p = 0; p < pairs; ++p) philox::normal_pair(raw[2 * p], raw[2 * p + 1], &out[2 * p], &out[2 * p + 1]);
 }
 
 // Writes S[row0:row1, col] (already scaled by 1/sqrt(m)) to out[0 : row1 - row0].
