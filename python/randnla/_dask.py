@@ -413,25 +413,7 @@ def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=N
     b = _as_dask_like(b, A, "b")
     if b.ndim != 1:
         raise ValueError(f"b must be a vector of length {n}, got shape {b.shape}")
-    delta = check_positive(delta, "delta")
-    if delta >= 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta}")
-    if m is not None and eps is not None:
-        raise ValueError("give m or eps, not both")
-    big_n = sk._next_pow2(n)
-    if m is None:
-        eps = 0.5 if eps is None else check_positive(eps, "eps")
-        if kind == "gaussian":
-            m = sk.gaussian_rows_for_linf(d, eps, delta)
-        else:
-            m = min(max(math.ceil(4 * d * math.log(4 * d / delta) / eps**2), 16 * d), big_n)
-    else:
-        m = check_int(m, "m", minimum=d + 1)
-    if kind == "srht" and m > big_n:
-        raise ValueError(f"srht needs m <= N = {big_n}, got m = {m}")
-    if m <= d:
-        raise ValueError(f"the sketch needs more rows than A has columns (m = {m}, d = {d}); take a smaller eps or "
-                         "a larger m")
+    m, delta = sk._linf_sketch_rows(n, d, m, eps, delta, kind)
     dtype = sk._promote(np.dtype(A.dtype), np.dtype(b.dtype))
     S = (sk.gaussian if kind == "gaussian" else sk.srht)(m, n, rng=rng, dtype=dtype, n_threads=n_threads)
     SA, Sb = sketched_sides(S, A, b)

@@ -1197,6 +1197,30 @@ def _rhs(b, n, xp):
     return b
 
 
+def _linf_sketch_rows(n, d, m, eps, delta, kind):
+    """Validated (m, delta) for sketched_lstsq: the rows the l-infinity guarantee needs (shared with Dask)."""
+    delta = check_positive(delta, "delta")
+    if delta >= 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if m is not None and eps is not None:
+        raise ValueError("give m or eps, not both")
+    big_n = _next_pow2(n)
+    if m is None:
+        eps = 0.5 if eps is None else check_positive(eps, "eps")
+        if kind == "gaussian":
+            m = gaussian_rows_for_linf(d, eps, delta)
+        else:
+            m = min(max(math.ceil(4 * d * math.log(4 * d / delta) / eps**2), 16 * d), big_n)
+    else:
+        m = check_int(m, "m", minimum=d + 1)
+    if kind == "srht" and m > big_n:
+        raise ValueError(f"srht needs m <= N = {big_n}, got m = {m}")
+    if m <= d:
+        raise ValueError(f"the sketch needs more rows than A has columns (m = {m}, d = {d}); take a smaller eps or "
+                         "a larger m")
+    return m, delta
+
+
 def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=None, n_threads=None):
     """Sketched least squares with a per-coordinate (l-infinity) error guarantee.
 
@@ -1258,25 +1282,7 @@ def sketched_lstsq(A, b, *, m=None, eps=None, delta=0.01, kind="gaussian", rng=N
     n, d = A.shape
     xp = namespace_of(A)
     b = _rhs(b, n, xp)
-    delta = check_positive(delta, "delta")
-    if delta >= 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta}")
-    if m is not None and eps is not None:
-        raise ValueError("give m or eps, not both")
-    big_n = _next_pow2(n)
-    if m is None:
-        eps = 0.5 if eps is None else check_positive(eps, "eps")
-        if kind == "gaussian":
-            m = gaussian_rows_for_linf(d, eps, delta)
-        else:
-            m = min(max(math.ceil(4 * d * math.log(4 * d / delta) / eps**2), 16 * d), big_n)
-    else:
-        m = check_int(m, "m", minimum=d + 1)
-    if kind == "srht" and m > big_n:
-        raise ValueError(f"srht needs m <= N = {big_n}, got m = {m}")
-    if m <= d:
-        raise ValueError(f"the sketch needs more rows than A has columns (m = {m}, d = {d}); take a smaller eps or "
-                         "a larger m")
+    m, delta = _linf_sketch_rows(n, d, m, eps, delta, kind)
     dtype = _promote(np.dtype(A.dtype) if A.dtype is not None else np.float64, b.dtype)
     S = (gaussian if kind == "gaussian" else srht)(m, n, rng=rng, dtype=dtype, n_threads=n_threads)
     if isinstance(A, np.ndarray) or is_cupy(A):
