@@ -5,6 +5,7 @@
 
 #include "bind_common.hpp"
 #include "randnla/sketch/coordinated.hpp"
+#include "randnla/sketch/normal_pass.hpp"
 #include "randnla/sketch/operators.hpp"
 
 namespace py = pybind11;
@@ -308,6 +309,29 @@ void register_sketch(py::module_& m) {
       chosen_ranks.mutable_data()[t] = ranks[selected[t]];
     }
     return py::make_tuple(positions, chosen_ranks);
+  });
+  m.def("normal_pass", [](py::array a, carray<double> t, py::object b, int n_threads) {
+    // u = A^T q and ||q||^2 for q = A t (b None) or q = b - A t; A float64, C-contiguous.
+    if (a.ndim() != 2 || !py::isinstance<py::array_t<double>>(a) || !(a.flags() & py::array::c_style))
+      throw std::invalid_argument("A must be a C-contiguous 2-D float64 array");
+    const py::array_t<double> A = py::reinterpret_borrow<py::array_t<double>>(a);
+    const index_t n = A.shape(0), d = A.shape(1);
+    RANDNLA_REQUIRE(t.ndim() == 1 && t.shape(0) == d, "t must have length ", d);
+    carray<double> bv;
+    const double* bp = nullptr;
+    if (!b.is_none()) {
+      bv = carray<double>::ensure(b);
+      RANDNLA_REQUIRE(bv && bv.ndim() == 1 && bv.shape(0) == n, "b must have length ", n);
+      bp = bv.data();
+    }
+    py::array_t<double> u(d);
+    double* up = u.mutable_data();
+    double qq = 0.0;
+    {
+      py::gil_scoped_release release;
+      qq = sketch::normal_pass(A.data(), n, d, d, t.data(), bp, up, n_threads);
+    }
+    return py::make_tuple(u, qq);
   });
   m.def("threshold_constant", [](carray<double> w, index_t k) {
     RANDNLA_REQUIRE(k >= 1, "k must be >= 1");

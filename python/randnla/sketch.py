@@ -1316,35 +1316,27 @@ def _solve_sketched(SA, Sb, m, d):
     return x, stderr.astype(SA.dtype), resid
 
 
-def _cg_normal_one_pass(A, b, r, y, tol, max_iter, block_rows=4096):
-    """Conjugate gradients on (A R^-1)^T (A R^-1) y = (A R^-1)^T b for a dense C-contiguous A.
+def _cg_normal_one_pass(A, b, r, y, tol, max_iter, n_threads=0):
+    """Conjugate gradients on (A R^-1)^T (A R^-1) y = (A R^-1)^T b for a dense C-contiguous float64 A.
 
-    Each iteration reads A once: a block of rows gives q_blk = A_blk t and, while still in cache,
-    A_blk^T q_blk. The gradient s = R^-T A^T r and ||r||^2 are updated by recurrences
+    Each iteration reads A once (``_core.normal_pass``: every row gives q_i = a_i . t and, while
+    still in cache, adds q_i a_i to A^T q; fixed row chunks summed in order, so the result does not
+    depend on the thread count). The gradient s = R^-T A^T r and ||r||^2 are updated by recurrences
     (||r_new||^2 = ||r||^2 - alpha gamma), which is accurate because A R^-1 is well conditioned.
     Stops when ||s|| <= tol ||r|| (||A R^-1|| is close to 1) and returns (y, iterations, converged).
     """
     import scipy.linalg as la
 
-    n, d = A.shape
     x = la.solve_triangular(r, y)
-    residual = b - A @ x
-    s = la.solve_triangular(r, A.T @ residual, trans="T")
-    r_norm_sq = float(residual @ residual)
+    g, r_norm_sq = _core.normal_pass(A, x, b, n_threads)
+    s = la.solve_triangular(r, g, trans="T")
     gamma = float(s @ s)
     p = s.copy()
-    u = np.empty(d)
     for iteration in range(1, max_iter + 1):
         if math.sqrt(gamma) <= tol * math.sqrt(max(r_norm_sq, 0.0)) or gamma == 0.0:
             return y, iteration - 1, True
         t = la.solve_triangular(r, p)
-        u[:] = 0.0
-        qq = 0.0
-        for start in range(0, n, block_rows):
-            block = A[start:start + block_rows]
-            q = block @ t
-            qq += float(q @ q)
-            u += block.T @ q
+        u, qq = _core.normal_pass(A, t, None, n_threads)
         if qq == 0.0:
             return y, iteration, True
         alpha = gamma / qq
@@ -1472,7 +1464,7 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
         return la.solve_triangular(r, np.asarray(rmv(u), dtype=np.float64), trans="T")
 
     if isinstance(A, np.ndarray) and A.flags.c_contiguous:
-        y, n_iter, converged = _cg_normal_one_pass(A, b64, r, y0, tol, max_iter)
+        y, n_iter, converged = _cg_normal_one_pass(A, b64, r, y0, tol, max_iter, check_n_threads(n_threads))
         istop = 1 if converged else 7
     else:
         preconditioned = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)

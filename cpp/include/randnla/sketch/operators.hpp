@@ -206,6 +206,24 @@ inline int srht_sign(philox::Key key, index_t j) {
   return philox::sign_at(key, philox::make_counter(0, 0, kTagSrhtSign), static_cast<u64>(j));
 }
 
+// sigma[j] = srht_sign(key, j) for j < n, one Philox block per 256 signs (the bits of sign_at).
+template <class T>
+std::vector<T> srht_signs(philox::Key key, index_t n, int n_threads) {
+  std::vector<T> sigma(static_cast<size_t>(n));
+  const philox::Counter base = philox::make_counter(0, 0, kTagSrhtSign);
+  parallel_for_chunks(n, 1 << 14, n_threads, [&](index_t begin, index_t end, index_t) {
+    for (index_t j0 = begin; j0 < end; j0 += 256) {
+      const philox::Block block = philox::numpy_block(base, key, static_cast<u64>(j0) >> 8);
+      const index_t stop = std::min(end, j0 + 256);
+      for (index_t j = j0; j < stop; ++j) {
+        const u64 bit = static_cast<u64>(j) & 255;
+        sigma[static_cast<size_t>(j)] = ((block.v[bit >> 6] >> (bit & 63)) & 1) ? T(-1) : T(1);
+      }
+    }
+  });
+  return sigma;
+}
+
 // In-place unnormalised Walsh-Hadamard transform along the rows of X (N x W, row-major, W
 // contiguous values per row). Stages that fit in about 1 MiB run blockwise in cache.
 template <class T, int W>
@@ -232,39 +250,85 @@ void fwht_rows(T* x, index_t big_n) {
 
 constexpr int kSrhtPanel = 8;
 
+// Rows of the in-cache blocks of the fused SRHT: a block of W values per row fills about 128 KiB.
+template <class T, int W>
+index_t srht_block_rows(index_t big_n) {
+  index_t block = 1;
+  while (block < big_n && block * 2 * W * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 17)) block *= 2;
+  return block;
+}
+
+// One panel of W columns of S A, fused: sign flip, FWHT and row sampling without the N x W buffer.
+// Write N = B * H with B = 2^b the block rows. Row r = h_r B + l_r of H_N x is
+//   (H_N x)[r] = sum_h (-1)^popcount(h & h_r) (H_B x_h)[l_r],   x_h = x[h B : (h + 1) B],
+// so each block is loaded with its signs, transformed in cache (b stages) and added, with the
+// sign (-1)^popcount(h & h_r), into the m sampled rows; blocks beyond n (padding) add nothing.
+// acc (m x W) is summed in block order: the result does not depend on the thread count.
+template <class T, int W>
+void srht_panel_left(const T* a, index_t n, index_t big_n, index_t rs, index_t cs, index_t c0, index_t width,
+                     const T* sigma, const i64* rows, index_t m, T scale, T* out, index_t d) {
+  const index_t block = srht_block_rows<T, W>(big_n);
+  int shift = 0;
+  while ((index_t(1) << shift) < block) ++shift;
+  std::vector<T> x(static_cast<size_t>(block * W));
+  std::vector<T> acc(static_cast<size_t>(m * W), T(0));
+  for (index_t h0 = 0; h0 < n; h0 += block) {
+    const index_t stop = std::min(n, h0 + block);
+    T* __restrict xb = x.data();
+    if (W == 1) {
+      for (index_t t = h0; t < stop; ++t) xb[t - h0] = a[t * rs + c0 * cs] * sigma[t];
+    } else if (cs == 1 && width == W) {
+      for (index_t t = h0; t < stop; ++t) {
+        const T* __restrict src = a + t * rs + c0;
+        const T sg = sigma[t];
+        T* __restrict dst = xb + (t - h0) * W;
+        for (int w = 0; w < W; ++w) dst[w] = src[w] * sg;
+      }
+    } else {
+      for (index_t t = h0; t < stop; ++t) {
+        const T* src = a + t * rs + c0 * cs;
+        T* dst = xb + (t - h0) * W;
+        for (index_t w = 0; w < width; ++w) dst[w] = src[w * cs] * sigma[t];
+        for (index_t w = width; w < W; ++w) dst[w] = T(0);
+      }
+    }
+    std::fill(xb + (stop - h0) * W, xb + block * W, T(0));
+    fwht_rows<T, W>(xb, block);
+    const u64 h = static_cast<u64>(h0 >> shift);
+    for (index_t i = 0; i < m; ++i) {
+      const u64 r = static_cast<u64>(rows[i]);
+      const T* __restrict src = xb + static_cast<index_t>(r & static_cast<u64>(block - 1)) * W;
+      T* __restrict dst = acc.data() + i * W;
+      if (__builtin_popcountll(h & (r >> shift)) & 1) {
+        for (int w = 0; w < W; ++w) dst[w] -= src[w];
+      } else {
+        for (int w = 0; w < W; ++w) dst[w] += src[w];
+      }
+    }
+  }
+  for (index_t i = 0; i < m; ++i)
+    for (index_t w = 0; w < width; ++w) out[i * d + c0 + w] = acc[static_cast<size_t>(i * W + w)] * scale;
+}
+
 // out (m x d, C-contiguous) = S A for A n x d (strides rs, cs).
 template <class T>
 void srht_apply_left(philox::Key key, index_t m, index_t n, const T* a, index_t d, index_t rs, index_t cs, T* out,
                      int n_threads) {
   const index_t big_n = next_power_of_two(std::max<index_t>(n, 1));
   const std::vector<i64> rows = srht_rows(key, m, big_n);
-  std::vector<T> sigma(static_cast<size_t>(n));
-  for (index_t j = 0; j < n; ++j) sigma[j] = static_cast<T>(srht_sign(key, j));
+  const std::vector<T> sigma = srht_signs<T>(key, n, n_threads);
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(m)));
   if (m == 0 || d == 0) return;
   if (d < kSrhtPanel) {
     parallel_for(d, n_threads, [&](index_t c) {
-      std::vector<T> x(static_cast<size_t>(big_n), T(0));
-      for (index_t t = 0; t < n; ++t) x[t] = a[t * rs + c * cs] * sigma[t];
-      fwht_rows<T, 1>(x.data(), big_n);
-      for (index_t i = 0; i < m; ++i) out[i * d + c] = x[rows[i]] * scale;
+      srht_panel_left<T, 1>(a, n, big_n, rs, cs, c, 1, sigma.data(), rows.data(), m, scale, out, d);
     });
     return;
   }
   const index_t panels = (d + kSrhtPanel - 1) / kSrhtPanel;
   parallel_for(panels, n_threads, [&](index_t p) {
     const index_t c0 = p * kSrhtPanel, width = std::min<index_t>(kSrhtPanel, d - c0);
-    std::vector<T> x(static_cast<size_t>(big_n * kSrhtPanel), T(0));
-    for (index_t t = 0; t < n; ++t) {
-      const T* src = a + t * rs + c0 * cs;
-      T* dst = x.data() + t * kSrhtPanel;
-      for (index_t w = 0; w < width; ++w) dst[w] = src[w * cs] * sigma[t];
-    }
-    fwht_rows<T, kSrhtPanel>(x.data(), big_n);
-    for (index_t i = 0; i < m; ++i) {
-      const T* src = x.data() + rows[i] * kSrhtPanel;
-      for (index_t w = 0; w < width; ++w) out[i * d + c0 + w] = src[w] * scale;
-    }
+    srht_panel_left<T, kSrhtPanel>(a, n, big_n, rs, cs, c0, width, sigma.data(), rows.data(), m, scale, out, d);
   });
 }
 
@@ -274,8 +338,7 @@ void srht_apply_transpose(philox::Key key, index_t m, index_t n, const T* y, ind
                           T* out, int n_threads) {
   const index_t big_n = next_power_of_two(std::max<index_t>(n, 1));
   const std::vector<i64> rows = srht_rows(key, m, big_n);
-  std::vector<T> sigma(static_cast<size_t>(n));
-  for (index_t j = 0; j < n; ++j) sigma[j] = static_cast<T>(srht_sign(key, j));
+  const std::vector<T> sigma = srht_signs<T>(key, n, n_threads);
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(m)));
   if (n == 0 || k == 0) return;
   if (k < kSrhtPanel) {
