@@ -159,3 +159,42 @@ def test_gpu_lstsq(xp):
     A2, b2 = ill_conditioned(2000, 20)
     out = lstsq(xp.asarray(A2), xp.asarray(b2), rng=0)
     assert np.allclose(to_numpy(out.x), np.linalg.lstsq(A2, b2, rcond=None)[0], rtol=1e-6, atol=1e-8)
+
+
+def test_normal_pass_one_read_of_a_and_thread_invariance():
+    from randnla import _core
+
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((5000, 37))  # several row chunks, a partial last chunk, d not a multiple of 8
+    t, b = rng.standard_normal(37), rng.standard_normal(5000)
+    u1, q1 = _core.normal_pass(A, t, None, 1)
+    u2, q2 = _core.normal_pass(A, t, None, 2)
+    assert np.array_equal(u1, u2) and q1 == q2
+    assert np.allclose(u1, A.T @ (A @ t), rtol=1e-12, atol=1e-10) and np.isclose(q1, np.sum((A @ t) ** 2), rtol=1e-12)
+    g, rr = _core.normal_pass(A, t, b, 2)
+    assert np.allclose(g, A.T @ (b - A @ t), rtol=1e-12, atol=1e-10) and np.isclose(rr, np.sum((b - A @ t) ** 2))
+    with pytest.raises(ValueError):
+        _core.normal_pass(np.asfortranarray(A), t, None, 1)
+    with pytest.raises(ValueError):
+        _core.normal_pass(A, t[:-1], None, 1)
+
+
+def test_lstsq_thread_invariance():
+    A, b = ill_conditioned(6000, 30, seed=2)
+    one, two = lstsq(A, b, rng=4, n_threads=1), lstsq(A, b, rng=4, n_threads=2)
+    assert np.array_equal(one.x, two.x) and one.n_iter == two.n_iter and one.sketch_rows == 300
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    r_ref = np.linalg.norm(A @ x_ref - b)
+    assert abs(one.residual_norm - r_ref) / r_ref < 1e-10
+
+
+def test_lstsq_well_conditioned_solution_matches_lapack():
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((8000, 60))
+    b = A @ rng.standard_normal(60) + rng.standard_normal(8000)
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    res = lstsq(A, b, rng=0)
+    assert res.converged
+    assert np.linalg.norm(res.x - x_ref) <= 1e-10 * np.linalg.norm(x_ref)
+    r_ref = np.linalg.norm(A @ x_ref - b)
+    assert abs(res.residual_norm - r_ref) / r_ref < 1e-10

@@ -1446,11 +1446,14 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
     import scipy.linalg as la
     from scipy.sparse.linalg import LinearOperator, lsqr
 
-    q, r = la.qr(SA, mode="economic")
+    # R of [S A, S b]: its top-left block is R of S A and its last column holds Q^T S b, the
+    # sketched solution's right-hand side (no explicit Q).
+    r_aug = la.qr(np.column_stack([SA, np.asarray(S @ b64, dtype=np.float64)]), mode="r", overwrite_a=True,
+                  check_finite=False)[0]
+    r, y0 = np.ascontiguousarray(r_aug[:d, :d]), r_aug[:d, d].copy()
     diag = np.abs(np.diag(r))
     if diag.min() <= diag.max() * 1e-15 * max(m, d):
         raise ValueError("A is rank deficient (its sketch has a zero pivot); lstsq needs full column rank")
-    y0 = q.T @ (S @ b64)
     if is_linear_operator(A):
         mv, rmv = A.matvec, A.rmatvec
     else:
