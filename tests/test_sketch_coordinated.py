@@ -229,3 +229,35 @@ def test_gpu_sketch_matches_cpu(xp):
         ca, cb = sampler(A, 20, seed=3), sampler(B, 20, seed=3)
         assert np.array_equal(ga.keys, ca.keys) and ga.tau == ca.tau
         assert np.allclose(to_numpy(estimate_matmul(ga, gb)), estimate_matmul(ca, cb))
+
+
+def test_gpu_selection_on_the_device_matches_host(xp):
+    """Device ranks, partition and water-filling constant give the host's selection exactly
+    (zero rows, custom keys, rows whose rank overflows to infinity)."""
+    if xp is np:
+        pytest.skip("the NumPy path is covered above")
+    from randnla import _core
+    from randnla.sketch import _GPU
+
+    rng = np.random.default_rng(21)
+    n = 5000
+    w = rng.standard_t(2, n) ** 2
+    w[rng.random(n) < 0.3] = 0.0
+    w[:3] = 1e-320
+    keys = rng.permutation(10 * n)[:n].astype(np.int64)
+    for count in (1, 7, 200, n):
+        pos, ranks, w_sel = _GPU.priority_select(5, keys, xp.asarray(w), count)
+        pos_h, ranks_h = _core.priority_select(5, keys, w, count, 0)
+        assert np.array_equal(pos, pos_h) and np.array_equal(ranks, ranks_h) and np.array_equal(w_sel, w[pos_h])
+    for k in (10, 300):
+        tau, kept, w_kept = _GPU.threshold_select(9, keys, xp.asarray(w), k, None)
+        assert tau == _core.threshold_constant(w, k)
+        h = _core.coordination_hash(9, keys, 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = np.flatnonzero(h < np.where(w > 0, np.minimum(1.0, w * tau), 0.0))
+        assert np.array_equal(kept, want) and np.array_equal(w_kept, w[want])
+    A = rng.standard_normal((n, 4)) * (w[:, None] > 0)
+    for sampler in (priority_sample, threshold_sample):
+        g, c = sampler(xp.asarray(A), 50, seed=2, keys=keys), sampler(A, 50, seed=2, keys=keys)
+        assert np.array_equal(g.keys, c.keys) and g.tau == c.tau
+        assert np.allclose(to_numpy(g.rows), c.rows, rtol=0, atol=0)

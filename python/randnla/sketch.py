@@ -866,19 +866,25 @@ def _concat_rows(parts):
 def _priority_from(matrix, keys, w, k, seed, shape):
     """The priority sketch of the rows of ``matrix`` (with keys and weights): one code path for
     sampling and merging, so a merged sketch equals the sketch of the concatenation bit for bit."""
-    positions, ranks = _core.priority_select(seed, keys, np.ascontiguousarray(w, dtype=np.float64), k + 1, 0)
+    if is_cupy(w):
+        # weights on the device: ranks and selection there too; only the k + 1 chosen rows' data comes back
+        positions, ranks, w_sel = _GPU.priority_select(seed, keys, w, k + 1)
+    else:
+        positions, ranks = _core.priority_select(seed, keys, np.ascontiguousarray(w, dtype=np.float64), k + 1, 0)
+        w_sel = w[positions]
+    n_kept = len(positions)
     if len(positions) <= k:
         tau = math.inf
-        kept, spare = positions, positions[:0]
     else:
         tau = float(ranks[k])
         n_kept = int(np.count_nonzero(ranks[:k] < tau))
-        kept, spare = positions[:n_kept], positions[n_kept:]
-    kept = kept[np.argsort(keys[kept], kind="stable")]
+    order = np.argsort(keys[positions[:n_kept]], kind="stable")
+    kept, kept_w = positions[:n_kept][order], w_sel[:n_kept][order]
+    spare, spare_w = positions[n_kept:], w_sel[n_kept:]
     return CoordinatedSketch(
-        keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w[kept].copy(), tau=tau, kind="priority",
+        keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=kept_w.copy(), tau=tau, kind="priority",
         seed=seed, shape=shape, k=k, spare_keys=keys[spare].copy(), spare_rows=_take_rows(matrix, spare),
-        spare_norms_sq=w[spare].copy(),
+        spare_norms_sq=spare_w.copy(),
     )
 
 
@@ -966,16 +972,21 @@ def threshold_sample(A, k, *, seed, keys=None, tau=None):
     seed = _check_seed(seed)
     matrix, w, n, d = _prepare_rows(A)
     keys = _check_keys(keys, n)
-    if tau is None:
-        tau = float(_core.threshold_constant(np.ascontiguousarray(w), k))
-    else:
+    if tau is not None:
         tau = check_positive(tau, "tau") if not (isinstance(tau, float) and math.isinf(tau)) else math.inf
-    h = _core.coordination_hash(seed, keys, 0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        p = np.where(w > 0, np.minimum(1.0, w * tau), 0.0)
-    kept = np.flatnonzero(h < p)
-    kept = kept[np.argsort(keys[kept], kind="stable")]
-    return CoordinatedSketch(keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w[kept].copy(),
+    if is_cupy(w):
+        tau, kept, w_kept = _GPU.threshold_select(seed, keys, w, k, tau)
+    else:
+        if tau is None:
+            tau = float(_core.threshold_constant(np.ascontiguousarray(w), k))
+        h = _core.coordination_hash(seed, keys, 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            p = np.where(w > 0, np.minimum(1.0, w * tau), 0.0)
+        kept = np.flatnonzero(h < p)
+        w_kept = w[kept]
+    order = np.argsort(keys[kept], kind="stable")
+    kept, w_kept = kept[order], w_kept[order]
+    return CoordinatedSketch(keys=keys[kept].copy(), rows=_take_rows(matrix, kept), norms_sq=w_kept.copy(),
                              tau=float(tau), kind="threshold", seed=seed, shape=(n, d), k=k)
 
 
@@ -1613,22 +1624,96 @@ class _GPU:
 
     @staticmethod
     def prepare_rows(A, name):
-        """Row norms on the device; only the n weights (not the n x d data) come to the host, where
-        the k+1 smallest ranks are selected by the same code as for NumPy input."""
+        """Row norms on the device (float64, kept there: the hash, the ranks and the selection run
+        on the device too, and only the selected rows' keys, ranks and weights come to the host)."""
+        from randnla import _gpu
+
         cp = _GPU._cp()
         if hasattr(A, "tocsr"):
             csr = A.tocsr()
             if csr.dtype not in (np.float32, np.float64):
                 csr = csr.astype(np.float64)
-            w = cp.asnumpy(csr.multiply(csr).sum(axis=1)).ravel().astype(np.float64)
-            if not np.isfinite(w).all():
+            if not csr.has_canonical_format:
+                csr = csr.copy()
+                csr.sum_duplicates()
+            if csr.nnz and not bool(cp.isfinite(csr.data).all()):
                 raise ValueError(f"{name} contains NaN or infinity")
+            n = csr.shape[0]
+            w = cp.empty(n, dtype=cp.float64)
+            kernel = _gpu.get_kernel("sketch_ops.cu", f"sketch_row_norms_sq_csr_{_suffix(csr.dtype)}")
+            _gpu.launch_1d(kernel, n, (cp.ascontiguousarray(csr.data), csr.indptr.astype(cp.int64), np.int64(n), w))
             return csr, w, csr.shape[0], csr.shape[1]
         A = as_float_array(A, name, ndim=2)
         check_finite(A, name)
-        a64 = A.astype(cp.float64, copy=False)
-        w = cp.asnumpy(cp.sum(a64 * a64, axis=1))
-        return A, w, A.shape[0], A.shape[1]
+        if not (A.flags.c_contiguous or A.flags.f_contiguous):
+            A = cp.ascontiguousarray(A)
+        n, d = A.shape
+        rs, cs = (d, 1) if A.flags.c_contiguous else (1, n)
+        w = cp.empty(n, dtype=cp.float64)
+        kernel = _gpu.get_kernel("sketch_ops.cu", f"sketch_row_norms_sq_dense_{_suffix(A.dtype)}")
+        _gpu.launch_1d(kernel, n, (A, np.int64(n), np.int64(d), np.int64(rs), np.int64(cs), w))
+        return A, w, n, d
+
+    @staticmethod
+    def _device_keys(keys):
+        cp = _GPU._cp()
+        n = keys.size
+        # default keys are the row indices: generate them on the device instead of copying
+        if n and keys[0] == 0 and keys[-1] == n - 1 and bool(np.all(np.diff(keys) == 1)):
+            return cp.arange(n, dtype=cp.int64)
+        return cp.asarray(keys)
+
+    @staticmethod
+    def priority_select(seed, keys, w, count):
+        """The host's priority_select on device weights: (positions, ranks, weights) of the (up to)
+        ``count`` smallest ranks ordered by (rank, key), as host arrays.
+
+        The ranks are computed on the device by the host's expression; a device partition finds
+        the count-th smallest rank, and only the rows at or below it (count of them, more only on
+        exact ties) come to the host to be put in (rank, key) order."""
+        from randnla import _gpu
+
+        cp = _GPU._cp()
+        n = w.size
+        ranks = cp.empty(n, dtype=cp.float64)
+        kernel = _gpu.get_kernel("sketch_ops.cu", "sketch_priority_ranks")
+        _gpu.launch_1d(kernel, n, (np.uint64(seed), _GPU._device_keys(keys), w, np.int64(n), ranks))
+        positive = w > 0
+        take = min(count, int(cp.count_nonzero(positive)))
+        if take == 0:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        kth = cp.partition(ranks, take - 1)[take - 1]
+        candidates = cp.flatnonzero((ranks <= kth) & positive)
+        positions = cp.asnumpy(candidates).astype(np.int64)
+        cand_ranks = cp.asnumpy(ranks[candidates])
+        order = np.lexsort((keys[positions], cand_ranks))[:take]
+        positions = positions[order]
+        return positions, cand_ranks[order], cp.asnumpy(w[cp.asarray(positions)])
+
+    @staticmethod
+    def threshold_select(seed, keys, w, k, tau):
+        """Threshold sampling on device weights: (tau, kept positions, their weights) on the host.
+        tau (when not given) is the host's water-filling constant, computed on the device from the
+        sorted weights with the host's order of additions."""
+        from randnla import _gpu
+
+        cp = _GPU._cp()
+        if tau is None:
+            nonzero = w[w > 0]
+            count = int(nonzero.size)
+            if count <= k:
+                tau = math.inf
+            else:
+                ordered = cp.ascontiguousarray(cp.sort(nonzero)[::-1])
+                suffix = cp.empty(k + 1, dtype=cp.float64)
+                out = cp.empty(1, dtype=cp.float64)
+                kernel = _gpu.get_kernel("sketch_ops.cu", "sketch_threshold_constant")
+                kernel((1,), (1,), (ordered, np.int64(count), np.int64(k), suffix, out))
+                tau = float(out[0])
+        h = _GPU.coordination_hash(_GPU._device_keys(keys), seed)
+        p = cp.where(w > 0, cp.minimum(1.0, w * tau), 0.0)
+        kept = cp.flatnonzero(h < p)
+        return tau, cp.asnumpy(kept).astype(np.int64), cp.asnumpy(w[kept])
 
     @staticmethod
     def estimate(ra, rb, ia, ib, p, dtype):
