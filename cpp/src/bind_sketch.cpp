@@ -310,29 +310,49 @@ void register_sketch(py::module_& m) {
     }
     return py::make_tuple(positions, chosen_ranks);
   });
-  m.def("normal_pass", [](py::array a, carray<double> t, py::object b, int n_threads) {
-    // u = A^T q and ||q||^2 for q = A t (b None) or q = b - A t; A float64, C-contiguous.
-    if (a.ndim() != 2 || !py::isinstance<py::array_t<double>>(a) || !(a.flags() & py::array::c_style))
-      throw std::invalid_argument("A must be a C-contiguous 2-D float64 array");
-    const py::array_t<double> A = py::reinterpret_borrow<py::array_t<double>>(a);
-    const index_t n = A.shape(0), d = A.shape(1);
-    RANDNLA_REQUIRE(t.ndim() == 1 && t.shape(0) == d, "t must have length ", d);
-    carray<double> bv;
-    const double* bp = nullptr;
-    if (!b.is_none()) {
-      bv = carray<double>::ensure(b);
-      RANDNLA_REQUIRE(bv && bv.ndim() == 1 && bv.shape(0) == n, "b must have length ", n);
-      bp = bv.data();
-    }
-    py::array_t<double> u(d);
-    double* up = u.mutable_data();
-    double qq = 0.0;
-    {
-      py::gil_scoped_release release;
-      qq = sketch::normal_pass(A.data(), n, d, d, t.data(), bp, up, n_threads);
-    }
-    return py::make_tuple(u, qq);
-  });
+  m.def(
+      "normal_pass",
+      [](py::array a, carray<double> t, py::object b, int n_threads, py::object copy) {
+        // u = A^T q and ||q||^2 for q = A t (b None) or q = b - A t; A float64 or float32,
+        // C-contiguous; copy (float32, A's shape, C order) receives A rounded to float32.
+        const bool is64 = py::isinstance<py::array_t<double>>(a), is32 = py::isinstance<py::array_t<float>>(a);
+        if (a.ndim() != 2 || !(is64 || is32) || !(a.flags() & py::array::c_style))
+          throw std::invalid_argument("A must be a C-contiguous 2-D float64 or float32 array");
+        const index_t n = a.shape(0), d = a.shape(1);
+        RANDNLA_REQUIRE(t.ndim() == 1 && t.shape(0) == d, "t must have length ", d);
+        carray<double> bv;
+        const double* bp = nullptr;
+        if (!b.is_none()) {
+          bv = carray<double>::ensure(b);
+          RANDNLA_REQUIRE(bv && bv.ndim() == 1 && bv.shape(0) == n, "b must have length ", n);
+          bp = bv.data();
+        }
+        float* cp = nullptr;
+        py::array_t<float> cv;
+        if (!copy.is_none()) {
+          RANDNLA_REQUIRE(is64, "copy is for float64 A");
+          if (!py::isinstance<py::array_t<float>>(copy)) throw std::invalid_argument("copy must be a float32 array");
+          cv = py::reinterpret_borrow<py::array_t<float>>(copy);
+          RANDNLA_REQUIRE(cv.ndim() == 2 && cv.shape(0) == n && cv.shape(1) == d && (cv.flags() & py::array::c_style) &&
+                              cv.writeable(),
+                          "copy must be a writeable C-contiguous float32 array of A's shape");
+          cp = cv.mutable_data();
+        }
+        py::array_t<double> u(d);
+        double* up = u.mutable_data();
+        double qq = 0.0;
+        const void* data = a.data();
+        {
+          py::gil_scoped_release release;
+          if (is64)
+            qq = sketch::normal_pass<double>(static_cast<const double*>(data), n, d, d, t.data(), bp, up, cp, n_threads);
+          else
+            qq = sketch::normal_pass<float>(static_cast<const float*>(data), n, d, d, t.data(), bp, up, nullptr,
+                                            n_threads);
+        }
+        return py::make_tuple(u, qq);
+      },
+      py::arg("a"), py::arg("t"), py::arg("b"), py::arg("n_threads"), py::arg("copy") = py::none());
   m.def("threshold_constant", [](carray<double> w, index_t k) {
     RANDNLA_REQUIRE(k >= 1, "k must be >= 1");
     py::gil_scoped_release release;

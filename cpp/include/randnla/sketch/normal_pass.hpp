@@ -21,20 +21,25 @@ namespace sketch {
 
 constexpr index_t kNormalPassChunkRows = 1024;
 
-// Dot product with eight independent partial sums (vectorises without reassociation flags).
-inline double dot_unrolled(const double* __restrict x, const double* __restrict y, index_t d) {
+// Dot product in double with eight independent partial sums (vectorises without reassociation
+// flags); float rows are widened to double.
+template <class TA>
+inline double dot_unrolled(const TA* __restrict x, const double* __restrict y, index_t d) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   index_t j = 0;
   for (; j + 8 <= d; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += x[j + k] * y[j + k];
+    for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(x[j + k]) * y[j + k];
   double tail = 0.0;
-  for (; j < d; ++j) tail += x[j] * y[j];
+  for (; j < d; ++j) tail += static_cast<double>(x[j]) * y[j];
   return (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) + tail;
 }
 
-// a: n x d, row stride rs >= d (C order); t: d; b: n or nullptr; u: d (output).
-inline double normal_pass(const double* a, index_t n, index_t d, index_t rs, const double* t, const double* b,
-                          double* u, int n_threads) {
+// a: n x d (TA = double or float), row stride rs >= d (C order); t: d; b: n or nullptr; u: d
+// (output, double). copy (n x d float, C order) or nullptr: receives A rounded to float during the
+// same pass (for the float32 inner iterations of lstsq).
+template <class TA>
+double normal_pass(const TA* a, index_t n, index_t d, index_t rs, const double* t, const double* b, double* u,
+                   float* copy, int n_threads) {
   std::fill(u, u + d, 0.0);
   if (n == 0 || d == 0) {
     double qq = 0.0;
@@ -53,10 +58,10 @@ inline double normal_pass(const double* a, index_t n, index_t d, index_t rs, con
     // Four rows at a time: t and acc are loaded once per four rows.
     index_t i = begin;
     for (; i + 4 <= end; i += 4) {
-      const double* __restrict r0 = a + i * rs;
-      const double* __restrict r1 = r0 + rs;
-      const double* __restrict r2 = r1 + rs;
-      const double* __restrict r3 = r2 + rs;
+      const TA* __restrict r0 = a + i * rs;
+      const TA* __restrict r1 = r0 + rs;
+      const TA* __restrict r2 = r1 + rs;
+      const TA* __restrict r3 = r2 + rs;
       double q0 = dot_unrolled(r0, t, d), q1 = dot_unrolled(r1, t, d);
       double q2 = dot_unrolled(r2, t, d), q3 = dot_unrolled(r3, t, d);
       if (b != nullptr) {
@@ -69,14 +74,27 @@ inline double normal_pass(const double* a, index_t n, index_t d, index_t rs, con
       qq += q1 * q1;
       qq += q2 * q2;
       qq += q3 * q3;
-      for (index_t j = 0; j < d; ++j) acc[j] += ((q0 * r0[j] + q1 * r1[j]) + (q2 * r2[j] + q3 * r3[j]));
+      for (index_t j = 0; j < d; ++j)
+        acc[j] += ((q0 * static_cast<double>(r0[j]) + q1 * static_cast<double>(r1[j])) +
+                   (q2 * static_cast<double>(r2[j]) + q3 * static_cast<double>(r3[j])));
+      if (copy != nullptr) {
+        float* __restrict dst = copy + i * d;
+        for (index_t j = 0; j < d; ++j) {
+          dst[j] = static_cast<float>(r0[j]);
+          dst[d + j] = static_cast<float>(r1[j]);
+          dst[2 * d + j] = static_cast<float>(r2[j]);
+          dst[3 * d + j] = static_cast<float>(r3[j]);
+        }
+      }
     }
     for (; i < end; ++i) {
-      const double* __restrict r0 = a + i * rs;
+      const TA* __restrict r0 = a + i * rs;
       double q0 = dot_unrolled(r0, t, d);
       if (b != nullptr) q0 = b[i] - q0;
       qq += q0 * q0;
-      for (index_t j = 0; j < d; ++j) acc[j] += q0 * r0[j];
+      for (index_t j = 0; j < d; ++j) acc[j] += q0 * static_cast<double>(r0[j]);
+      if (copy != nullptr)
+        for (index_t j = 0; j < d; ++j) copy[i * d + j] = static_cast<float>(r0[j]);
     }
     partial_qq[static_cast<size_t>(c)] = qq;
   });
