@@ -198,3 +198,37 @@ def test_lstsq_well_conditioned_solution_matches_lapack():
     assert np.linalg.norm(res.x - x_ref) <= 1e-10 * np.linalg.norm(x_ref)
     r_ref = np.linalg.norm(A @ x_ref - b)
     assert abs(res.residual_norm - r_ref) / r_ref < 1e-10
+
+
+def test_normal_pass_float32_copy_and_float32_rows():
+    from randnla import _core
+
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((3001, 21))
+    t = rng.standard_normal(21)
+    a32 = np.empty(A.shape, dtype=np.float32)
+    u, _ = _core.normal_pass(A, t, None, 2, a32)
+    assert np.array_equal(a32, A.astype(np.float32)) and np.allclose(u, A.T @ (A @ t), rtol=1e-12, atol=1e-10)
+    w = a32.astype(np.float64)
+    u1, q1 = _core.normal_pass(a32, t, None, 1)
+    u2, q2 = _core.normal_pass(a32, t, None, 2)
+    assert np.array_equal(u1, u2) and q1 == q2
+    assert np.allclose(u1, w.T @ (w @ t), rtol=1e-12, atol=1e-10)
+    with pytest.raises(ValueError, match="copy"):
+        _core.normal_pass(A, t, None, 1, np.empty((3001, 20), dtype=np.float32))
+
+
+@pytest.mark.parametrize("kappa", [1e3, 1e6])
+def test_lstsq_float32_refinement_on_column_scaled_problems(kappa):
+    """Badly scaled columns (the float32 inner passes stay accurate relative to each column) and a
+    residual orthogonal to range(A): the answer still matches LAPACK's."""
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((6000, 40)) * np.logspace(0, np.log10(kappa), 40)
+    b = A @ rng.standard_normal(40) + rng.standard_normal(6000)
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    r_ref = np.linalg.norm(A @ x_ref - b)
+    res = lstsq(A, b, rng=3)
+    assert res.converged and res.n_iter < 60
+    assert abs(res.residual_norm - r_ref) / r_ref < 1e-10
+    assert abs(res.residual_norm - np.linalg.norm(A @ res.x - b)) < 1e-10 * r_ref
+    assert np.linalg.norm(res.x - x_ref) <= 1e-9 * np.linalg.norm(x_ref)

@@ -1431,7 +1431,8 @@ class LstsqResult:
         ``||A x - b||``.
     n_iter : int
         Iterations on the preconditioned problem (one pass over A each for dense NumPy A:
-        conjugate gradients on the preconditioned normal equations; LSQR otherwise).
+        conjugate gradients on the preconditioned normal equations, counting the float32 inner
+        passes and the float64 gradient passes; LSQR otherwise).
     converged : bool
         Whether the iteration met ``tol``.
     sketch_rows : int
@@ -1453,7 +1454,10 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
     Since A R^{-1} has a condition number close to (1 + sqrt(d/m)) / (1 - sqrt(d/m)) whatever the
     conditioning of A, the iteration count depends only on ``tol``. For a dense NumPy A the
     iteration is conjugate gradients on the preconditioned normal equations with one pass over A
-    per iteration (safe here because A R^{-1} is well conditioned); for sparse matrices and
+    per iteration (safe here because A R^{-1} is well conditioned), run as iterative refinement:
+    float64 passes give the true gradient, and the inner iterations read a float32 copy of A
+    (n d / 2 extra float64 words of memory; half the bytes per pass), falling back to float64
+    passes when A is too ill-conditioned for float32 rows to help. For sparse matrices and
     LinearOperators it is LSQR, which touches A only through products.
 
     Computed in float64 (float32 input is promoted; x is returned in the input's dtype).
