@@ -232,3 +232,15 @@ def test_lstsq_float32_refinement_on_column_scaled_problems(kappa):
     assert abs(res.residual_norm - r_ref) / r_ref < 1e-10
     assert abs(res.residual_norm - np.linalg.norm(A @ res.x - b)) < 1e-10 * r_ref
     assert np.linalg.norm(res.x - x_ref) <= 1e-9 * np.linalg.norm(x_ref)
+
+
+def test_lstsq_entries_beyond_float32_range_fall_back_to_float64():
+    rng = np.random.default_rng(12)
+    A = rng.standard_normal((3000, 10))
+    A *= 1e300  # overflows float32: the float32 inner passes cannot help
+    b = rng.standard_normal(3000)
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    r_ref = np.linalg.norm(A @ x_ref - b)
+    res = lstsq(A, b, rng=0)
+    assert res.converged and np.all(np.isfinite(res.x))
+    assert abs(res.residual_norm - r_ref) / r_ref < 1e-10

@@ -1387,13 +1387,17 @@ def _cg_refined(A, b, r, y, tol, max_iter, n_threads=0):
         r_norm = math.sqrt(max(rr, 0.0))
         if s_norm <= tol * r_norm or s_norm == 0.0:
             return y, iterations, True, r_norm
-        if previous is not None and s_norm > 1e-3 * previous[0]:
-            if s_norm > previous[0]:
-                y = previous[1]
-            y, more, converged = _cg_normal_one_pass(A, b, r, y, tol, max(max_iter - iterations, 1), n_threads)
-            return y, iterations + more, converged, None
+        # written so that a NaN (float32 overflow in the copy of A) also counts as no progress
+        stalled = previous is not None and not s_norm <= 1e-3 * previous[0]
+        if stalled and not s_norm <= previous[0]:
+            y = previous[1]  # the refinement step made things worse: undo it
         if iterations >= max_iter:
+            if stalled:
+                return y, iterations, False, None
             return y, iterations, False, r_norm
+        if stalled:
+            y, more, converged = _cg_normal_one_pass(A, b, r, y, tol, max_iter - iterations, n_threads)
+            return y, iterations + more, converged, None
         target = max(1e-6 * s_norm, 0.5 * tol * r_norm)
         dy = np.zeros(d)
         s_in, p = s.copy(), s.copy()
@@ -1402,7 +1406,7 @@ def _cg_refined(A, b, r, y, tol, max_iter, n_threads=0):
             t = la.solve_triangular(r, p, check_finite=False)
             u, qq = _core.normal_pass(a32, t, None, n_threads)
             iterations += 1
-            if qq == 0.0:
+            if not 0.0 < qq < math.inf:
                 break
             alpha = gamma / qq
             dy += alpha * p
