@@ -1574,7 +1574,9 @@ class _GPU:
     """Device implementations. Dense blocks and the coordination hash come from the kernels in
     ``cpp/cuda/sketch_ops.cu`` (same Philox functions as the host, so the same bits); SRHT uses a
     batched in-place Walsh-Hadamard transform written with CuPy array operations; the sparse
-    operators become a cuSPARSE CSR matrix built from the column hashes."""
+    operators become a cuSPARSE CSR matrix built from the column hashes. Coordinated sampling
+    computes row norms, hashes, ranks, the top-k partition and the water-filling constant on the
+    device (kernels with the host's order of operations, so the selection is the host's)."""
 
     @staticmethod
     def _cp():
