@@ -17,11 +17,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "randnla/cones/vector_step.hpp"
+#include "randnla/jacobi/eigh.hpp"
 #include "randnla/lapack.hpp"
 #include "randnla/parallel.hpp"
 
@@ -29,70 +31,14 @@ namespace randnla {
 namespace cones {
 
 constexpr index_t kJacobiMaxN = 32;
+// Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
+constexpr index_t kBatchJacobiMaxN = 16;
 // LAPACK workspaces of matrices up to this size stay allocated between calls (per thread).
 constexpr index_t kKeepWorkspaceMaxN = 512;
 // One-sided Jacobi beats gesdd only for small SVDs (measured crossover about 24).
 constexpr index_t kSvdSmallMaxN = 16;
 
-// ---------------------------------------------------------------- small symmetric eigensolver
-// Cyclic Jacobi on a dense symmetric n x n matrix A (row-major, destroyed). On return w holds the
-// eigenvalues (unordered) and column j of V (V[i * n + j]) the matching unit eigenvector.
-// Returns false if it did not converge (never seen; the caller then falls back).
-inline bool jacobi_eigh(index_t n, double* A, double* w, double* V) {
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
-  for (int sweep = 0; sweep < 100; ++sweep) {
-    double off = 0, diag = 0;
-    for (index_t i = 0; i < n; ++i) {
-      diag += A[i * n + i] * A[i * n + i];
-      for (index_t j = i + 1; j < n; ++j) off += A[i * n + j] * A[i * n + j];
-    }
-    if (off == 0 || off <= 1e-36 * diag) {
-      for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
-      return true;
-    }
-    for (index_t p = 0; p < n; ++p) {
-      for (index_t q = p + 1; q < n; ++q) {
-        const double apq = A[p * n + q];
-        if (apq == 0) continue;
-        const double app = A[p * n + p], aqq = A[q * n + q];
-        // Negligible against both diagonal entries: set to zero (Rutishauser's test).
-        if (sweep > 3 && std::abs(apq) * 1e18 < std::abs(app) && std::abs(apq) * 1e18 < std::abs(aqq)) {
-          A[p * n + q] = A[q * n + p] = 0;
-          continue;
-        }
-        const double theta = (aqq - app) / (2 * apq);
-        double tn;
-        if (std::abs(theta) > 1e150)
-          tn = 0.5 / theta;
-        else
-          tn = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
-        const double c = 1 / std::sqrt(tn * tn + 1), s = tn * c;
-        for (index_t k = 0; k < n; ++k) {  // columns p, q
-          const double akp = A[k * n + p], akq = A[k * n + q];
-          A[k * n + p] = c * akp - s * akq;
-          A[k * n + q] = s * akp + c * akq;
-        }
-        for (index_t k = 0; k < n; ++k) {  // rows p, q
-          const double apk = A[p * n + k], aqk = A[q * n + k];
-          A[p * n + k] = c * apk - s * aqk;
-          A[q * n + k] = s * apk + c * aqk;
-        }
-        A[p * n + p] = app - tn * apq;
-        A[q * n + q] = aqq + tn * apq;
-        A[p * n + q] = A[q * n + p] = 0;
-        for (index_t k = 0; k < n; ++k) {
-          const double vkp = V[k * n + p], vkq = V[k * n + q];
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
-  return false;
-}
-
+// ---------------------------------------------------------------- small eigensolvers
 // Householder tridiagonalisation and implicit QL with Wilkinson shifts (the EISPACK tred2/tql2
 // pair): about 4/3 n^3 + 3 n^3 flops, several times cheaper than Jacobi sweeps for n <= 16.
 // Z (row-major, destroyed) holds A on entry and the eigenvectors as columns on exit. Returns false
@@ -560,28 +506,13 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
   reassemble_sym_range<T>(P, wk.A.data() + lo * n, lo, hi, wk.coef.data(), full, n, wk.B);
 }
 
-// One small matrix with the in-house Jacobi solver (double precision, no BLAS).
+// Vector step and reassembly for one small matrix, given its eigenvalues w (ascending, double,
+// overwritten) and eigenvectors V (columns, row-major); P holds the symmetrised input.
 template <class T>
-void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
-                       SymWork<T>& wk) {
-  detail::symmetrize_checked(X, P, n, "X");
-  wk.dA.resize(static_cast<std::size_t>(n * n));
-  wk.dV.resize(static_cast<std::size_t>(n * n));
-  wk.dw.resize(static_cast<std::size_t>(n));
+void finish_sym_small(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual, double* w,
+                      const double* V, SymWork<T>& wk) {
   wk.x.resize(static_cast<std::size_t>(n));
-  double* A = wk.dA.data();
-  double* V = wk.dV.data();
-  double* w = wk.dw.data();
   double* x = wk.x.data();
-  double amax = 0;
-  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
-  const double inv = amax > 0 ? 1 / amax : 1.0;
-  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
-  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
-    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
-    jacobi_eigh(n, A, w, V);
-  }
-  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
   for (index_t i = 0; i < n; ++i) x[i] = w[i];
   apply_step(kind, param, dual, t, v, x, n, wk.scratch);
   index_t nnz = 0, nch = 0;
@@ -603,6 +534,48 @@ void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind k
   }
 }
 
+// Relative off-diagonal threshold of the Jacobi sweeps: sqrt(n) eps (randnla.linalg.eigh's default).
+inline double batch_jacobi_tol(index_t n) {
+  return std::sqrt(static_cast<double>(std::max<index_t>(n, 1))) * std::numeric_limits<double>::epsilon();
+}
+
+// Eigenpairs of one symmetric matrix (row-major, double) by the batched Jacobi solver of
+// randnla/jacobi, run on a batch of one; false if it did not converge.
+inline bool jacobi_eigh_one(index_t n, const double* A, double* w, double* V) {
+  jacobi::EighOptions options;
+  options.n_threads = 1;
+  options.tol = batch_jacobi_tol(n);
+  unsigned char converged = 0;
+  jacobi::EighReport report;
+  report.converged = &converged;
+  jacobi::eigh_batch<double>(A, 1, static_cast<int>(n), w, V, options, report);
+  return converged != 0;
+}
+
+// One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS); Jacobi
+// if QL does not converge.
+template <class T>
+void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  wk.dA.resize(static_cast<std::size_t>(n * n));
+  wk.dV.resize(static_cast<std::size_t>(n * n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* w = wk.dw.data();
+  double amax = 0;
+  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
+  const double inv = amax > 0 ? 1 / amax : 1.0;
+  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
+  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
+    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
+    if (!jacobi_eigh_one(n, A, w, V)) throw std::runtime_error("randnla: the small symmetric eigensolver failed");
+  }
+  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
+  finish_sym_small(P, n, t, v, kind, param, dual, w, V, wk);
+}
+
 // Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
 // t, v: batch values updated in place (double).
 template <class T>
@@ -610,6 +583,37 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
                        bool dual, int n_threads) {
   RANDNLA_REQUIRE(n >= 1, "X must have n >= 1, got n = ", n);
   const index_t nn = n * n;
+  if (n <= kBatchJacobiMaxN) {
+    // Small matrices: randnla/jacobi's batched Jacobi (SIMD across matrices, double precision;
+    // a matrix gets the same result alone or in any batch), then the vector step and reassembly
+    // matrix by matrix.
+    const int threads = std::max(1, resolve_threads(n_threads));
+    // Default-initialised buffers (no zeroing pass); the checks run on the calling thread (one
+    // pass over the data costs less than waking the team on a loaded machine).
+    std::unique_ptr<double[]> D(new double[static_cast<std::size_t>(batch * nn)]),
+        W(new double[static_cast<std::size_t>(batch * n)]), V(new double[static_cast<std::size_t>(batch * nn)]);
+    std::vector<unsigned char> converged(static_cast<std::size_t>(batch), 0);
+    for (index_t b = 0; b < batch; ++b) {
+      detail::symmetrize_checked(X + b * nn, P + b * nn, n, "X");
+      for (index_t i = 0; i < nn; ++i) D[b * nn + i] = static_cast<double>(P[b * nn + i]);
+    }
+    jacobi::EighOptions options;
+    options.n_threads = n_threads;
+    options.tol = batch_jacobi_tol(n);
+    jacobi::EighReport report;
+    report.converged = converged.data();
+    jacobi::eigh_batch<double>(D.get(), batch, static_cast<int>(n), W.get(), V.get(), options, report);
+    parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
+      SymWork<T> wk;
+      for (index_t b = begin; b < end; ++b) {
+        if (converged[b])
+          finish_sym_small<T>(P + b * nn, n, t[b], v[b], kind, param, dual, W.get() + b * n, V.get() + b * nn, wk);
+        else
+          project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+      }
+    });
+    return;
+  }
   if (n <= kJacobiMaxN) {
     const int threads = std::max(1, resolve_threads(n_threads));
     // Fixed chunking independent of the thread count: every matrix is computed the same way.
