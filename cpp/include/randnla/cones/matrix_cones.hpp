@@ -523,13 +523,30 @@ void finish_sym_small(T* P, index_t n, double& t, double& v, Kind kind, double p
   if (nch == 0) return;
   const bool full = nnz <= nch;
   for (index_t i = 0; i < n; ++i) w[i] = full ? x[i] : x[i] - w[i];  // coefficients
+  // acc (lower triangle) = [P +] sum_k w_k v_k v_k^T, one rank-one update per nonzero
+  // coefficient over contiguous rows of V^T; then both triangles from the same sums.
+  wk.dG.resize(static_cast<std::size_t>(n * n));
+  wk.dE.resize(static_cast<std::size_t>(n * n));
+  double* acc = wk.dG.data();
+  double* Vt = wk.dE.data();
+  for (index_t i = 0; i < n; ++i)
+    for (index_t k = 0; k < n; ++k) Vt[k * n + i] = V[i * n + k];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
+  for (index_t k = 0; k < n; ++k) {
+    if (w[k] == 0) continue;
+    const double* q = Vt + k * n;
+    for (index_t i = 0; i < n; ++i) {
+      const double a = w[k] * q[i];
+      double* row = acc + i * n;
+      for (index_t j = 0; j <= i; ++j) row[j] += a * q[j];
+    }
+  }
   for (index_t i = 0; i < n; ++i) {
     for (index_t j = 0; j <= i; ++j) {
-      double s = full ? 0.0 : static_cast<double>(P[i * n + j]);
-      for (index_t k = 0; k < n; ++k)
-        if (w[k] != 0) s += w[k] * V[i * n + k] * V[j * n + k];
-      P[i * n + j] = static_cast<T>(s);
-      P[j * n + i] = static_cast<T>(s);
+      const T s = static_cast<T>(acc[i * n + j]);
+      P[i * n + j] = s;
+      P[j * n + i] = s;
     }
   }
 }
