@@ -33,6 +33,8 @@ namespace cones {
 constexpr index_t kJacobiMaxN = 32;
 // Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
 constexpr index_t kBatchJacobiMaxN = 16;
+// Batch buffers up to this many doubles (32 MiB) stay allocated between calls (per thread).
+constexpr std::size_t kKeepBatchDoubles = std::size_t(1) << 22;
 // LAPACK workspaces of matrices up to this size stay allocated between calls (per thread).
 constexpr index_t kKeepWorkspaceMaxN = 512;
 // One-sided Jacobi beats gesdd only for small SVDs (measured crossover about 24).
@@ -605,10 +607,23 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
     // a matrix gets the same result alone or in any batch), then the vector step and reassembly
     // matrix by matrix.
     const int threads = std::max(1, resolve_threads(n_threads));
-    // Default-initialised buffers (no zeroing pass); the checks run on the calling thread (one
-    // pass over the data costs less than waking the team on a loaded machine).
-    std::unique_ptr<double[]> D(new double[static_cast<std::size_t>(batch * nn)]),
-        W(new double[static_cast<std::size_t>(batch * n)]), V(new double[static_cast<std::size_t>(batch * nn)]);
+    // Buffers persist across calls on this thread (page faults on fresh allocations cost as much
+    // as the vector step here), released after calls above kKeepBatchDoubles; the checks run on
+    // the calling thread (one pass over the data costs less than waking the team).
+    thread_local std::vector<double> Dbuf, Wbuf, Vbuf;
+    const std::size_t big = static_cast<std::size_t>(batch * nn), small = static_cast<std::size_t>(batch * n);
+    if (Dbuf.size() < big) Dbuf.resize(big);
+    if (Vbuf.size() < big) Vbuf.resize(big);
+    if (Wbuf.size() < small) Wbuf.resize(small);
+    struct Release {
+      ~Release() {
+        if (Dbuf.size() > kKeepBatchDoubles) Dbuf = std::vector<double>(), Vbuf = std::vector<double>(),
+                                             Wbuf = std::vector<double>();
+      }
+    } release;
+    double* D = Dbuf.data();
+    double* W = Wbuf.data();
+    double* V = Vbuf.data();
     std::vector<unsigned char> converged(static_cast<std::size_t>(batch), 0);
     for (index_t b = 0; b < batch; ++b) {
       detail::symmetrize_checked(X + b * nn, P + b * nn, n, "X");
@@ -619,12 +634,12 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
     options.tol = batch_jacobi_tol(n);
     jacobi::EighReport report;
     report.converged = converged.data();
-    jacobi::eigh_batch<double>(D.get(), batch, static_cast<int>(n), W.get(), V.get(), options, report);
+    jacobi::eigh_batch<double>(D, batch, static_cast<int>(n), W, V, options, report);
     parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
       SymWork<T> wk;
       for (index_t b = begin; b < end; ++b) {
         if (converged[b])
-          finish_sym_small<T>(P + b * nn, n, t[b], v[b], kind, param, dual, W.get() + b * n, V.get() + b * nn, wk);
+          finish_sym_small<T>(P + b * nn, n, t[b], v[b], kind, param, dual, W + b * n, V + b * nn, wk);
         else
           project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
       }
