@@ -4,17 +4,20 @@ A spectral matrix cone is defined from a function of the eigenvalues (symmetric 
 the singular values (any matrix). By the reduction theorem (Lewis 1995/1996; Cederberg & Boyd
 2025), projecting a matrix onto such a cone reduces to projecting its eigenvalues or singular
 values onto the matching vector cone and reassembling with the same vectors. The cost is one
-divide-and-conquer decomposition (LAPACK ``syevd`` / ``gesdd``), an O(n log n) vector step that
-is exact to machine precision (ties, faces and polar points included), and one BLAS-3
-reassembly; inputs that a cheap test proves to be in the cone or its polar cone skip the
-decomposition.
+decomposition through LAPACK (a tridiagonal reduction and its eigenproblem, then only the
+eigenvectors that change are back-transformed; the singular-value cones take that route on the
+Gram matrix when only singular values above 5% of the largest change, ``gesdd`` otherwise), an
+O(n log n) vector step that is exact to machine precision (ties, faces and polar points
+included), and one BLAS-3 reassembly; inputs that a cheap test proves to be in the cone or its
+polar cone skip the decomposition.
 
 Every projection
 
 - accepts a leading batch dimension (``X`` of shape ``(..., n, n)`` or ``(..., m, n)``, with ``t``
   and ``v`` of the batch shape or broadcastable to it); small matrices (n <= 32 symmetric, m, n <= 16
-  rectangular) use in-house double-precision eigen/singular value solvers (tridiagonal QL, one-sided
-  Jacobi) threaded across the batch with OpenMP; larger ones call LAPACK one after the other,
+  rectangular) use double-precision solvers threaded across the batch with OpenMP (the batched
+  Jacobi eigensolver of :mod:`randnla.linalg` for n <= 16, tridiagonal QL up to 32, one-sided
+  Jacobi for the SVD); larger ones call LAPACK one after the other,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector
@@ -339,8 +342,10 @@ def project_logdet_cone(t, v, X, *, dual=False, convention="hypograph", n_thread
 def project_nuclear_norm_cone(t, X, *, dual=False, n_threads=None):
     """Project (t, X) onto the nuclear-norm cone {(t, X): ||X||_* <= t}.
 
-    X may be any m x n matrix (m < n included). One thin SVD (``gesdd``), the sorted l1-cone
-    projection of the singular values, one GEMM. The dual cone is the spectral-norm cone.
+    X may be any m x n matrix (m < n included). The singular values (from the Gram matrix's
+    eigenvalues when the threshold is at least 5% of the largest, else a thin ``gesdd``), the
+    sorted l1-cone projection, and a reassembly from the singular vectors that stay nonzero.
+    The dual cone is the spectral-norm cone.
 
     Parameters
     ----------

@@ -2,16 +2,22 @@
 // (Lewis): project the eigenvalues (symmetric cones) or singular values (unitarily invariant cones)
 // with the vector step, then reassemble with the same vectors.
 //
-// Cost per matrix: one divide-and-conquer decomposition (syevd / gesdd through the LAPACK table),
-// the O(n log n) vector step, and one BLAS-3 reassembly on whichever is smaller, the columns whose
-// value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value changed
-// (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly symmetric.
+// Cost per matrix (double precision): a tridiagonal reduction and the tridiagonal eigenproblem
+// (sytrd + stevd), the O(n log n) vector step, then the back transformation of only the
+// eigenvectors that enter the reassembly (ormtr) and one BLAS-3 reassembly on whichever is
+// smaller, the columns whose value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value
+// changed (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly
+// symmetric. The singular-value cones change only the singular values above a threshold and take
+// the same route on the Gram matrix when that threshold is not small (project_svd_gram); gesdd
+// otherwise. Single precision and the log-det cone (every eigenvalue moves) use syevd / gesdd.
 // Inputs already in the cone or in its polar cone skip the decomposition when a cheap test
 // (Cholesky, Frobenius-norm bounds) proves it.
 //
-// Small matrices (n <= kJacobiMaxN) use an in-house eigensolver (tridiagonal QL, Jacobi fallback) in
-// double precision, threaded across the batch (no BLAS inside the parallel region); larger
-// matrices run one after the other, each with the BLAS's own threads.
+// Small matrices run threaded across the batch in double precision with no BLAS inside the
+// parallel region: n <= kBatchJacobiMaxN through randnla/jacobi's batched (SIMD) Jacobi solver,
+// n <= kJacobiMaxN through an in-house tridiagonal QL solver, small SVDs through one-sided Jacobi
+// preconditioned by QL on the Gram matrix. Larger matrices run one after the other, each with the
+// BLAS's own threads, and keep their LAPACK workspaces between calls.
 #pragma once
 
 #include <algorithm>
