@@ -649,7 +649,7 @@ def test_onesided_jacobi_svd(rng):
             np.testing.assert_allclose(W @ V.T, A, atol=1e-13 * n)
 
 
-@pytest.mark.parametrize("solver", ["jacobi_eigh", "tridiagonal_ql_eigh"])
+@pytest.mark.parametrize("solver", ["tridiagonal_ql_eigh"])
 def test_small_eigensolvers(rng, solver):
     for n in (1, 2, 5, 16):
         A = sym(rng, n)
@@ -859,3 +859,114 @@ def test_device_code_path_on_numpy(rng):
         ref = f(t, A)
         np.testing.assert_allclose(P, ref[1], atol=1e-12)
         np.testing.assert_allclose(tt, ref[0], atol=1e-12)
+
+
+# ---------------------------------------------------------------- partial spectra and the Gram route
+def rect_with_singular_values(rng, m, n, s):
+    r = min(m, n)
+    U, _ = np.linalg.qr(rng.standard_normal((m, r)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    return (U * np.asarray(s, float)) @ V.T
+
+
+def svd_reference(kind, t0, X, param=None):
+    """Dense SVD + the vector projection (the matrix part is independent of the library)."""
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if kind == "nuclear":
+        t, x = cones.project_l1_norm_cone(t0, s)
+    elif kind == "spectral":
+        t, x = cones.project_linf_norm_cone(t0, s)
+    elif kind == "spectral_ball":
+        t, x = 0.0, np.minimum(s, param)
+    else:  # nuclear ball: sorted l1-ball step (bisection-free: the l1 cone at the matching t)
+        t, x = 0.0, s.copy()
+        if s.sum() > param:
+            lo, hi = 0.0, s[0]
+            for _ in range(200):
+                mu = 0.5 * (lo + hi)
+                lo, hi = (mu, hi) if np.maximum(s - mu, 0).sum() > param else (lo, mu)
+            x = np.maximum(s - hi, 0)
+    return float(t), (U * np.asarray(x)) @ Vt
+
+
+SHAPES_LARGE = [(50, 34), (34, 50), (120, 3), (3, 120)]
+
+
+@pytest.mark.parametrize("shape", SHAPES_LARGE)
+def test_large_singular_value_cones_all_thresholds(rng, shape):
+    """Sweeps t across the whole range, so the threshold passes the Gram-route limit (5% of the
+    largest singular value) and the fallback to the full SVD; spectra with ties and tiny values."""
+    m, n = shape
+    r = min(m, n)
+    spectra = [
+        np.sort(np.abs(rng.standard_normal(r)))[::-1] * 3,
+        np.r_[np.full((r + 1) // 2, 2.0), np.full(r // 2, 1e-12)],  # ties and numerically zero values
+        np.logspace(0, -14, r),  # graded: Gram-matrix eigenvalues below eps * s_max^2
+        np.r_[np.full(min(3, r), 5.0), np.zeros(r - min(3, r))],  # rank deficient
+    ]
+    for s in spectra:
+        X = rect_with_singular_values(rng, m, n, s)
+        smax, nuc = s.max(), s.sum()
+        for frac in (-1.5, -0.3, -0.04, 0.0, 0.045, 0.055, 0.3, 0.99, 1.2):
+            for kind, t0 in (("nuclear", frac * nuc), ("spectral", frac * smax)):
+                f = cones.project_nuclear_norm_cone if kind == "nuclear" else cones.project_spectral_norm_cone
+                tt, P = f(t0, X)
+                tr, R = svd_reference(kind, t0, X)
+                sc = max(1.0, abs(t0), np.abs(X).max())
+                assert abs(float(tt) - tr) <= 1e-11 * sc * r, (kind, frac)
+                np.testing.assert_allclose(P, R, atol=1e-11 * sc * r, rtol=0)
+                if kind == "nuclear":
+                    dual_nuclear_ok(np.asarray(t0), X, P, np.asarray(tt), TOL)
+                else:
+                    dt, D = float(tt) - t0, P - X
+                    assert res_spectral(float(tt), P) <= TOL * sc
+                    assert res_nuclear(dt, D) <= TOL * sc * r
+                    assert abs(float(tt) * dt + (P * D).sum()) <= TOL * sc * sc * r
+        for frac in (0.0, 0.045, 0.055, 0.97):
+            rad = frac * smax
+            np.testing.assert_allclose(cones.project_spectral_norm_ball(X, rad),
+                                       svd_reference("spectral_ball", 0, X, rad)[1], atol=1e-11 * max(1, smax) * r)
+            rad = frac * nuc
+            np.testing.assert_allclose(cones.project_nuclear_norm_ball(X, rad),
+                                       svd_reference("nuclear_ball", 0, X, rad)[1], atol=1e-11 * max(1, smax) * r)
+
+
+def spectraplex_reference(X, total=1.0):
+    w, Q = np.linalg.eigh(X)
+    lo, hi = w.min() - total, w.max()
+    for _ in range(200):
+        th = 0.5 * (lo + hi)
+        lo, hi = (th, hi) if np.maximum(w - th, 0).sum() > total else (lo, th)
+    return (Q * np.maximum(w - hi, 0)) @ Q.T
+
+
+@pytest.mark.parametrize("n", [33, 48])
+def test_large_symmetric_cones_partial_spectra(rng, n):
+    """The LAPACK path computes only the eigenvectors that enter the reassembly: few or many
+    negative eigenvalues, ties across the split, zero eigenvalues, every k."""
+    spectra = [
+        np.linalg.eigvalsh(sym(rng, n)),
+        np.r_[np.full(n - 2, 1.0), -1.0, -1.0],  # two negatives
+        np.r_[np.full(n - 2, -1.0), 1.0, 1.0],  # two positives
+        np.round(rng.standard_normal(n)),  # integer spectrum: many ties and zeros
+        np.r_[np.zeros(n - 3), 3.0, -2.0, 1e-14],
+    ]
+    for w in spectra:
+        X = with_spectrum(rng, w)
+        s = scale_of(X)
+        P = cones.project_psd(X)
+        check_psd(X, P, TOL)
+        w0, Q = np.linalg.eigh(X)
+        np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * s * n)
+        for k in (1, n // 3, n - 1):
+            for t0 in (-5.0, 0.7 * topk(w0, k), 2.0):
+                tt, P = cones.project_sum_largest_cone(t0, X, k)
+                tv, xv = cones.project_sum_largest_vector_cone(t0, w0, k)
+                assert abs(float(tt) - float(tv)) <= 1e-12 * s * n
+                np.testing.assert_allclose(P, (Q * xv) @ Q.T, atol=1e-12 * s * n)
+                dt, D = float(tt) - t0, P - X
+                assert res_sum_largest(float(tt), P, k) <= TOL * s
+                assert res_sum_largest_dual(dt, D, k) <= TOL * s
+        S = cones.project_spectraplex(X)
+        np.testing.assert_allclose(S, spectraplex_reference(X), atol=1e-12 * s * n)
+        assert np.array_equal(S, S.T)

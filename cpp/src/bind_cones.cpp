@@ -1,5 +1,7 @@
 // Bindings for the cone projections (randnla/cones/*.hpp): array conversion, shape checks,
 // GIL release. The Python layer validates and broadcasts; this is the last line of defence.
+#include <cmath>
+
 #include "bind_common.hpp"
 #include "randnla/cones/matrix_cones.hpp"
 
@@ -87,6 +89,49 @@ py::tuple svd_cone(int kind, carray<T> X, carray<double> t, double param, bool d
   return py::make_tuple(P, to);
 }
 
+// One matrix (the inner loop of a solver): X of shape (n, n) or (m, n), scalars in and 0-d arrays
+// of X's dtype out, so the Python side adds no array handling of its own.
+template <class T>
+py::array_t<T> scalar_array(double x) {
+  py::array_t<T> out(std::vector<py::ssize_t>{});
+  *out.mutable_data() = static_cast<T>(x);
+  return out;
+}
+
+template <class T>
+py::tuple sym_cone_one(int kind, carray<T> X, double t, double v, double param, bool dual, int n_threads) {
+  if (X.ndim() != 2 || X.shape(0) != X.shape(1)) throw std::invalid_argument("X must be square (shape (n, n))");
+  if (!std::isfinite(t) || !std::isfinite(v)) throw std::invalid_argument("t and v must be finite");
+  const index_t n = X.shape(0);
+  const cones::Kind k = kind_from(kind);
+  if (k == cones::Kind::top_k && !(param >= 1 && param <= static_cast<double>(n)))
+    throw std::invalid_argument("k must be in [1, n]");
+  py::array_t<T> P(std::vector<py::ssize_t>{n, n});
+  const T* xp = X.data();
+  T* pp = P.mutable_data();
+  {
+    py::gil_scoped_release release;
+    cones::project_sym_batch<T>(xp, pp, &t, &v, 1, n, k, param, dual, n_threads);
+  }
+  return py::make_tuple(P, scalar_array<T>(t), scalar_array<T>(v));
+}
+
+template <class T>
+py::tuple svd_cone_one(int kind, carray<T> X, double t, double param, int n_threads) {
+  if (X.ndim() != 2) throw std::invalid_argument("X must have shape (m, n)");
+  if (!std::isfinite(t)) throw std::invalid_argument("t must be finite");
+  const index_t rows = X.shape(0), cols = X.shape(1);
+  const cones::Kind k = kind_from(kind);
+  py::array_t<T> P(std::vector<py::ssize_t>{rows, cols});
+  const T* xp = X.data();
+  T* pp = P.mutable_data();
+  {
+    py::gil_scoped_release release;
+    cones::project_svd_batch<T>(xp, pp, &t, 1, rows, cols, k, param, false, n_threads);
+  }
+  return py::make_tuple(P, scalar_array<T>(t));
+}
+
 }  // namespace
 
 void register_cones(py::module_& m) {
@@ -97,6 +142,10 @@ void register_cones(py::module_& m) {
   c.def("sym_cone_float32", &sym_cone<float>);
   c.def("svd_cone_float64", &svd_cone<double>);
   c.def("svd_cone_float32", &svd_cone<float>);
+  c.def("sym_cone_one_float64", &sym_cone_one<double>);
+  c.def("sym_cone_one_float32", &sym_cone_one<float>);
+  c.def("svd_cone_one_float64", &svd_cone_one<double>);
+  c.def("svd_cone_one_float32", &svd_cone_one<float>);
   c.def("tridiagonal_ql_eigh", [](carray<double> A) {
     if (A.ndim() != 2 || A.shape(0) != A.shape(1)) throw std::invalid_argument("A must be square");
     const index_t n = A.shape(0);
@@ -115,12 +164,4 @@ void register_cones(py::module_& m) {
     return py::make_tuple(W, s, V, ok);
   });
   c.def("jacobi_max_n", [] { return cones::kJacobiMaxN; });
-  c.def("jacobi_eigh", [](carray<double> A) {
-    if (A.ndim() != 2 || A.shape(0) != A.shape(1)) throw std::invalid_argument("A must be square");
-    const index_t n = A.shape(0);
-    std::vector<double> a(A.data(), A.data() + n * n);
-    py::array_t<double> w(n), V(std::vector<py::ssize_t>{n, n});
-    const bool ok = cones::jacobi_eigh(n, a.data(), w.mutable_data(), V.mutable_data());
-    return py::make_tuple(w, V, ok);
-  });
 }

@@ -4,17 +4,20 @@ A spectral matrix cone is defined from a function of the eigenvalues (symmetric 
 the singular values (any matrix). By the reduction theorem (Lewis 1995/1996; Cederberg & Boyd
 2025), projecting a matrix onto such a cone reduces to projecting its eigenvalues or singular
 values onto the matching vector cone and reassembling with the same vectors. The cost is one
-divide-and-conquer decomposition (LAPACK ``syevd`` / ``gesdd``), an O(n log n) vector step that
-is exact to machine precision (ties, faces and polar points included), and one BLAS-3
-reassembly; inputs that a cheap test proves to be in the cone or its polar cone skip the
-decomposition.
+decomposition through LAPACK (a tridiagonal reduction and its eigenproblem, then only the
+eigenvectors that change are back-transformed; the singular-value cones take that route on the
+Gram matrix when only singular values above 5% of the largest change, ``gesdd`` otherwise), an
+O(n log n) vector step that is exact to machine precision (ties, faces and polar points
+included), and one BLAS-3 reassembly; inputs that a cheap test proves to be in the cone or its
+polar cone skip the decomposition.
 
 Every projection
 
 - accepts a leading batch dimension (``X`` of shape ``(..., n, n)`` or ``(..., m, n)``, with ``t``
   and ``v`` of the batch shape or broadcastable to it); small matrices (n <= 32 symmetric, m, n <= 16
-  rectangular) use in-house double-precision eigen/singular value solvers (tridiagonal QL, one-sided
-  Jacobi) threaded across the batch with OpenMP; larger ones call LAPACK one after the other,
+  rectangular) use double-precision solvers threaded across the batch with OpenMP (the batched
+  Jacobi eigensolver of :mod:`randnla.linalg` for n <= 16, tridiagonal QL up to 32, one-sided
+  Jacobi for the SVD); larger ones call LAPACK one after the other,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector
@@ -31,6 +34,7 @@ Vector cones: :func:`project_nonneg`, :func:`project_soc`, :func:`project_exp_co
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -102,6 +106,39 @@ def _matrix(X, name, xp, square):
     if arr.shape[-1] == 0 or arr.shape[-2] == 0:
         raise ValueError(f"{name} must have nonzero matrix dimensions, got shape {tuple(arr.shape)}")
     return arr
+
+
+# ---------------------------------------------------------------- fast path
+# One plain float32/float64 NumPy matrix with Python/NumPy scalars is the inner loop of a
+# first-order solver: it goes straight to the C++ core, which checks finiteness, symmetry and
+# k itself; anything else (batches, lists, CuPy, NaN scalars for the error messages) takes the
+# general path below.
+_FAST_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _fast_matrix(X, square):
+    if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FAST_DTYPES and X.shape[0] and X.shape[1]
+            and (not square or X.shape[0] == X.shape[1])):
+        return X
+    return None
+
+
+def _fast_scalar(t):
+    if type(t) is float or type(t) is int or isinstance(t, np.floating):
+        t = float(t)
+        if math.isfinite(t):
+            return t
+    return None
+
+
+def _sym_fast(kind, X, t, v, param, dual, n_threads):
+    fn = _core.cones.sym_cone_one_float32 if X.dtype == np.float32 else _core.cones.sym_cone_one_float64
+    return fn(kind, X, t, v, float(param), dual, n_threads)
+
+
+def _svd_fast(kind, X, t, param, n_threads):
+    fn = _core.cones.svd_cone_one_float32 if X.dtype == np.float32 else _core.cones.svd_cone_one_float64
+    return fn(kind, X, t, float(param), n_threads)
 
 
 def _sym(kind, X, t, v, param, dual, n_threads):
@@ -234,6 +271,8 @@ def project_psd(X, *, dual=False, n_threads=None):
     """
     _check_bool(dual, "dual")
     n_threads = check_n_threads(n_threads)
+    if _fast_matrix(X, True) is not None:
+        return _sym_fast(_NONNEG, X, 0.0, 0.0, 0.0, False, n_threads)[0]
     xp = namespace_of(X)
     X = _matrix(X, "X", xp, square=True)
     zeros = xp.zeros(X.shape[:-2], dtype=xp.float64)
@@ -286,12 +325,16 @@ def project_logdet_cone(t, v, X, *, dual=False, convention="hypograph", n_thread
     _check_bool(dual, "dual")
     _check_convention(convention)
     n_threads = check_n_threads(n_threads)
+    flip = convention == "hypograph"
+    ft, fv = _fast_scalar(t), _fast_scalar(v)
+    if ft is not None and fv is not None and _fast_matrix(X, True) is not None:
+        P, to, vo = _sym_fast(_LOG, X, -ft if flip else ft, fv, 0.0, bool(dual), n_threads)
+        return (-to if flip else to), vo, P
     xp = namespace_of(t, v, X)
     X = _matrix(X, "X", xp, square=True)
     batch = X.shape[:-2]
     t = _scalar_part(t, "t", batch, xp, X.dtype)
     v = _scalar_part(v, "v", batch, xp, X.dtype)
-    flip = convention == "hypograph"
     P, to, vo = _sym(_LOG, X, -t if flip else t, v, 0.0, dual, n_threads)
     return (-to if flip else to), vo, P
 
@@ -299,8 +342,10 @@ def project_logdet_cone(t, v, X, *, dual=False, convention="hypograph", n_thread
 def project_nuclear_norm_cone(t, X, *, dual=False, n_threads=None):
     """Project (t, X) onto the nuclear-norm cone {(t, X): ||X||_* <= t}.
 
-    X may be any m x n matrix (m < n included). One thin SVD (``gesdd``), the sorted l1-cone
-    projection of the singular values, one GEMM. The dual cone is the spectral-norm cone.
+    X may be any m x n matrix (m < n included). The singular values (from the Gram matrix's
+    eigenvalues when the threshold is at least 5% of the largest, else a thin ``gesdd``), the
+    sorted l1-cone projection, and a reassembly from the singular vectors that stay nonzero.
+    The dual cone is the spectral-norm cone.
 
     Parameters
     ----------
@@ -325,6 +370,10 @@ def project_nuclear_norm_cone(t, X, *, dual=False, n_threads=None):
     """
     _check_bool(dual, "dual")
     n_threads = check_n_threads(n_threads)
+    ft = _fast_scalar(t)
+    if ft is not None and _fast_matrix(X, False) is not None:
+        P, to = _svd_fast(_LINF if dual else _L1, X, ft, 0.0, n_threads)
+        return to, P
     xp = namespace_of(t, X)
     X = _matrix(X, "X", xp, square=False)
     t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
@@ -361,6 +410,10 @@ def project_spectral_norm_cone(t, X, *, dual=False, n_threads=None):
     """
     _check_bool(dual, "dual")
     n_threads = check_n_threads(n_threads)
+    ft = _fast_scalar(t)
+    if ft is not None and _fast_matrix(X, False) is not None:
+        P, to = _svd_fast(_L1 if dual else _LINF, X, ft, 0.0, n_threads)
+        return to, P
     xp = namespace_of(t, X)
     X = _matrix(X, "X", xp, square=False)
     t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
@@ -403,6 +456,10 @@ def project_sum_largest_cone(t, X, k, *, dual=False, n_threads=None):
     """
     _check_bool(dual, "dual")
     n_threads = check_n_threads(n_threads)
+    ft = _fast_scalar(t)
+    if ft is not None and _fast_matrix(X, True) is not None and type(k) is int and 1 <= k < X.shape[0]:
+        P, to, _ = _sym_fast(_TOPK, X, ft, 0.0, float(k), bool(dual), n_threads)
+        return to, P
     xp = namespace_of(t, X)
     X = _matrix(X, "X", xp, square=True)
     n = X.shape[-1]
@@ -461,6 +518,8 @@ def project_nuclear_norm_ball(X, radius=1.0):
     [1.0, 0.0]
     """
     radius = check_positive(radius, "radius", strict=False)
+    if _fast_matrix(X, False) is not None:
+        return _svd_fast(_L1_BALL, X, 0.0, radius, 0)[0]
     xp = namespace_of(X)
     X = _matrix(X, "X", xp, square=False)
     t = xp.zeros(X.shape[:-2], dtype=xp.float64)
@@ -488,6 +547,8 @@ def project_spectral_norm_ball(X, radius=1.0):
     [1.0, 0.5]
     """
     radius = check_positive(radius, "radius", strict=False)
+    if _fast_matrix(X, False) is not None:
+        return _svd_fast(_LINF_BALL, X, 0.0, radius, 0)[0]
     xp = namespace_of(X)
     X = _matrix(X, "X", xp, square=False)
     t = xp.zeros(X.shape[:-2], dtype=xp.float64)
@@ -518,6 +579,8 @@ def project_spectraplex(X, trace=1.0, *, n_threads=None):
     """
     trace = check_positive(trace, "trace")
     n_threads = check_n_threads(n_threads)
+    if _fast_matrix(X, True) is not None:
+        return _sym_fast(_SIMPLEX, X, 0.0, 0.0, trace, False, n_threads)[0]
     xp = namespace_of(X)
     X = _matrix(X, "X", xp, square=True)
     zeros = xp.zeros(X.shape[:-2], dtype=xp.float64)

@@ -36,7 +36,9 @@ using fint = int;
   X(getrf, (fint*, fint*, T*, fint*, fint*, fint*))                                                         \
   X(getrs, (char*, fint*, fint*, T*, fint*, fint*, T*, fint*, fint*))                                       \
   X(stevd, (char*, fint*, T*, T*, T*, fint*, T*, fint*, fint*, fint*, fint*))                               \
-  X(sterf, (fint*, T*, T*, fint*))
+  X(sterf, (fint*, T*, T*, fint*))                                                                          \
+  X(sytrd, (char*, fint*, T*, fint*, T*, T*, T*, T*, fint*, fint*))                                         \
+  X(ormtr, (char*, char*, char*, fint*, fint*, T*, fint*, T*, T*, fint*, T*, fint*, fint*))
 
 template <class T>
 struct Routines {
@@ -193,6 +195,24 @@ template <class T>
 inline fint sterf(fint n, T* d, T* e) {
   fint info = 0;
   routines<T>().sterf(&n, d, e, &info);
+  return info;
+}
+
+// Householder reduction to tridiagonal form (d, e, tau); lwork >= n * block size.
+template <class T>
+inline fint sytrd(char uplo, fint n, T* a, fint lda, T* d, T* e, T* tau, T* work, fint lwork) {
+  fint info = 0;
+  routines<T>().sytrd(&uplo, &n, a, &lda, d, e, tau, work, &lwork, &info);
+  return info;
+}
+
+// Applies the orthogonal matrix of sytrd to C.
+template <class T>
+inline fint ormtr(char side, char uplo, char trans, fint m, fint n, const T* a, fint lda, const T* tau, T* c,
+                  fint ldc, T* work, fint lwork) {
+  fint info = 0;
+  routines<T>().ormtr(&side, &uplo, &trans, &m, &n, const_cast<T*>(a), &lda, const_cast<T*>(tau), c, &ldc, work,
+                      &lwork, &info);
   return info;
 }
 

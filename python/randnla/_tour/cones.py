@@ -36,6 +36,12 @@ def _best(fn, repeat=3):
 def run(quick: bool) -> bool:
     # Time both sides with one BLAS thread when threadpoolctl is there (randnla uses SciPy's
     # OpenBLAS, NumPy its own; two spinning pools on shared cores make timings meaningless).
+    # Both libraries must be loaded before the limit is set, or it does not reach them.
+    import numpy.linalg  # noqa: F401
+    import scipy.linalg  # noqa: F401
+
+    from randnla import cones  # noqa: F401
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

@@ -2,24 +2,34 @@
 // (Lewis): project the eigenvalues (symmetric cones) or singular values (unitarily invariant cones)
 // with the vector step, then reassemble with the same vectors.
 //
-// Cost per matrix: one divide-and-conquer decomposition (syevd / gesdd through the LAPACK table),
-// the O(n log n) vector step, and one BLAS-3 reassembly on whichever is smaller, the columns whose
-// value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value changed
-// (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly symmetric.
+// Cost per matrix (double precision): a tridiagonal reduction and the tridiagonal eigenproblem
+// (sytrd + stevd), the O(n log n) vector step, then the back transformation of only the
+// eigenvectors that enter the reassembly (ormtr) and one BLAS-3 reassembly on whichever is
+// smaller, the columns whose value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value
+// changed (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly
+// symmetric. The singular-value cones change only the singular values above a threshold and take
+// the same route on the Gram matrix when that threshold is not small (project_svd_gram); gesdd
+// otherwise. Single precision and the log-det cone (every eigenvalue moves) use syevd / gesdd.
 // Inputs already in the cone or in its polar cone skip the decomposition when a cheap test
 // (Cholesky, Frobenius-norm bounds) proves it.
 //
-// Small matrices (n <= kJacobiMaxN) use an in-house eigensolver (tridiagonal QL, Jacobi fallback) in
-// double precision, threaded across the batch (no BLAS inside the parallel region); larger
-// matrices run one after the other, each with the BLAS's own threads.
+// Small matrices run threaded across the batch in double precision with no BLAS inside the
+// parallel region: n <= kBatchJacobiMaxN through randnla/jacobi's batched (SIMD) Jacobi solver,
+// n <= kJacobiMaxN through an in-house tridiagonal QL solver, small SVDs through one-sided Jacobi
+// preconditioned by QL on the Gram matrix. Larger matrices run one after the other, each with the
+// BLAS's own threads, and keep their LAPACK workspaces between calls.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "randnla/cones/vector_step.hpp"
+#include "randnla/jacobi/eigh.hpp"
 #include "randnla/lapack.hpp"
 #include "randnla/parallel.hpp"
 
@@ -27,68 +37,16 @@ namespace randnla {
 namespace cones {
 
 constexpr index_t kJacobiMaxN = 32;
+// Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
+constexpr index_t kBatchJacobiMaxN = 16;
+// Batch buffers up to this many doubles (32 MiB) stay allocated between calls (per thread).
+constexpr std::size_t kKeepBatchDoubles = std::size_t(1) << 22;
+// LAPACK workspaces of matrices up to this size stay allocated between calls (per thread).
+constexpr index_t kKeepWorkspaceMaxN = 512;
 // One-sided Jacobi beats gesdd only for small SVDs (measured crossover about 24).
 constexpr index_t kSvdSmallMaxN = 16;
 
-// ---------------------------------------------------------------- small symmetric eigensolver
-// Cyclic Jacobi on a dense symmetric n x n matrix A (row-major, destroyed). On return w holds the
-// eigenvalues (unordered) and column j of V (V[i * n + j]) the matching unit eigenvector.
-// Returns false if it did not converge (never seen; the caller then falls back).
-inline bool jacobi_eigh(index_t n, double* A, double* w, double* V) {
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j < n; ++j) V[i * n + j] = i == j ? 1.0 : 0.0;
-  for (int sweep = 0; sweep < 100; ++sweep) {
-    double off = 0, diag = 0;
-    for (index_t i = 0; i < n; ++i) {
-      diag += A[i * n + i] * A[i * n + i];
-      for (index_t j = i + 1; j < n; ++j) off += A[i * n + j] * A[i * n + j];
-    }
-    if (off == 0 || off <= 1e-36 * diag) {
-      for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
-      return true;
-    }
-    for (index_t p = 0; p < n; ++p) {
-      for (index_t q = p + 1; q < n; ++q) {
-        const double apq = A[p * n + q];
-        if (apq == 0) continue;
-        const double app = A[p * n + p], aqq = A[q * n + q];
-        // Negligible against both diagonal entries: set to zero (Rutishauser's test).
-        if (sweep > 3 && std::abs(apq) * 1e18 < std::abs(app) && std::abs(apq) * 1e18 < std::abs(aqq)) {
-          A[p * n + q] = A[q * n + p] = 0;
-          continue;
-        }
-        const double theta = (aqq - app) / (2 * apq);
-        double tn;
-        if (std::abs(theta) > 1e150)
-          tn = 0.5 / theta;
-        else
-          tn = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
-        const double c = 1 / std::sqrt(tn * tn + 1), s = tn * c;
-        for (index_t k = 0; k < n; ++k) {  // columns p, q
-          const double akp = A[k * n + p], akq = A[k * n + q];
-          A[k * n + p] = c * akp - s * akq;
-          A[k * n + q] = s * akp + c * akq;
-        }
-        for (index_t k = 0; k < n; ++k) {  // rows p, q
-          const double apk = A[p * n + k], aqk = A[q * n + k];
-          A[p * n + k] = c * apk - s * aqk;
-          A[q * n + k] = s * apk + c * aqk;
-        }
-        A[p * n + p] = app - tn * apq;
-        A[q * n + q] = aqq + tn * apq;
-        A[p * n + q] = A[q * n + p] = 0;
-        for (index_t k = 0; k < n; ++k) {
-          const double vkp = V[k * n + p], vkq = V[k * n + q];
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  for (index_t i = 0; i < n; ++i) w[i] = A[i * n + i];
-  return false;
-}
-
+// ---------------------------------------------------------------- small eigensolvers
 // Householder tridiagonalisation and implicit QL with Wilkinson shifts (the EISPACK tred2/tql2
 // pair): about 4/3 n^3 + 3 n^3 flops, several times cheaper than Jacobi sweeps for n <= 16.
 // Z (row-major, destroyed) holds A on entry and the eigenvectors as columns on exit. Returns false
@@ -272,6 +230,13 @@ void symmetrize_checked(const T* X, T* P, index_t n, const char* name) {
 }
 
 template <class T>
+double max_abs(const T* X, index_t count) {
+  double mx = 0;
+  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
+  return mx;
+}
+
+template <class T>
 double frobenius(const T* X, index_t count) {
   double mx = 0;
   for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
@@ -310,52 +275,163 @@ inline int norm_precheck(Kind kind, double param, double t, double fro, index_t 
 
 }  // namespace detail
 
+// ---------------------------------------------------------------- partial symmetric eigensolver
+// syevd = sytrd (4/3 n^3) + divide and conquer on the tridiagonal matrix + ormtr, the back
+// transformation of all n vectors (2 n^3). Here the tridiagonal eigenproblem is solved first
+// (stevd: values and the tridiagonal's vectors), the vector step says which eigenpairs enter the
+// reassembly, and only those k vectors are back-transformed (2 n^2 k) and reassembled (n^2 k).
+// MRRR on a subset (stemr by index) was measured slower than stevd on all of T beyond ~n/10
+// vectors (bisection per eigenvalue), and syevr's subset path (stebz + stein) slower still.
+// Workspace sizes follow LAPACK's documented minima (block size 64), so no queries run.
+template <class T>
+struct TridiagWork {
+  std::vector<T> A, d, e, tau, lam, Z, work;
+  std::vector<lapack::fint> iwork;
+};
+
+// Scale at which sytrd/stevd are used without the rescaling syevd does internally.
+template <class T>
+bool tridiag_safe_scale(double amax) {
+  const double lo = std::sqrt(static_cast<double>(std::numeric_limits<T>::min()) / epsilon_of<T>());
+  return amax == 0 || (amax > lo && amax < 1 / lo);
+}
+
+// Reduces tw.A (n x n, column-major, lower triangle read) to tridiagonal form and solves the
+// tridiagonal eigenproblem: eigenvalues ascending in tw.lam, the tridiagonal's eigenvectors in
+// tw.Z (n x n). Returns false if LAPACK reports a failure.
+template <class T>
+bool tridiag_eigen(index_t n, TridiagWork<T>& tw) {
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  const std::size_t sn = static_cast<std::size_t>(n);
+  tw.d.resize(sn);
+  tw.e.resize(sn);
+  tw.tau.resize(sn);
+  tw.Z.resize(sn * sn);
+  const std::size_t lwork = std::max<std::size_t>(64 * sn + 8192, 1 + 4 * sn + sn * sn);
+  if (tw.work.size() < lwork) tw.work.resize(lwork);
+  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
+  if (lapack::sytrd<T>('L', ln, tw.A.data(), ln, tw.d.data(), tw.e.data(), tw.tau.data(), tw.work.data(),
+                       static_cast<lapack::fint>(tw.work.size())) != 0)
+    return false;
+  const lapack::fint info =
+      lapack::stevd<T>('V', ln, tw.d.data(), tw.e.data(), tw.Z.data(), ln, tw.work.data(),
+                       static_cast<lapack::fint>(tw.work.size()), tw.iwork.data(),
+                       static_cast<lapack::fint>(tw.iwork.size()));
+  tw.lam.swap(tw.d);
+  return info == 0;
+}
+
+// Back-transforms eigenvectors lo..hi (0-based, inclusive) in place; returns their first column.
+template <class T>
+T* tridiag_vectors(index_t n, index_t lo, index_t hi, TridiagWork<T>& tw) {
+  T* Z = tw.Z.data() + lo * n;
+  if (n == 1) return Z;
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  const lapack::fint info =
+      lapack::ormtr<T>('L', 'L', 'N', ln, static_cast<lapack::fint>(hi - lo + 1), tw.A.data(), ln, tw.tau.data(), Z,
+                       ln, tw.work.data(), static_cast<lapack::fint>(tw.work.size()));
+  return info == 0 ? Z : nullptr;
+}
+
 // ---------------------------------------------------------------- symmetric (eigenvalue) cones
 template <class T>
 struct SymWork {
   std::vector<T> A, w, work, B;
   std::vector<lapack::fint> iwork;
-  std::vector<double> x, dA, dV, dw, dG, dE;
+  std::vector<double> x, coef, dA, dV, dw, dG, dE;
+  TridiagWork<T> tri;
   StepScratch scratch;
+  index_t work_n = -1;  // size the syevd workspace was queried for
 };
 
-// Reassembles into P (holding the symmetrised input) from eigenvectors Q (column-major, column i
-// for lam[i]) and new values x. Uses two SYRKs on the smaller of the nonzero / changed sets.
+// P += sum_{i in [lo, hi]} coef[i] q_i q_i^T (or P = that sum when `full`), where column i - lo
+// of Q (column-major, leading dimension n) is q_i. Two SYRKs, one per sign, so P stays exactly
+// symmetric. P holds the symmetrised input on entry.
 template <class T>
-void reassemble_sym_blas(T* P, const T* Q, const T* lam, const double* x, index_t n, std::vector<T>& B) {
-  index_t nnz = 0, nch = 0;
-  for (index_t i = 0; i < n; ++i) {
-    nnz += x[i] != 0;
-    nch += x[i] != static_cast<double>(lam[i]);
+void reassemble_sym_range(T* P, const T* Q, index_t lo, index_t hi, const double* coef, bool full, index_t n,
+                          std::vector<T>& B) {
+  index_t count = 0;
+  for (index_t i = lo; i <= hi; ++i) count += coef[i] != 0;
+  if (count == 0) {
+    if (full) std::fill(P, P + n * n, T(0));
+    return;
   }
-  if (nch == 0) return;
-  const bool full = nnz <= nch;
-  B.resize(static_cast<std::size_t>(n * std::max<index_t>(std::max(nnz, nch), 1)));
+  B.resize(static_cast<std::size_t>(n * count));
   const lapack::fint ln = static_cast<lapack::fint>(n);
   T beta = full ? T(0) : T(1);
-  bool wrote = false;
   for (int sign = 1; sign >= -1; sign -= 2) {
     index_t p = 0;
-    for (index_t i = 0; i < n; ++i) {
-      const double c = full ? x[i] : x[i] - static_cast<double>(lam[i]);
+    for (index_t i = lo; i <= hi; ++i) {
+      const double c = coef[i];
       if (sign * c > 0) {
         const T f = static_cast<T>(std::sqrt(sign * c));
-        for (index_t r = 0; r < n; ++r) B[p * n + r] = Q[i * n + r] * f;
+        const T* q = Q + (i - lo) * n;
+        T* b = B.data() + p * n;
+        for (index_t r = 0; r < n; ++r) b[r] = q[r] * f;
         ++p;
       }
     }
     if (p > 0) {
       lapack::syrk<T>('L', 'N', ln, static_cast<lapack::fint>(p), T(sign), B.data(), ln, beta, P, ln);
       beta = T(1);
-      wrote = true;
     }
-  }
-  if (full && !wrote) {
-    std::fill(P, P + n * n, T(0));
-    return;
   }
   for (index_t j = 0; j < n; ++j)  // lower (column-major) to upper
     for (index_t i = j + 1; i < n; ++i) P[i * n + j] = P[j * n + i];
+}
+
+// Which eigenpairs enter the reassembly: the nonzero values (P = sum x_i q_i q_i^T) or the
+// changed ones (P = X + sum (x_i - lam_i) q_i q_i^T), whichever are fewer. Fills coef and the
+// index range [lo, hi] holding them; returns false when nothing changed.
+inline bool reassembly_plan(const double* x, const double* lam, index_t n, std::vector<double>& coef, bool& full,
+                            index_t& lo, index_t& hi) {
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < n; ++i) {
+    nnz += x[i] != 0;
+    nch += x[i] != lam[i];
+  }
+  if (nch == 0) return false;
+  full = nnz <= nch;
+  coef.resize(static_cast<std::size_t>(n));
+  lo = n, hi = -1;
+  for (index_t i = 0; i < n; ++i) {
+    coef[i] = full ? x[i] : x[i] - lam[i];
+    if (coef[i] != 0) {
+      lo = std::min(lo, i);
+      hi = i;
+    }
+  }
+  return true;
+}
+
+// The partial route for one matrix (P holds the symmetrised input). Returns false, with t and v
+// untouched, when LAPACK fails; the caller then uses syevd.
+template <class T>
+bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual, SymWork<T>& wk) {
+  TridiagWork<T>& tw = wk.tri;
+  tw.A.assign(P, P + n * n);
+  if (!tridiag_eigen(n, tw)) return false;
+  wk.x.resize(static_cast<std::size_t>(n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) wk.x[i] = wk.dw[i] = static_cast<double>(tw.lam[i]);
+  double t1 = t, v1 = v;
+  apply_step(kind, param, dual, t1, v1, wk.x.data(), n, wk.scratch);
+  bool full = false;
+  index_t lo = 0, hi = -1;
+  if (!reassembly_plan(wk.x.data(), wk.dw.data(), n, wk.coef, full, lo, hi)) {
+    t = t1, v = v1;
+    return true;
+  }
+  if (hi < lo) {  // full form with no nonzero value
+    std::fill(P, P + n * n, T(0));
+    t = t1, v = v1;
+    return true;
+  }
+  const T* Z = tridiag_vectors(n, lo, hi, tw);
+  if (Z == nullptr) return false;
+  t = t1, v = v1;
+  reassemble_sym_range<T>(P, Z, lo, hi, wk.coef.data(), full, n, wk.B);
+  return true;
 }
 
 // One matrix through LAPACK. t, v are updated in place.
@@ -391,14 +467,20 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
       return;
     }
   }
+  // Partial spectrum unless every eigenvalue moves anyway (log-det). Double precision only:
+  // single-precision MRRR (sstemr) loses orthogonality (measured 3e-5 at n = 40), syevd does not.
+  if (std::is_same<T, double>::value && kind != Kind::log_epi && tridiag_safe_scale<T>(detail::max_abs(P, n * n)) &&
+      project_sym_partial<T>(P, n, t, v, kind, param, dual, wk))
+    return;
   std::copy(P, P + n * n, wk.A.begin());
   wk.w.resize(static_cast<std::size_t>(n));
-  if (wk.work.empty()) {
+  if (wk.work_n != n) {  // workspace query once per size
     T wq;
     lapack::fint iq;
     lapack::syevd<T>('V', 'L', ln, wk.A.data(), ln, wk.w.data(), &wq, -1, &iq, -1);
     wk.work.resize(static_cast<std::size_t>(wq) + 1);
     wk.iwork.resize(static_cast<std::size_t>(iq) + 1);
+    wk.work_n = n;
   }
   lapack::fint info = lapack::syevd<T>('V', 'L', ln, wk.A.data(), ln, wk.w.data(), wk.work.data(),
                                        static_cast<lapack::fint>(wk.work.size()), wk.iwork.data(),
@@ -419,33 +501,26 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
     std::copy(z.begin(), z.end(), wk.A.begin());
   }
   wk.x.resize(static_cast<std::size_t>(n));
-  for (index_t i = 0; i < n; ++i) wk.x[i] = static_cast<double>(wk.w[i]);
+  wk.dw.resize(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) wk.x[i] = wk.dw[i] = static_cast<double>(wk.w[i]);
   apply_step(kind, param, dual, t, v, wk.x.data(), n, wk.scratch);
-  reassemble_sym_blas<T>(P, wk.A.data(), wk.w.data(), wk.x.data(), n, wk.B);
+  bool full = false;
+  index_t lo = 0, hi = -1;
+  if (!reassembly_plan(wk.x.data(), wk.dw.data(), n, wk.coef, full, lo, hi)) return;
+  if (hi < lo) {
+    std::fill(P, P + n * n, T(0));
+    return;
+  }
+  reassemble_sym_range<T>(P, wk.A.data() + lo * n, lo, hi, wk.coef.data(), full, n, wk.B);
 }
 
-// One small matrix with the in-house Jacobi solver (double precision, no BLAS).
+// Vector step and reassembly for one small matrix, given its eigenvalues w (ascending, double,
+// overwritten) and eigenvectors V (columns, row-major); P holds the symmetrised input.
 template <class T>
-void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
-                       SymWork<T>& wk) {
-  detail::symmetrize_checked(X, P, n, "X");
-  wk.dA.resize(static_cast<std::size_t>(n * n));
-  wk.dV.resize(static_cast<std::size_t>(n * n));
-  wk.dw.resize(static_cast<std::size_t>(n));
+void finish_sym_small(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual, double* w,
+                      const double* V, SymWork<T>& wk) {
   wk.x.resize(static_cast<std::size_t>(n));
-  double* A = wk.dA.data();
-  double* V = wk.dV.data();
-  double* w = wk.dw.data();
   double* x = wk.x.data();
-  double amax = 0;
-  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
-  const double inv = amax > 0 ? 1 / amax : 1.0;
-  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
-  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
-    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
-    jacobi_eigh(n, A, w, V);
-  }
-  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
   for (index_t i = 0; i < n; ++i) x[i] = w[i];
   apply_step(kind, param, dual, t, v, x, n, wk.scratch);
   index_t nnz = 0, nch = 0;
@@ -456,15 +531,74 @@ void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind k
   if (nch == 0) return;
   const bool full = nnz <= nch;
   for (index_t i = 0; i < n; ++i) w[i] = full ? x[i] : x[i] - w[i];  // coefficients
-  for (index_t i = 0; i < n; ++i) {
-    for (index_t j = 0; j <= i; ++j) {
-      double s = full ? 0.0 : static_cast<double>(P[i * n + j]);
-      for (index_t k = 0; k < n; ++k)
-        if (w[k] != 0) s += w[k] * V[i * n + k] * V[j * n + k];
-      P[i * n + j] = static_cast<T>(s);
-      P[j * n + i] = static_cast<T>(s);
+  // acc (lower triangle) = [P +] sum_k w_k v_k v_k^T, one rank-one update per nonzero
+  // coefficient over contiguous rows of V^T; then both triangles from the same sums.
+  wk.dG.resize(static_cast<std::size_t>(n * n));
+  wk.dE.resize(static_cast<std::size_t>(n * n));
+  double* acc = wk.dG.data();
+  double* Vt = wk.dE.data();
+  for (index_t i = 0; i < n; ++i)
+    for (index_t k = 0; k < n; ++k) Vt[k * n + i] = V[i * n + k];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
+  for (index_t k = 0; k < n; ++k) {
+    if (w[k] == 0) continue;
+    const double* q = Vt + k * n;
+    for (index_t i = 0; i < n; ++i) {
+      const double a = w[k] * q[i];
+      double* row = acc + i * n;
+      for (index_t j = 0; j <= i; ++j) row[j] += a * q[j];
     }
   }
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      const T s = static_cast<T>(acc[i * n + j]);
+      P[i * n + j] = s;
+      P[j * n + i] = s;
+    }
+  }
+}
+
+// Relative off-diagonal threshold of the Jacobi sweeps: sqrt(n) eps (randnla.linalg.eigh's default).
+inline double batch_jacobi_tol(index_t n) {
+  return std::sqrt(static_cast<double>(std::max<index_t>(n, 1))) * std::numeric_limits<double>::epsilon();
+}
+
+// Eigenpairs of one symmetric matrix (row-major, double) by the batched Jacobi solver of
+// randnla/jacobi, run on a batch of one; false if it did not converge.
+inline bool jacobi_eigh_one(index_t n, const double* A, double* w, double* V) {
+  jacobi::EighOptions options;
+  options.n_threads = 1;
+  options.tol = batch_jacobi_tol(n);
+  unsigned char converged = 0;
+  jacobi::EighReport report;
+  report.converged = &converged;
+  jacobi::eigh_batch<double>(A, 1, static_cast<int>(n), w, V, options, report);
+  return converged != 0;
+}
+
+// One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS); Jacobi
+// if QL does not converge.
+template <class T>
+void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  wk.dA.resize(static_cast<std::size_t>(n * n));
+  wk.dV.resize(static_cast<std::size_t>(n * n));
+  wk.dw.resize(static_cast<std::size_t>(n));
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* w = wk.dw.data();
+  double amax = 0;
+  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
+  const double inv = amax > 0 ? 1 / amax : 1.0;
+  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
+  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
+    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
+    if (!jacobi_eigh_one(n, A, w, V)) throw std::runtime_error("randnla: the small symmetric eigensolver failed");
+  }
+  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
+  finish_sym_small(P, n, t, v, kind, param, dual, w, V, wk);
 }
 
 // Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
@@ -474,6 +608,50 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
                        bool dual, int n_threads) {
   RANDNLA_REQUIRE(n >= 1, "X must have n >= 1, got n = ", n);
   const index_t nn = n * n;
+  if (n <= kBatchJacobiMaxN) {
+    // Small matrices: randnla/jacobi's batched Jacobi (SIMD across matrices, double precision;
+    // a matrix gets the same result alone or in any batch), then the vector step and reassembly
+    // matrix by matrix.
+    const int threads = std::max(1, resolve_threads(n_threads));
+    // Buffers persist across calls on this thread (page faults on fresh allocations cost as much
+    // as the vector step here), released after calls above kKeepBatchDoubles; the checks run on
+    // the calling thread (one pass over the data costs less than waking the team).
+    thread_local std::vector<double> Dbuf, Wbuf, Vbuf;
+    const std::size_t big = static_cast<std::size_t>(batch * nn), small = static_cast<std::size_t>(batch * n);
+    if (Dbuf.size() < big) Dbuf.resize(big);
+    if (Vbuf.size() < big) Vbuf.resize(big);
+    if (Wbuf.size() < small) Wbuf.resize(small);
+    struct Release {
+      ~Release() {
+        if (Dbuf.size() > kKeepBatchDoubles) Dbuf = std::vector<double>(), Vbuf = std::vector<double>(),
+                                             Wbuf = std::vector<double>();
+      }
+    } release;
+    double* D = Dbuf.data();
+    double* W = Wbuf.data();
+    double* V = Vbuf.data();
+    std::vector<unsigned char> converged(static_cast<std::size_t>(batch), 0);
+    for (index_t b = 0; b < batch; ++b) {
+      detail::symmetrize_checked(X + b * nn, P + b * nn, n, "X");
+      for (index_t i = 0; i < nn; ++i) D[b * nn + i] = static_cast<double>(P[b * nn + i]);
+    }
+    jacobi::EighOptions options;
+    options.n_threads = n_threads;
+    options.tol = batch_jacobi_tol(n);
+    jacobi::EighReport report;
+    report.converged = converged.data();
+    jacobi::eigh_batch<double>(D, batch, static_cast<int>(n), W, V, options, report);
+    parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
+      SymWork<T> wk;
+      for (index_t b = begin; b < end; ++b) {
+        if (converged[b])
+          finish_sym_small<T>(P + b * nn, n, t[b], v[b], kind, param, dual, W + b * n, V + b * nn, wk);
+        else
+          project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+      }
+    });
+    return;
+  }
   if (n <= kJacobiMaxN) {
     const int threads = std::max(1, resolve_threads(n_threads));
     // Fixed chunking independent of the thread count: every matrix is computed the same way.
@@ -485,8 +663,11 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
     });
     return;
   }
-  SymWork<T> wk;
+  // Workspaces persist across calls on this thread (no allocation, page faults or zeroing on the
+  // hot path of an iterative solver); those of large matrices are released after the call.
+  thread_local SymWork<T> wk;
   for (index_t b = 0; b < batch; ++b) project_sym_lapack<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+  if (n > kKeepWorkspaceMaxN) wk = SymWork<T>();
 }
 
 // ---------------------------------------------------------------- unitarily invariant (singular value) cones
@@ -494,9 +675,100 @@ template <class T>
 struct SvdWork {
   std::vector<T> A, s, U, VT, work, B, C;
   std::vector<lapack::fint> iwork;
-  std::vector<double> x;
+  std::vector<double> x, sv, coef;
+  TridiagWork<T> tri;
   StepScratch scratch;
+  index_t work_m = -1, work_n = -1;  // shape the gesdd workspace was queried for
 };
+
+// The singular-value cones change only the singular values above a threshold theta (mu for the
+// l1 kinds: x = max(s - mu, 0); tau for the l-infinity kinds: x = min(s, tau)). With
+// theta >= kGramMinRatio * s_max, P = Y g(G) with G = Y^T Y (or the rows' Gram matrix) and
+// g(lambda) = f(sqrt(lambda)) / sqrt(lambda) constant (0 or 1) below theta^2. g has Lipschitz
+// constant <= 1 / (2 theta^2) on G's spectrum, so G's backward error c eps s_max^2 moves P by at
+// most c eps s_max (s_max / theta)^2 / 2 <= 200 c eps s_max: the eigendecomposition of the Gram
+// matrix is accurate enough although its small eigenvalues are not (they only need to be below
+// theta^2). The route costs one SYRK, one tridiagonal reduction of the r x r Gram matrix, the k
+// changed eigenvectors and three thin GEMMs, against gesdd's bidiagonalisation and full vectors.
+constexpr double kGramMinRatio = 0.05;
+
+inline bool gram_kind(Kind kind) {
+  return kind == Kind::l1 || kind == Kind::linf || kind == Kind::l1_ball || kind == Kind::linf_ball;
+}
+
+// Y: m x n column-major, copied in P. Double precision only (float32 keeps gesdd: the squared
+// condition of the Gram matrix costs too much of single precision). Returns false (t untouched)
+// when the route does not apply; the caller then runs gesdd.
+template <class T>
+bool project_svd_gram(T* P, index_t m, index_t n, double& t, Kind kind, double param, SvdWork<T>& wk) {
+  if constexpr (!std::is_same<T, double>::value) {
+    (void)P, (void)m, (void)n, (void)t, (void)kind, (void)param, (void)wk;
+    return false;
+  } else {
+    if (!gram_kind(kind)) return false;
+    const double amax = detail::max_abs(P, m * n);
+    if (!(amax > 1e-100 && amax < 1e100)) return false;
+    const index_t r = std::min(m, n);
+    const bool tall = m >= n;  // G = Y^T Y (right vectors) or Y Y^T (left vectors)
+    const lapack::fint lm = static_cast<lapack::fint>(m), ln = static_cast<lapack::fint>(n),
+                       lr = static_cast<lapack::fint>(r);
+    TridiagWork<double>& tw = wk.tri;
+    tw.A.resize(static_cast<std::size_t>(r * r));
+    if (tall)
+      lapack::syrk<double>('L', 'T', ln, lm, 1.0, P, lm, 0.0, tw.A.data(), lr);
+    else
+      lapack::syrk<double>('L', 'N', lm, ln, 1.0, P, lm, 0.0, tw.A.data(), lr);
+    if (!tridiag_eigen(r, tw)) return false;
+    wk.x.resize(static_cast<std::size_t>(r));
+    wk.sv.resize(static_cast<std::size_t>(r));
+    for (index_t i = 0; i < r; ++i) wk.x[i] = wk.sv[i] = std::sqrt(std::max(tw.lam[r - 1 - i], 0.0));  // descending
+    const double smax = wk.sv[0];
+    double t1 = t, v1 = 0;
+    if (apply_step(kind, param, false, t1, v1, wk.x.data(), r, wk.scratch) != moved) return false;
+    const bool l1 = kind == Kind::l1 || kind == Kind::l1_ball;
+    const double theta = l1 ? smax - wk.x[0] : wk.x[0];
+    if (!(smax > 0 && theta >= kGramMinRatio * smax)) return false;
+    bool full = false;
+    index_t lo = 0, hi = -1;  // descending indices
+    if (!reassembly_plan(wk.x.data(), wk.sv.data(), r, wk.coef, full, lo, hi)) {
+      t = t1;
+      return true;
+    }
+    if (hi < lo) {
+      std::fill(P, P + m * n, 0.0);
+      t = t1;
+      return true;
+    }
+    // Descending indices [0, hi] are ascending [r - 1 - hi, r - 1]: eigenvector column j belongs
+    // to descending index hi - j.
+    const index_t k = hi + 1;
+    const double* Z = tridiag_vectors(r, r - k, r - 1, tw);
+    if (Z == nullptr) return false;
+    wk.B.resize(static_cast<std::size_t>(std::max(m, n) * k));
+    double* B = wk.B.data();
+    const double beta = full ? 0.0 : 1.0;
+    const lapack::fint lk = static_cast<lapack::fint>(k);
+    if (tall) {  // B = Y Z (m x k), columns scaled by coef / s; P = beta Y + B Z^T
+      lapack::gemm<double>('N', 'N', lm, lk, ln, 1.0, P, lm, Z, ln, 0.0, B, lm);
+      for (index_t j = 0; j < k; ++j) {
+        const index_t i = hi - j;
+        const double f = wk.sv[i] > 0 ? wk.coef[i] / wk.sv[i] : 0.0;
+        for (index_t q = 0; q < m; ++q) B[j * m + q] *= f;
+      }
+      lapack::gemm<double>('N', 'T', lm, ln, lk, 1.0, B, lm, Z, ln, beta, P, lm);
+    } else {  // B = Z^T Y (k x n), rows scaled; P = beta Y + Z B
+      lapack::gemm<double>('T', 'N', lk, ln, lm, 1.0, Z, lm, P, lm, 0.0, B, lk);
+      for (index_t q = 0; q < n; ++q)
+        for (index_t j = 0; j < k; ++j) {
+          const index_t i = hi - j;
+          B[q * k + j] *= wk.sv[i] > 0 ? wk.coef[i] / wk.sv[i] : 0.0;
+        }
+      lapack::gemm<double>('N', 'N', lm, ln, lk, 1.0, Z, lm, B, lk, beta, P, lm);
+    }
+    t = t1;
+    return true;
+  }
+}
 
 // X is rows x cols row-major, i.e. the column-major cols x rows matrix Y = X^T; the projection of
 // Y's singular values gives Y' whose column-major storage is X' row-major.
@@ -517,6 +789,7 @@ void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t,
       return;
     }
   }
+  if (!dual && project_svd_gram<T>(P, m, n, t, kind, param, wk)) return;
   const lapack::fint lm = static_cast<lapack::fint>(m), ln = static_cast<lapack::fint>(n),
                      lr = static_cast<lapack::fint>(r);
   wk.A.assign(P, P + count);
@@ -524,11 +797,12 @@ void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t,
   wk.U.resize(static_cast<std::size_t>(m * r));
   wk.VT.resize(static_cast<std::size_t>(r * n));
   wk.iwork.resize(static_cast<std::size_t>(8 * r));
-  if (wk.work.empty()) {
+  if (wk.work_m != m || wk.work_n != n) {  // workspace query once per shape
     T wq;
     lapack::gesdd<T>('S', lm, ln, wk.A.data(), lm, wk.s.data(), wk.U.data(), lm, wk.VT.data(), lr, &wq, -1,
                      wk.iwork.data());
     wk.work.resize(static_cast<std::size_t>(wq) + 1);
+    wk.work_m = m, wk.work_n = n;
   }
   const lapack::fint info = lapack::gesdd<T>('S', lm, ln, wk.A.data(), lm, wk.s.data(), wk.U.data(), lm, wk.VT.data(),
                                              lr, wk.work.data(), static_cast<lapack::fint>(wk.work.size()),
@@ -671,10 +945,11 @@ void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows,
     });
     return;
   }
-  SvdWork<T> wk;
+  thread_local SvdWork<T> wk;  // persists across calls, as for the symmetric cones
   const index_t count = rows * cols;
   for (index_t b = 0; b < batch; ++b)
     project_svd_lapack<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+  if (std::max(rows, cols) > kKeepWorkspaceMaxN) wk = SvdWork<T>();
 }
 
 // ---------------------------------------------------------------- batched vector cones
