@@ -43,7 +43,7 @@ def check_eigh(a, w, v, factor=20.0):
 def blocks(monkeypatch):
     """Sets the blocked solver's settings for one test."""
 
-    def set_(block_size=None, min_n=linalg.BLOCKED_MIN_N):
+    def set_(block_size=None, min_n=2):
         monkeypatch.setattr(linalg, "BLOCK_SIZE", block_size)
         monkeypatch.setattr(linalg, "BLOCKED_MIN_N", min_n)
 

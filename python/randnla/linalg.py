@@ -20,7 +20,8 @@ Three pivot rules choose the pairs:
   come from Philox streams addressed by (matrix index, rotation index), so the result depends
   on ``rng`` only, never on the number of threads. ``max_sweeps`` counts blocks of N rotations.
 
-Large matrices (``n >= BLOCKED_MIN_N``, default 64) run a blocked solver: the indices are split
+Large matrices (``n >= BLOCKED_MIN_N``, default 128; below it the element-wise kernel, SIMD
+across the batch, is faster on stacks) run a blocked solver: the indices are split
 into blocks of ``BLOCK_SIZE`` columns (automatic by default: 16, 32 or 64 as n grows); a sweep
 visits every pair of blocks once in round-robin order, the disjoint pairs of one step in
 parallel; each pair's ``2b x 2b`` diagonal block gets one sweep of the element-wise kernel
@@ -56,7 +57,7 @@ _PIVOT_CODES = {name: code for code, name in enumerate(PIVOTS)}
 
 # Matrices with n >= BLOCKED_MIN_N go to the blocked solver of eigh/eigvalsh (CPU); BLOCK_SIZE is
 # its number of columns per block (None: automatic). Module settings, read at each call.
-BLOCKED_MIN_N = 64
+BLOCKED_MIN_N = 128
 BLOCK_SIZE = None
 
 # Largest n handled by the GPU batched kernel (one matrix per thread block, in shared memory).
