@@ -9,6 +9,10 @@
 // test applies the identity rotation, which changes no entry, so each matrix gets exactly the
 // result it would get alone (the one-matrix path is the same template with L = 1).
 // The random rule gives each matrix its own Philox stream, so it always runs with L = 1.
+//
+// Matrices with n >= blocked_min_n (default kBlockedMinN) go through blocked_eigh instead: pairs
+// of column blocks in round-robin order, one element-wise sweep per pair (the kernel above, SIMD
+// across the disjoint pairs of a step), BLAS-3 updates of A and V; same relative stopping test.
 #pragma once
 
 #include <algorithm>
