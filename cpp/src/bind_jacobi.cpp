@@ -36,7 +36,7 @@ struct ReportArrays {
 // a: (batch, n, n). Returns (w, v or None, (converged, sweeps, rotations, off)).
 template <class T>
 py::tuple eigh(carray<T> a, int pivot, double tol, int max_sweeps, bool want_vectors, KeyArray key, int n_threads,
-               bool spd, double symmetry_rtol) {
+               bool spd, double symmetry_rtol, int blocked_min_n, int block) {
   if (a.ndim() != 3 || a.shape(1) != a.shape(2)) throw std::invalid_argument("A must have shape (batch, n, n)");
   const py::ssize_t batch = a.shape(0), n = a.shape(1);
   jacobi::EighOptions options;
@@ -47,6 +47,8 @@ py::tuple eigh(carray<T> a, int pivot, double tol, int max_sweeps, bool want_vec
   options.key = bind::key_from(key);
   options.n_threads = n_threads;
   options.symmetry_rtol = symmetry_rtol;
+  options.blocked_min_n = blocked_min_n;
+  options.block = block;
   py::array_t<T> w(std::vector<py::ssize_t>{batch, n});
   py::object v = py::none();
   T* v_data = nullptr;
@@ -112,9 +114,11 @@ py::tuple svd(carray<T> a, int pivot, double tol, int max_sweeps, bool compute_u
 
 void register_jacobi(py::module_& m) {
   m.def("jacobi_eigh_float64", &eigh<double>, py::arg("a"), py::arg("pivot"), py::arg("tol"), py::arg("max_sweeps"),
-        py::arg("want_vectors"), py::arg("key"), py::arg("n_threads"), py::arg("spd") = false, py::arg("symmetry_rtol") = -1.0);
+        py::arg("want_vectors"), py::arg("key"), py::arg("n_threads"), py::arg("spd") = false, py::arg("symmetry_rtol") = -1.0,
+        py::arg("blocked_min_n") = -1, py::arg("block") = 0);
   m.def("jacobi_eigh_float32", &eigh<float>, py::arg("a"), py::arg("pivot"), py::arg("tol"), py::arg("max_sweeps"),
-        py::arg("want_vectors"), py::arg("key"), py::arg("n_threads"), py::arg("spd") = false, py::arg("symmetry_rtol") = -1.0);
+        py::arg("want_vectors"), py::arg("key"), py::arg("n_threads"), py::arg("spd") = false, py::arg("symmetry_rtol") = -1.0,
+        py::arg("blocked_min_n") = -1, py::arg("block") = 0);
   m.def("jacobi_svd_float64", &svd<double>, py::arg("a"), py::arg("pivot"), py::arg("tol"), py::arg("max_sweeps"),
         py::arg("compute_uv"), py::arg("full_matrices"), py::arg("key"), py::arg("n_threads"));
   m.def("jacobi_svd_float32", &svd<float>, py::arg("a"), py::arg("pivot"), py::arg("tol"), py::arg("max_sweeps"),

@@ -9,6 +9,10 @@
 // test applies the identity rotation, which changes no entry, so each matrix gets exactly the
 // result it would get alone (the one-matrix path is the same template with L = 1).
 // The random rule gives each matrix its own Philox stream, so it always runs with L = 1.
+//
+// Matrices with n >= blocked_min_n (default kBlockedMinN) go through blocked_eigh instead: pairs
+// of column blocks in round-robin order, one element-wise sweep per pair (the kernel above, SIMD
+// across the disjoint pairs of a step), BLAS-3 updates of A and V; same relative stopping test.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +27,7 @@
 
 #include "randnla/common.hpp"
 #include "randnla/jacobi/rotation.hpp"
+#include "randnla/lapack.hpp"
 #include "randnla/parallel.hpp"
 #include "randnla/philox.hpp"
 
@@ -37,7 +42,15 @@ struct EighOptions {
   philox::Key key{{0, 0}};
   int n_threads = 0;
   double symmetry_rtol = -1.0;  // >= 0: reject matrices with max|a_ij - a_ji| > rtol max|a_ij|
+  // Single matrices with n >= blocked_min_n run the blocked (BLAS-3) solver of blocked_eigh;
+  // block = columns per block (0: automatic). See kBlockedMinN.
+  int blocked_min_n = -1;  // < 0: kBlockedMinN
+  int block = 0;
 };
+
+// Default size from which eigh_batch solves each matrix with the blocked solver (on one matrix
+// the blocked solver wins from n ~ 64, on stacks the lane-group kernel wins up to n ~ 100).
+constexpr int kBlockedMinN = 128;
 
 // Per-matrix outcome.
 struct EighReport {
@@ -465,6 +478,331 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
   report_bad_input(status, asymmetry, options.symmetry_rtol);
 }
 
+
+// ---------------------------------------------------------------- blocked solver (large n)
+//
+// The matrix (padded with zero rows and columns to N = 2 p b) is split into 2p blocks of b
+// columns. A sweep is 2p - 1 steps of the round-robin (circle) ordering on the blocks; a step
+// pairs the blocks into p disjoint chunks (I, J) of m = 2b indices, moves them next to each
+// other (chunk k holds positions [k m, (k + 1) m)), and
+//   1. skips every chunk whose m x m diagonal block already passes the relative test
+//      |a_ij| <= tol sqrt(|a_ii a_jj|) entry by entry;
+//   2. runs one sweep of the element-wise kernel above on the other chunks' m x m blocks (one
+//      SIMD lane per chunk, lane groups spread over threads), accumulating each chunk's
+//      orthogonal W_k, and keeps the rotated block as the new diagonal block (relative accuracy
+//      as for one matrix: the diagonal block is never recomputed from W_k);
+//   3. applies Q = diag(W_0, ..., W_{p-1}) to A (A <- Q^T A Q, upper block triangle only) and to
+//      V (V <- V Q) with GEMM, outside the threaded region.
+// A sweep in which no chunk rotates leaves A unchanged and has met every pair of blocks, so
+// every entry then passes the relative test: the stopping rule is the element-wise one.
+// Padding indices have zero rows and columns: no rotation ever involves them, W_k is the
+// identity on them, and they stay exactly zero through the GEMMs.
+// The random rule relabels the blocks by a Philox permutation at the start of every sweep
+// (random block pairs; every pair of blocks still meets once per sweep).
+
+constexpr u64 kRandomBlockPurpose = 0x4A41434F42490002ULL;  // "JACOBI" + 2
+
+inline int blocked_block_size(int n, int requested) {
+  if (requested > 0) return requested;
+  return n >= 1024 ? 64 : (n >= 256 ? 32 : 16);
+}
+
+template <class T>
+inline void copy_columns(const T* src, index_t lds, T* dst, index_t ldd, int rows, int cols) {
+  for (int j = 0; j < cols; ++j) std::memcpy(dst + j * ldd, src + j * lds, static_cast<std::size_t>(rows) * sizeof(T));
+}
+
+// Solves the chunks listed in `active` (L lanes per group, in parallel): W (m x m, column-major,
+// one per chunk) and the rotated diagonal blocks d (m x m per chunk, symmetric). g holds the gathered matrix (ld N).
+template <class T, int L, int M>
+inline void blocked_solve_chunks(const T* g, index_t N, int m, const std::vector<int>& active,
+                                 const std::vector<std::pair<int, int>>& pairs, int round_size, T tol, T* W, T* d,
+                                 i64* chunk_rotations, int n_threads) {
+  const int ld = leading_dimension(m);
+  // One inner sweep per visit: more inner sweeps do not save outer sweeps (measured), they only
+  // cost more rotations.
+  constexpr int inner_sweeps = 1;
+  const index_t n_groups = (static_cast<index_t>(active.size()) + L - 1) / L;
+  parallel_for_dynamic(n_groups, n_threads, [&](index_t group) {
+    thread_local AlignedScratch<T> a_buffer, w_buffer;
+    T* a = a_buffer.get(static_cast<std::size_t>(m) * ld * L);
+    T* w = w_buffer.get(static_cast<std::size_t>(m) * ld * L);
+    std::fill(a, a + static_cast<index_t>(m) * ld * L, T(0));
+    std::fill(w, w + static_cast<index_t>(m) * ld * L, T(0));
+    for (int k = 0; k < m; ++k)
+      for (int l = 0; l < L; ++l) w[(static_cast<index_t>(k) * ld + k) * L + l] = T(1);
+    const index_t first = group * L;
+    const int count = static_cast<int>(std::min<index_t>(L, static_cast<index_t>(active.size()) - first));
+    for (int l = 0; l < count; ++l) {
+      const index_t r0 = static_cast<index_t>(active[static_cast<std::size_t>(first + l)]) * m;
+      for (int j = 0; j < m; ++j)
+        for (int i = 0; i <= j; ++i) a[(static_cast<index_t>(i) * ld + j) * L + l] = g[(r0 + i) + (r0 + j) * N];
+    }
+    int sweeps[L];
+    i64 rotations[L];
+    unsigned char converged[L];
+    solve_group<T, L, M>(m, a, w, pairs, round_size, tol, inner_sweeps, sweeps, rotations, converged);
+    for (int l = 0; l < count; ++l) {
+      const int k = active[static_cast<std::size_t>(first + l)];
+      T* wk = W + static_cast<index_t>(k) * m * m;
+      T* dk = d + static_cast<index_t>(k) * m * m;
+      for (int c = 0; c < m; ++c) {
+        for (int r = 0; r <= c; ++r) {
+          const T x = a[(static_cast<index_t>(r) * ld + c) * L + l];
+          dk[r + static_cast<index_t>(c) * m] = x;
+          dk[c + static_cast<index_t>(r) * m] = x;
+        }
+        for (int r = 0; r < m; ++r) wk[r + static_cast<index_t>(c) * m] = w[(static_cast<index_t>(c) * ld + r) * L + l];
+      }
+      chunk_rotations[k] = rotations[l];
+    }
+  });
+}
+
+template <class T, int L>
+inline void blocked_solve_dispatch(const T* g, index_t N, int m, const std::vector<int>& active,
+                                   const std::vector<std::pair<int, int>>& pairs, int round_size, T tol, T* W, T* d,
+                                   i64* chunk_rotations, int n_threads) {
+  switch (m) {
+    case 16:
+      blocked_solve_chunks<T, L, 16>(g, N, m, active, pairs, round_size, tol, W, d, chunk_rotations, n_threads);
+      return;
+    case 32:
+      blocked_solve_chunks<T, L, 32>(g, N, m, active, pairs, round_size, tol, W, d, chunk_rotations, n_threads);
+      return;
+    case 64:
+      blocked_solve_chunks<T, L, 64>(g, N, m, active, pairs, round_size, tol, W, d, chunk_rotations, n_threads);
+      return;
+    case 128:
+      blocked_solve_chunks<T, L, 128>(g, N, m, active, pairs, round_size, tol, W, d, chunk_rotations, n_threads);
+      return;
+    default:
+      blocked_solve_chunks<T, L, 0>(g, N, m, active, pairs, round_size, tol, W, d, chunk_rotations, n_threads);
+  }
+}
+
+// One symmetric matrix `in` (n x n, C order, upper triangle read) by the blocked solver.
+template <class T>
+inline void blocked_eigh(const T* in, int n, T* values, T* vectors, const EighOptions& options, int* sweeps_out,
+                         i64* rotations_out, unsigned char* converged_out, double* off_out, u64 matrix_index) {
+  const int b = std::max(1, blocked_block_size(n, options.block));
+  const int m = 2 * b;
+  const int p = (n + m - 1) / m;
+  const int nb = 2 * p;
+  const index_t N = static_cast<index_t>(nb) * b;
+  const bool want_vectors = vectors != nullptr;
+  const T tol = static_cast<T>(options.tol);
+  const int threads = resolve_threads(options.n_threads);
+  std::vector<T> a(static_cast<std::size_t>(N * N), T(0)), g(static_cast<std::size_t>(N * N), T(0)),
+      h(static_cast<std::size_t>(N * N), T(0));
+  std::vector<T> v, v2;
+  if (want_vectors) {
+    v.assign(static_cast<std::size_t>(n) * N, T(0));
+    v2.assign(static_cast<std::size_t>(n) * N, T(0));
+    for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i) * n + i] = T(1);  // column i, row i (ld n)
+  }
+  // Column-major A (ld N), scaled by a power of two so that max |a_ij| lies in [1/2, 1).
+  T max_abs = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j = i; j < n; ++j) max_abs = std::max(max_abs, std::abs(in[static_cast<index_t>(i) * n + j]));
+  const T scale = power_of_two_scale<T>(max_abs, 0);
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i <= j; ++i) {
+      const T x = in[static_cast<index_t>(i) * n + j] * scale;
+      a[i + j * N] = x;
+      a[j + i * N] = x;
+    }
+  const auto inner_pairs = sweep_pairs(m, options.pivot == Pivot::cyclic ? Pivot::cyclic : Pivot::round_robin);
+  const int round_size = options.pivot == Pivot::cyclic ? 1 : m / 2;
+  // Layout: slot s (positions [s b, (s + 1) b)) holds block blk[s]; slot_of[block] inverts it.
+  std::vector<int> blk(nb), slot_of(nb), blk_new(nb), players(nb);
+  std::iota(blk.begin(), blk.end(), 0);
+  std::iota(slot_of.begin(), slot_of.end(), 0);
+  std::iota(players.begin(), players.end(), 0);
+  std::vector<T> W(static_cast<std::size_t>(p) * m * m), d(static_cast<std::size_t>(p) * m * m);
+  std::vector<i64> chunk_rotations(static_cast<std::size_t>(p), 0);
+  std::vector<unsigned char> rotated(static_cast<std::size_t>(p), 0);
+  std::vector<int> active;
+  int sweeps = 0;
+  i64 rotations = 0;
+  bool converged = false;
+  u64 draw = 0;
+  // One SIMD register of lanes (8 doubles / 16 floats) when every thread still gets a group, else
+  // half of one. The lane count never changes a lane's bits.
+  const int lanes = (p >= 8 * threads ? 8 : 4) * static_cast<int>(sizeof(double) / sizeof(T));
+  for (int sweep = 0; sweep < options.max_sweeps && !converged; ++sweep) {
+    if (options.pivot == Pivot::random) {
+      const philox::Counter base = philox::make_counter(0, matrix_index, kRandomBlockPurpose);
+      for (int i = nb - 1; i > 0; --i) {
+        const u64 bits = philox::numpy_block(base, options.key, draw >> 2).v[draw & 3];
+        ++draw;
+        std::swap(players[static_cast<std::size_t>(i)], players[static_cast<std::size_t>(random_pair_index(bits, i + 1))]);
+      }
+    }
+    bool any = false;
+    for (int step = 0; step + 1 < nb; ++step) {
+      for (int i = 0; i < p; ++i) {
+        blk_new[2 * i] = players[i];
+        blk_new[2 * i + 1] = players[nb - 1 - i];
+      }
+      // Gather: G = A in the new layout (upper block triangle, full diagonal blocks).
+      for (int c = 0; c < nb; ++c) {
+        const int sc = slot_of[blk_new[c]];
+        for (int r = 0; r <= c; ++r) {
+          const int sr = slot_of[blk_new[r]];
+          T* dst = g.data() + static_cast<index_t>(r) * b + static_cast<index_t>(c) * b * N;
+          if (sr <= sc) {
+            copy_columns(a.data() + static_cast<index_t>(sr) * b + static_cast<index_t>(sc) * b * N, N, dst, N, b, b);
+          } else {
+            const T* src = a.data() + static_cast<index_t>(sc) * b + static_cast<index_t>(sr) * b * N;
+            for (int j = 0; j < b; ++j)
+              for (int i = 0; i < b; ++i) dst[i + j * N] = src[j + i * N];
+          }
+        }
+      }
+      // Which chunks need rotating.
+      active.clear();
+      for (int k = 0; k < p; ++k) {
+        const index_t r0 = static_cast<index_t>(k) * m;
+        bool need = false;
+        for (int j = 1; j < m && !need; ++j) {
+          const T ajj = g[(r0 + j) + (r0 + j) * N];
+          for (int i = 0; i < j; ++i) {
+            const T aij = g[(r0 + i) + (r0 + j) * N];
+            if (std::abs(aij) > tol * std::sqrt(std::abs(g[(r0 + i) + (r0 + i) * N] * ajj))) {
+              need = true;
+              break;
+            }
+          }
+        }
+        rotated[static_cast<std::size_t>(k)] = need ? 1 : 0;
+        if (need) active.push_back(k);
+      }
+      if (!active.empty()) {
+        any = true;
+        if (lanes == 4)
+          blocked_solve_dispatch<T, 4>(g.data(), N, m, active, inner_pairs, round_size, tol, W.data(), d.data(),
+                                       chunk_rotations.data(), threads);
+        else if (lanes == 8)
+          blocked_solve_dispatch<T, 8>(g.data(), N, m, active, inner_pairs, round_size, tol, W.data(), d.data(),
+                                       chunk_rotations.data(), threads);
+        else
+          blocked_solve_dispatch<T, 16>(g.data(), N, m, active, inner_pairs, round_size, tol, W.data(), d.data(),
+                                        chunk_rotations.data(), threads);
+        for (int k : active) rotations += chunk_rotations[static_cast<std::size_t>(k)];
+      }
+      // A <- Q^T G Q on the upper chunk triangle: H = G Q above the diagonal chunks, then
+      // A = Q^T H to the right of them; the diagonal chunks are the solved diagonals.
+      for (int c = 1; c < p; ++c) {
+        const index_t col = static_cast<index_t>(c) * m;
+        if (rotated[c])
+          lapack::gemm<T>('N', 'N', static_cast<int>(col), m, m, T(1), g.data() + col * N, static_cast<int>(N),
+                          W.data() + static_cast<index_t>(c) * m * m, m, T(0), h.data() + col * N, static_cast<int>(N));
+        else
+          copy_columns(g.data() + col * N, N, h.data() + col * N, N, static_cast<int>(col), m);
+      }
+      for (int k = 0; k < p; ++k) {
+        const index_t r0 = static_cast<index_t>(k) * m, c0 = r0 + m;
+        const int cols = static_cast<int>(N - c0);
+        if (cols > 0) {
+          if (rotated[k])
+            lapack::gemm<T>('T', 'N', m, cols, m, T(1), W.data() + static_cast<index_t>(k) * m * m, m,
+                            h.data() + r0 + c0 * N, static_cast<int>(N), T(0), a.data() + r0 + c0 * N,
+                            static_cast<int>(N));
+          else
+            copy_columns(h.data() + r0 + c0 * N, N, a.data() + r0 + c0 * N, N, m, cols);
+        }
+        if (rotated[k]) {
+          copy_columns(d.data() + static_cast<index_t>(k) * m * m, m, a.data() + r0 + r0 * N, N, m, m);
+        } else {
+          copy_columns(g.data() + r0 + r0 * N, N, a.data() + r0 + r0 * N, N, m, m);
+        }
+      }
+      if (want_vectors) {
+        // V <- V[:, new layout] Q, rows 0..n-1 (ld n): the chunk's two blocks are copied next to
+        // each other (h serves as scratch), then one GEMM.
+        for (int k = 0; k < p; ++k) {
+          const T* vi = v.data() + static_cast<index_t>(slot_of[blk_new[2 * k]]) * b * n;
+          const T* vj = v.data() + static_cast<index_t>(slot_of[blk_new[2 * k + 1]]) * b * n;
+          T* out = v2.data() + static_cast<index_t>(k) * m * n;
+          if (rotated[k]) {
+            T* scratch = h.data();
+            copy_columns(vi, n, scratch, n, n, b);
+            copy_columns(vj, n, scratch + static_cast<index_t>(b) * n, n, n, b);
+            lapack::gemm<T>('N', 'N', n, m, m, T(1), scratch, n, W.data() + static_cast<index_t>(k) * m * m, m, T(0),
+                            out, n);
+          } else {
+            copy_columns(vi, n, out, n, n, b);
+            copy_columns(vj, n, out + static_cast<index_t>(b) * n, n, n, b);
+          }
+        }
+        v.swap(v2);
+      }
+      blk = blk_new;
+      for (int s = 0; s < nb; ++s) slot_of[blk[s]] = s;
+      // Circle method: fix players[0], rotate the others by one place.
+      const int last = players[nb - 1];
+      for (int i = nb - 1; i > 1; --i) players[i] = players[i - 1];
+      players[1] = last;
+    }
+    if (any)
+      ++sweeps;
+    else
+      converged = true;
+  }
+  // Real positions (padding removed), the largest scaled off-diagonal entry, the final test.
+  // position[k]: where column k of the initial layout (block k / b, offset k % b) ended up, so
+  // that ties sort in index order (a diagonal matrix gives V = I up to the sort permutation).
+  std::vector<index_t> position(static_cast<std::size_t>(n));
+  for (int s = 0; s < nb; ++s)
+    for (int o = 0; o < b; ++o) {
+      const index_t label = static_cast<index_t>(blk[s]) * b + o;
+      if (label < n) position[static_cast<std::size_t>(label)] = static_cast<index_t>(s) * b + o;
+    }
+  T worst = 0;
+  for (std::size_t jj = 0; jj < position.size(); ++jj)
+    for (std::size_t ii = 0; ii < jj; ++ii) {
+      const index_t i = position[ii], j = position[jj];
+      const index_t bi = i / b, bj = j / b;
+      const T aij = bi <= bj ? a[i + j * N] : a[j + i * N];
+      const T apq = std::abs(aij);
+      const T s = std::sqrt(std::abs(a[i + i * N])) * std::sqrt(std::abs(a[j + j * N]));
+      const T ratio = apq == T(0) ? T(0) : (s > T(0) ? apq / s : std::numeric_limits<T>::infinity());
+      worst = std::max(worst, ratio);
+    }
+  if (!converged) {
+    bool pass = true;
+    for (std::size_t jj = 0; jj < position.size() && pass; ++jj)
+      for (std::size_t ii = 0; ii < jj; ++ii) {
+        const index_t i = position[ii], j = position[jj];
+        const T aij = (i / b) <= (j / b) ? a[i + j * N] : a[j + i * N];
+        if (std::abs(aij) > tol * std::sqrt(std::abs(a[i + i * N] * a[j + j * N]))) {
+          pass = false;
+          break;
+        }
+      }
+    converged = pass;
+  }
+  // Ascending eigenvalues (stable: ties keep the index order), vectors permuted alike.
+  std::vector<T> diagonal(static_cast<std::size_t>(n));
+  for (int k = 0; k < n; ++k) diagonal[k] = a[position[k] + position[k] * N];
+  std::vector<int> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return diagonal[x] < diagonal[y]; });
+  const T unscale = T(1) / scale;
+  for (int k = 0; k < n; ++k) values[k] = diagonal[order[k]] * unscale;
+  if (want_vectors) {
+    for (int k = 0; k < n; ++k) {
+      const T* column = v.data() + position[order[k]] * n;
+      for (int r = 0; r < n; ++r) vectors[static_cast<index_t>(r) * n + k] = column[r];
+    }
+  }
+  *sweeps_out = sweeps;
+  *rotations_out = rotations;
+  *converged_out = converged ? 1 : 0;
+  *off_out = static_cast<double>(worst);
+}
+
 }  // namespace detail
 
 // Eigenvalues (ascending) and, when options.want_vectors, eigenvectors (columns) of a batch of
@@ -490,6 +828,25 @@ inline void eigh_batch(const T* in, index_t batch, int n, T* values, T* vectors,
   EighOptions opts = options;
   if (!opts.want_vectors) vectors = nullptr;
   if (vectors == nullptr) opts.want_vectors = false;
+  const int blocked_min_n = opts.blocked_min_n < 0 ? kBlockedMinN : opts.blocked_min_n;
+  if (n >= std::max(blocked_min_n, 2)) {
+    // Large matrices, one at a time, each with all threads (blocked solver).
+    detail::check_symmetric_batch(in, batch, n, opts.symmetry_rtol, opts.n_threads);
+    const index_t nn = static_cast<index_t>(n) * n;
+    for (index_t b = 0; b < batch; ++b) {
+      int sweeps = 0;
+      i64 rotations = 0;
+      unsigned char converged = 0;
+      double off = 0.0;
+      detail::blocked_eigh<T>(in + b * nn, n, values + b * n, vectors ? vectors + b * nn : nullptr, opts, &sweeps,
+                              &rotations, &converged, &off, static_cast<u64>(b));
+      if (report.sweeps) report.sweeps[b] = sweeps;
+      if (report.rotations) report.rotations[b] = rotations;
+      if (report.converged) report.converged[b] = converged;
+      if (report.off) report.off[b] = off;
+    }
+    return;
+  }
   if (opts.pivot == Pivot::random || batch == 1) {
     detail::eigh_groups<T, 1>(in, batch, n, values, vectors, opts, report);
     return;
