@@ -49,7 +49,7 @@ _SNS_DEFAULTS = {
     "armijo": 1e-4,
     "line_search_trials": 40,
     "fallback_sweeps": 50,
-    "absorb_threshold": 1e3,
+    "absorb_threshold": 1e50,
 }
 
 
@@ -172,6 +172,8 @@ def _check_options(options):
         opts[key] = _validate.check_int(opts[key], key, minimum=0)
     for key in ("switch_tol", "sparsity_mass", "armijo", "absorb_threshold"):
         opts[key] = _validate.check_positive(opts[key], key, strict=False)
+    if not 1.0 < opts["absorb_threshold"] <= 1e50:
+        raise ValueError(f"absorb_threshold must be in (1, 1e50], got {opts['absorb_threshold']!r}")
     opts["max_density"] = _validate.check_positive(opts["max_density"], "max_density")
     return opts
 
@@ -214,7 +216,7 @@ class _CpuProblem:
         self.n_threads = n_threads
         self.n, self.m = self.C.shape
 
-    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e3):
+    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50):
         fn = getattr(self.core, "ot_sweeps_" + self.suffix)
         return fn("log" if method != "sinkhorn" else "scaling", self.C, self.a, self.b, self.log_a, self.log_b, self.eps,
                   f, g, int(max_sweeps), float(tol), float(tau), self.n_threads)
@@ -465,7 +467,11 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         ``newton_max_iter`` = 500 steps it finishes with sweeps.
         ``"sinkhorn_log"``: log-domain Sinkhorn, one fused streaming log-sum-exp pass over C per
         half-iteration. ``"sinkhorn"``: scaling form ``diag(u) K diag(v)`` with absorption of scalings
-        outside ``[1 / absorb_threshold, absorb_threshold]`` (default 1e3) into the potentials.
+        outside ``[1 / absorb_threshold, absorb_threshold]`` (default and maximum 1e50: entries of
+        ``K`` below ``absorb_threshold * 1e-300`` are dropped, which keeps the products normal numbers
+        and the plan mass lost per entry below 1e-150) into the potentials. ``K = exp((f_i + g_j -
+        C_ij) / reg)`` is stored once (float64, n * m entries, like POT's kernel); a sweep is then one
+        pass over ``K`` (no exponential), with log-domain half-steps after an absorption.
     tol : float
         Stop when the L1 marginal error ``||P 1 - a||_1 + ||P^T 1 - b||_1`` of the plan is at most tol.
     max_iter : int, optional

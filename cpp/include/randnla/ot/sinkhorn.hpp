@@ -223,10 +223,14 @@ SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, c
 }
 
 // Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
-// stored once; u <- a / (K v), v <- b / (K^T u) are two matrix-vector products with no exp. When a
-// scaling leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g) and the
-// sweep finishes with exact log-domain half-steps; log-domain sweeps continue until the potentials
-// settle, and only then is K recomputed.
+// computed once (one exp per entry) from the current potentials; after that a sweep is ONE pass over K
+// with no exp: for each row, s = K_i v gives the row error of the current plan (u_i s - a_i) and the
+// new u_i = a_i / s, and u_i K_i is accumulated into K^T u while the row is still in cache, so the
+// column update v = b / K^T u needs no second pass. Rows are processed in fixed blocks whose partial
+// column sums are merged in block order (identical results for any thread count). When a scaling
+// leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g) and the sweep
+// finishes with exact log-domain half-steps; log-domain sweeps continue until the potentials settle,
+// and only then is K recomputed. Requires tau <= 1e50 (see k_cut below).
 template <class T>
 SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
@@ -235,10 +239,16 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
   const double inv = 1.0 / eps;
+  const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
   std::vector<double> K(static_cast<size_t>(n * m));
-  std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), Kv(static_cast<size_t>(n)),
-      row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m));
+  std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), u_new(static_cast<size_t>(n)),
+      row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m)),
+      partial(static_cast<size_t>(n_blocks * m));
   const double lo = 1.0 / tau, hi = tau;
+  // Entries of K below tau * 1e-300 are set to 0, so that every product u_i K_ij and K_ij v_j with
+  // scalings in [1/tau, tau] is 0 or a normal number (subnormal arithmetic is many times slower).
+  // A dropped entry carries plan mass u_i K_ij v_j <= tau^3 1e-300 (1e-150 for tau = 1e50).
+  const double k_cut = std::log(tau) + std::log(1e-300);
   auto rebuild = [&]() {
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
@@ -246,7 +256,10 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         double* Ki = K.data() + i * m;
         const double fi = f[i];
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < m; ++j) Ki[j] = exp_lanes((fi + g[j] - static_cast<double>(Ci[j])) * inv);
+        for (index_t j = 0; j < m; ++j) {
+          const double x = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
+          Ki[j] = x < k_cut ? 0.0 : exp_lanes(x);
+        }
       }
     });
   };
@@ -256,15 +269,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     std::fill(u.begin(), u.end(), 1.0);
     std::fill(v.begin(), v.end(), 1.0);
   };
-  // Log mode (no K) while the potentials move by more than eps * log(tau) / 2 per sweep (early
-  // sweeps, or after an absorption): rebuilding K then would be wasted. Scaling mode otherwise.
+  // Log mode (no K) while the potentials move by more than eps * log(tau) / 2 per sweep (after an
+  // absorption): rebuilding K then would be wasted. Scaling mode otherwise.
   const double settle = 0.5 * eps * std::log(tau);
-  bool have_k = false;
   std::vector<double> f_old(static_cast<size_t>(n)), g_old(static_cast<size_t>(m));
   auto record = [&](double err) {
     report.errors.push_back(err);
     report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   };
+  bool have_k = false;
   auto log_sweep_rest = [&]() {
     // Column half-step in the log domain; switch to scaling mode once the potentials settle.
     std::copy(g, g + m, g_old.begin());
@@ -277,7 +290,10 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       have_k = true;
     }
   };
-  col_update(C, f, log_b, b, eps, g, n_threads);  // exact columns to start
+  // Start in scaling mode from the given potentials: K at (f, g), u = v = 1. The first row pass
+  // measures nothing (the columns of the starting plan are not exact); its column update makes them so.
+  rebuild();
+  have_k = true;
   for (index_t k = 0; k <= max_sweeps; ++k) {
     if (!have_k) {
       std::copy(f, f + n, f_old.begin());
@@ -294,22 +310,31 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       report.sweeps = k + 1;
       continue;
     }
-    // Scaling mode: u-update; the row error of the current plan comes free, r_i = u_i (K v)_i.
-    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
-      for (index_t i = begin; i < end; ++i) {
+    // Fused pass: row sums of the current plan (error), u-update, and K^T u_new per row block.
+    parallel_for(n_blocks, n_threads, [&](index_t blk) {
+      const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+      double* y = partial.data() + blk * m;
+      std::fill(y, y + m, 0.0);
+      const double* vs = v.data();
+      for (index_t i = i0; i < i1; ++i) {
         const double* Ki = K.data() + i * m;
         double s = 0.0;
         RANDNLA_OT_SIMD_SUM(s)
-        for (index_t j = 0; j < m; ++j) s += Ki[j] * v[static_cast<size_t>(j)];
-        Kv[static_cast<size_t>(i)] = s;
+        for (index_t j = 0; j < m; ++j) s += Ki[j] * vs[j];
         row_err[static_cast<size_t>(i)] = std::fabs(u[static_cast<size_t>(i)] * s - a[i]);
+        const double un = a[i] / s;
+        u_new[static_cast<size_t>(i)] = un;
+        if (un >= lo && un <= hi) {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < m; ++j) y[j] += un * Ki[j];
+        }
       }
     });
     double err = 0.0;
     bool bad = false;
     for (index_t i = 0; i < n; ++i) {
       err += row_err[static_cast<size_t>(i)];
-      const double un = a[i] / Kv[static_cast<size_t>(i)];
+      const double un = u_new[static_cast<size_t>(i)];
       if (!(un >= lo && un <= hi)) bad = true;
     }
     if (k > 0) {
@@ -330,19 +355,16 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       report.sweeps = k + 1;
       continue;
     }
-    for (index_t i = 0; i < n; ++i) u[static_cast<size_t>(i)] = a[i] / Kv[static_cast<size_t>(i)];
-    // v-update: K^T u streamed by rows in column chunks, deterministic.
+    std::copy(u_new.begin(), u_new.end(), u.begin());
+    // v-update: merge the block partials of K^T u in block order.
     parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
-      const index_t w = j1 - j0;
-      double s[kColChunk];
-      for (index_t j = 0; j < w; ++j) s[j] = 0.0;
-      for (index_t i = 0; i < n; ++i) {
-        const double* Ki = K.data() + i * m + j0;
-        const double ui = u[static_cast<size_t>(i)];
+      for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = 0.0;
+      for (index_t blk = 0; blk < n_blocks; ++blk) {
+        const double* y = partial.data() + blk * m;
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < w; ++j) s[j] += Ki[j] * ui;
+        for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] += y[j];
       }
-      for (index_t j = 0; j < w; ++j) vn_buf[static_cast<size_t>(j0 + j)] = b[j0 + j] / s[j];
+      for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = b[j] / vn_buf[static_cast<size_t>(j)];
     });
     bool bad_v = false;
     for (index_t j = 0; j < m; ++j) {
