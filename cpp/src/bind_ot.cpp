@@ -32,6 +32,9 @@ py::dict report_dict(const ot::SweepReport& rep) {
   py::dict d;
   d["sweeps"] = rep.sweeps;
   d["reached_tol"] = rep.reached_tol;
+  d["handed_over"] = rep.handed_over;
+  d["log_sweeps"] = rep.log_sweeps;
+  d["rebuilds"] = rep.rebuilds;
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
   d["seconds"] = py::array_t<double>(rep.seconds.size(), rep.seconds.data());
   return d;
@@ -40,8 +43,20 @@ py::dict report_dict(const ot::SweepReport& rep) {
 template <class T>
 py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray<double> b, carray<double> log_a,
                 carray<double> log_b, double eps, py::array_t<double> f, py::array_t<double> g, py::ssize_t max_sweeps,
-                double tol, double tau, int n_threads) {
+                double tol, double tau, int n_threads, py::object handover) {
   const auto Cv = view_of(C);
+  ot::Handover hand;
+  if (!handover.is_none()) {
+    auto t = handover.cast<py::tuple>();
+    if (t.size() != 6) throw std::invalid_argument("handover must be (min_sweeps, warmup, budget, offset, switch_tol, tol)");
+    hand.enabled = true;
+    hand.min_sweeps = t[0].cast<index_t>();
+    hand.warmup = t[1].cast<index_t>();
+    hand.budget = t[2].cast<index_t>();
+    hand.offset = t[3].cast<index_t>();
+    hand.switch_tol = t[4].cast<double>();
+    hand.tol = t[5].cast<double>();
+  }
   check_vec(a, Cv.rows, "a");
   check_vec(log_a, Cv.rows, "log_a");
   check_vec(b, Cv.cols, "b");
@@ -59,7 +74,7 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
                                        n_threads);
     else
       rep = ot::sinkhorn_scaling_sweeps<T>(Cv, a.data(), b.data(), log_a.data(), log_b.data(), eps, fp, gp, max_sweeps,
-                                           tol, tau, n_threads);
+                                           tol, tau, n_threads, hand);
   }
   return report_dict(rep);
 }
@@ -200,7 +215,7 @@ template <class T>
 void register_dtype(py::module_& m, const std::string& suffix) {
   m.def(("ot_sweeps_" + suffix).c_str(), &sweeps<T>, py::arg("method"), py::arg("C"), py::arg("a"), py::arg("b"),
         py::arg("log_a"), py::arg("log_b"), py::arg("eps"), py::arg("f").noconvert(), py::arg("g").noconvert(),
-        py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"));
+        py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none());
   m.def(("ot_plan_pass_" + suffix).c_str(), &plan_pass<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("histogram"), py::arg("plan_out"), py::arg("n_threads"));
   m.def(("ot_newton_direction_" + suffix).c_str(), &newton_direction<T>, py::arg("C"), py::arg("f"), py::arg("g"),

@@ -216,10 +216,10 @@ class _CpuProblem:
         self.n_threads = n_threads
         self.n, self.m = self.C.shape
 
-    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50):
+    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None):
         fn = getattr(self.core, "ot_sweeps_" + self.suffix)
         return fn("log" if method != "sinkhorn" else "scaling", self.C, self.a, self.b, self.log_a, self.log_b, self.eps,
-                  f, g, int(max_sweeps), float(tol), float(tau), self.n_threads)
+                  f, g, int(max_sweeps), float(tol), float(tau), self.n_threads, handover)
 
     def plan_pass(self, f, g, histogram=False, plan_out=None):
         fn = getattr(self.core, "ot_plan_pass_" + self.suffix)
@@ -299,60 +299,37 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     # instead of an exp per entry, with absorption and log-domain half-steps keeping it stable.
     sweep_method = "sinkhorn" if method == "sns" else method
 
-    def run_sweeps(count, stop_tol):
+    def run_sweeps(count, stop_tol, handover=None):
         remaining = count
         report = None
         while remaining > 0 and not tracker.stopped:
             step = min(chunk, remaining, max_iter - tracker.total())
             if step <= 0:
                 break
-            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"])
+            hand = None if handover is None else handover[:3] + (tracker.n_sinkhorn,) + handover[3:]
+            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"], hand)
             tracker.sweeps_done(report)
             remaining -= max(int(report["sweeps"]), 1)
-            if report["reached_tol"] or not np.all(np.isfinite(report["errors"])):
+            if report["reached_tol"] or report["handed_over"] or not np.all(np.isfinite(report["errors"])):
                 break
         return report
 
     if method in ("sinkhorn_log", "sinkhorn"):
-        while not tracker.stopped and tracker.total() < max_iter:
-            report = run_sweeps(max_iter - tracker.total(), tol)
-            if report is None or not report["reached_tol"]:
-                break
-            # Confirm on the true plan (the sweep measured rows only; columns are exact up to rounding).
-            if problem.error(problem.plan_pass(f, g)) <= tol:
-                break
+        # The caller checks the error on the true plan and resumes if needed.
+        run_sweeps(max_iter - tracker.total(), tol)
         return f, g, dual_history
 
-    # ---- SNS: warm-up
-    switch = max(tol, opts["switch_tol"] * float(problem.a.sum()))
+    # ---- SNS: warm-up. Scaling sweeps (one pass over K each) until the handover rule of the C++
+    # core: at least 10 sweeps; then, once the L1 error is below switch_tol * sum(a) or warmup_iter
+    # sweeps are done, Sinkhorn continues while the linear rate of its last five sweeps predicts
+    # convergence within warmup_iter + sinkhorn_budget sweeps in all (cheaper than Newton steps).
     if opts["warmup_iter"] > 0:
-        # At least 10 sweeps at tol (they are cheap) so that the rate below is measured, then the
-        # rest of the warm-up until the switch tolerance.
-        first = min(10, opts["warmup_iter"])
-        report = run_sweeps(first, tol)
-        if report is not None and not report["reached_tol"] and opts["warmup_iter"] > first:
-            report = run_sweeps(opts["warmup_iter"] - first, switch)
-        # Easy problem: if Sinkhorn's observed linear rate reaches tol within `sinkhorn_budget` more
-        # sweeps (cheaper than the Newton stage), keep sweeping.
-        # The rate is re-measured every 50 sweeps, so a slowing Sinkhorn hands over to Newton early.
-        budget = opts["sinkhorn_budget"]
-        while report is not None and not report["reached_tol"] and budget > 0 and not tracker.stopped:
-            errors = [h[1] for h in tracker.history[-11:]]
-            if len(errors) < 6 or not errors[-1] > tol:
-                break
-            rate = (errors[-1] / errors[0]) ** (1.0 / (len(errors) - 1))
-            if not 0 < rate < 1:
-                break
-            predicted = math.log(tol / errors[-1]) / math.log(rate)
-            if predicted > budget:
-                break
-            step = min(50, int(1.5 * predicted) + 10)
-            report = run_sweeps(step, tol)
-            budget -= step
-        if tracker.history and tracker.history[-1][1] <= tol:
-            summary = problem.plan_pass(f, g)
-            if problem.error(summary) <= tol:
-                return f, g, dual_history
+        switch = max(tol, opts["switch_tol"] * float(problem.a.sum()))
+        handover = (min(10, opts["warmup_iter"]), opts["warmup_iter"], opts["warmup_iter"] + opts["sinkhorn_budget"],
+                    switch, tol)
+        report = run_sweeps(max_iter - tracker.total(), tol, handover)
+        if report is not None and report["reached_tol"]:
+            return f, g, dual_history
     summary = problem.plan_pass(f, g, histogram=True)
     err = problem.error(summary)
     F = problem.dual(f, g, summary)
@@ -545,13 +522,20 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
     elif warm is not None and not (np.all(np.isfinite(warm[0])) and np.all(np.isfinite(warm[1]))):
         raise ValueError("warm_start potentials must be finite")
     f, g, dual_history = _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker)
-    # Fix the gauge: mean(f) == mean(g).
-    shift = 0.5 * (float(f.mean()) - float(g.mean()))
-    f = f - shift
-    g = g + shift
     plan_sub = np.empty(C_sub.shape, dtype=C.dtype)
-    summary = problem.plan_pass(f, g, plan_out=plan_sub)
-    error = problem.error(summary)
+    for _ in range(3):
+        # Fix the gauge: mean(f) == mean(g).
+        shift = 0.5 * (float(f.mean()) - float(g.mean()))
+        f = f - shift
+        g = g + shift
+        # The plan and the error on the true dense plan, in one pass.
+        summary = problem.plan_pass(f, g, plan_out=plan_sub)
+        error = problem.error(summary)
+        if error <= tol or tracker.stopped or tracker.total() >= max_iter or not np.isfinite(error):
+            break
+        # The sweeps measured the rows of a plan whose columns are exact up to rounding: resume.
+        f, g, more = _solve_cpu(problem, method, tol, max_iter, (f, g), opts, tracker)
+        dual_history += more
     total = float(summary["total"])
     if full:
         plan, f_full, g_full = plan_sub, f, g

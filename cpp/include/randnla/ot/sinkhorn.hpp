@@ -186,6 +186,9 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
 struct SweepReport {
   index_t sweeps = 0;       // completed sweeps (row + column half-steps)
   bool reached_tol = false;
+  bool handed_over = false; // stopped by the Handover rule
+  index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
+  index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
 };
@@ -222,6 +225,30 @@ SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, c
   return report;
 }
 
+// When to stop Sinkhorn sweeps and hand over to Newton steps (SNS warm-up). Disabled by default.
+// After `min_sweeps` sweeps, once the L1 error is at most `switch_tol` or `warmup` sweeps are done,
+// the linear rate of the last five sweeps predicts the sweeps still needed to reach `tol`; the
+// sweeps stop when that prediction (counted from the start, `offset` sweeps having been taken before
+// this call) exceeds `budget`, or when the error stopped decreasing.
+struct Handover {
+  bool enabled = false;
+  index_t min_sweeps = 10, warmup = 20, budget = 220, offset = 0;
+  double switch_tol = 0.0, tol = 0.0;
+
+  bool stop(const std::vector<double>& errors, index_t k) const {
+    if (!enabled) return false;
+    const index_t done = offset + k;
+    const size_t q = errors.size();
+    if (done < min_sweeps || q < 6) return false;
+    const double err = errors[q - 1];
+    if (err > switch_tol && done < warmup) return false;
+    const double rate = std::pow(err / errors[q - 6], 0.2);
+    if (!(rate < 1.0) || !(err > 0)) return !(err <= tol);
+    const double predicted = std::log(tol / err) / std::log(rate);
+    return static_cast<double>(done) + predicted > static_cast<double>(budget);
+  }
+};
+
 // Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
 // computed once (one exp per entry) from the current potentials; after that a sweep is ONE pass over K
 // with no exp: for each row, s = K_i v gives the row error of the current plan (u_i s - a_i) and the
@@ -234,7 +261,8 @@ SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, c
 template <class T>
 SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
-                                    index_t max_sweeps, double tol, double tau, int n_threads) {
+                                    index_t max_sweeps, double tol, double tau, int n_threads,
+                                    const Handover& handover = Handover()) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
@@ -250,6 +278,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   // A dropped entry carries plan mass u_i K_ij v_j <= tau^3 1e-300 (1e-150 for tau = 1e50).
   const double k_cut = std::log(tau) + std::log(1e-300);
   auto rebuild = [&]() {
+    ++report.rebuilds;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
@@ -300,14 +329,17 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double err = row_update(C, g, log_a, a, eps, f, n_threads);
       if (k > 0) {
         record(err);
-        if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
+        const bool hand = err > tol && handover.stop(report.errors, k);
+        if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand) {
           std::copy(f_old.begin(), f_old.end(), f);
           report.reached_tol = err <= tol;
+          report.handed_over = hand;
           return report;
         }
       }
       log_sweep_rest();
       report.sweeps = k + 1;
+      ++report.log_sweeps;
       continue;
     }
     // Fused pass: row sums of the current plan (error), u-update, and K^T u_new per row block.
@@ -339,8 +371,10 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     }
     if (k > 0) {
       record(err);
-      if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
+      const bool hand = err > tol && handover.stop(report.errors, k);
+      if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand) {
         report.reached_tol = err <= tol;
+        report.handed_over = hand;
         absorb();
         return report;
       }
