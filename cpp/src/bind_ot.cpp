@@ -154,6 +154,34 @@ py::dict newton_direction(carray<T> C, carray<double> f, carray<double> g, doubl
   return d;
 }
 
+// The sparsified plan of a Newton step (the cut chosen from the histogram, then the gather), for a
+// direct solver outside the core: (indptr, indices, data, cut).
+template <class T>
+py::tuple newton_pattern(carray<T> C, carray<double> f, carray<double> g, double eps, carray<std::int64_t> hist_count,
+                         carray<double> hist_mass, double drop_mass, std::int64_t k_min, std::int64_t k_max,
+                         carray<std::int64_t> col_argmax, int n_threads) {
+  const auto Cv = view_of(C);
+  check_vec(f, Cv.rows, "f");
+  check_vec(g, Cv.cols, "g");
+  check_vec(col_argmax, Cv.cols, "col_argmax");
+  check_vec(hist_count, ot::kHistBuckets, "hist_count");
+  check_vec(hist_mass, ot::kHistBuckets, "hist_mass");
+  for (py::ssize_t j = 0; j < Cv.cols; ++j)
+    if (col_argmax.at(j) < 0 || col_argmax.at(j) >= Cv.rows) throw std::invalid_argument("col_argmax out of range");
+  std::vector<std::int64_t> hc(hist_count.data(), hist_count.data() + ot::kHistBuckets);
+  std::vector<double> hm(hist_mass.data(), hist_mass.data() + ot::kHistBuckets);
+  ot::Csr P;
+  int cut = 0;
+  {
+    py::gil_scoped_release release;
+    cut = ot::choose_cut(hc, hm, drop_mass, k_min, k_max);
+    P = ot::gather_plan<T>(Cv, f.data(), g.data(), eps, cut, col_argmax.data(), n_threads);
+  }
+  return py::make_tuple(py::array_t<std::int64_t>(P.indptr.size(), P.indptr.data()),
+                        py::array_t<std::int64_t>(P.indices.size(), P.indices.data()),
+                        py::array_t<double>(P.data.size(), P.data.data()), cut);
+}
+
 // For tests: the kept pattern alone, and the Newton solve on a given CSR.
 template <class T>
 py::tuple gather(carray<T> C, carray<double> f, carray<double> g, double eps, int cut, carray<std::int64_t> col_argmax,
@@ -222,6 +250,9 @@ void register_dtype(py::module_& m, const std::string& suffix) {
         py::arg("eps"), py::arg("hist_count"), py::arg("hist_mass"), py::arg("drop_mass"), py::arg("k_min"),
         py::arg("k_max"), py::arg("col_argmax"), py::arg("r"), py::arg("c"), py::arg("rhs_f"), py::arg("rhs_g"),
         py::arg("fixed"), py::arg("rtol"), py::arg("max_cg"), py::arg("n_threads"));
+  m.def(("ot_newton_pattern_" + suffix).c_str(), &newton_pattern<T>, py::arg("C"), py::arg("f"), py::arg("g"),
+        py::arg("eps"), py::arg("hist_count"), py::arg("hist_mass"), py::arg("drop_mass"), py::arg("k_min"),
+        py::arg("k_max"), py::arg("col_argmax"), py::arg("n_threads"));
   m.def(("ot_gather_" + suffix).c_str(), &gather<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("cut"), py::arg("col_argmax"), py::arg("n_threads"));
 }

@@ -50,7 +50,10 @@ _SNS_DEFAULTS = {
     "line_search_trials": 40,
     "fallback_sweeps": 50,
     "absorb_threshold": 1e50,
+    "newton_solver": "cg",
 }
+
+NEWTON_SOLVERS = ("cg", "ldl")
 
 
 @dataclass
@@ -168,6 +171,7 @@ def _check_options(options):
         raise TypeError(f"unknown option(s) {sorted(unknown)}; expected some of {sorted(_SNS_DEFAULTS)}")
     opts = dict(_SNS_DEFAULTS)
     opts.update(options)
+    opts["newton_solver"] = _validate.check_choice(opts["newton_solver"], "newton_solver", NEWTON_SOLVERS)
     for key in ("warmup_iter", "sinkhorn_budget", "newton_max_iter", "cg_max_iter", "line_search_trials", "fallback_sweeps"):
         opts[key] = _validate.check_int(opts[key], key, minimum=0)
     for key in ("switch_tol", "sparsity_mass", "armijo", "absorb_threshold"):
@@ -231,14 +235,49 @@ class _CpuProblem:
     def error(self, summary):
         return float(np.abs(summary["r"] - self.a).sum() + np.abs(summary["c"] - self.b).sum())
 
-    def newton_direction(self, f, g, summary, drop_mass, k_min, k_max, rtol, max_cg):
-        fn = getattr(self.core, "ot_newton_direction_" + self.suffix)
+    def newton_direction(self, f, g, summary, drop_mass, k_min, k_max, rtol, max_cg, solver="cg"):
         r, c = summary["r"], summary["c"]
         rhs_f = self.eps * (self.a - r)
         rhs_g = self.eps * (self.b - c)
         fixed = int(np.argmax(c))
+        if solver == "ldl":
+            fn = getattr(self.core, "ot_newton_pattern_" + self.suffix)
+            indptr, indices, data, cut = fn(self.C, f, g, self.eps, summary["hist_count"], summary["hist_mass"],
+                                            float(drop_mass), int(k_min), int(k_max), summary["col_argmax"],
+                                            self.n_threads)
+            df, dg = _direct_newton_solve(indptr, indices, data, r, c, rhs_f, rhs_g, fixed)
+            return {"df": df, "dg": dg, "cg_iterations": 0, "relative_residual": 0.0, "nnz": int(indptr[-1]),
+                    "cut": cut}
+        fn = getattr(self.core, "ot_newton_direction_" + self.suffix)
         return fn(self.C, f, g, self.eps, summary["hist_count"], summary["hist_mass"], float(drop_mass), int(k_min),
                   int(k_max), summary["col_argmax"], r, c, rhs_f, rhs_g, fixed, float(rtol), int(max_cg), self.n_threads)
+
+
+def _direct_newton_solve(indptr, indices, data, r, c, rhs_f, rhs_g, fixed):
+    """Solves the sparsified Newton system exactly by a sparse direct factorisation.
+
+    ``H~ = [[diag(r), P~], [P~^T, diag(c)]]`` (``P~`` the kept plan entries in CSR, ``r``, ``c`` the
+    true row and column sums) with the gauge removed by fixing ``dg[fixed] = 0``: the remaining
+    (n + m - 1) system is symmetric positive definite whenever the kept graph is connected or drops
+    mass. SciPy has no sparse Cholesky/LDL^T, so it is factored by SuperLU (``splu``) with a symmetric
+    fill-reducing ordering (minimum degree on ``A^T + A``) and diagonal pivots, i.e. an LU that
+    follows the LDL^T elimination order of the SPD matrix.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    n, m = len(r), len(c)
+    P = sp.csr_matrix((data, indices, indptr), shape=(n, m))
+    H = sp.bmat([[sp.diags(r), P], [P.T, sp.diags(c)]], format="csc")
+    keep = np.ones(n + m, dtype=bool)
+    keep[n + fixed] = False
+    idx = np.flatnonzero(keep)
+    H = H[idx][:, idx].tocsc()
+    rhs = np.concatenate([rhs_f, rhs_g])[idx]
+    lu = splu(H, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    x = np.zeros(n + m)
+    x[idx] = lu.solve(rhs)
+    return x[:n], x[n:]
 
 
 class _Tracker:
@@ -344,7 +383,8 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
         drop = max(1e-12, nu * err) * summary["total"]
         err_l2 = math.sqrt(float(((problem.a - summary["r"]) ** 2).sum() + ((problem.b - summary["c"]) ** 2).sum()))
         rtol = min(0.1, math.sqrt(err_l2))
-        sol = problem.newton_direction(f, g, summary, drop, k_min, k_max, rtol, opts["cg_max_iter"])
+        sol = problem.newton_direction(f, g, summary, drop, k_min, k_max, rtol, opts["cg_max_iter"],
+                                       opts["newton_solver"])
         df, dg = sol["df"], sol["dg"]
         shift = (df.sum() - dg.sum()) / (n + m)
         df = df - shift
@@ -425,11 +465,13 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         Regularisation (> 0) in the units of ``C`` (POT's ``reg``; the SNS paper's ``eta = 1 / reg``).
         Costs are often normalised to ``C / C.max()`` first; ``reg`` is not rescaled here.
     method : {"sns", "sinkhorn_log", "sinkhorn"}
-        ``"sns"``: Sinkhorn-Newton-Sparse. At most ``warmup_iter`` Sinkhorn sweeps (default 20; scaling
-        form with absorption, as ``"sinkhorn"``), stopped early (after at least 10) once the L1
-        marginal error is below ``switch_tol * sum(a)`` (default 1e-2); then
-        Newton steps on the dual, unless the warm-up's linear rate predicts convergence within
-        ``sinkhorn_budget`` (default 200) more sweeps, which are then taken first. Each Newton step
+        ``"sns"``: Sinkhorn-Newton-Sparse. A warm-up of Sinkhorn sweeps (scaling form with
+        absorption, as ``"sinkhorn"``): at least 10; then, once the L1 marginal error is below
+        ``switch_tol * sum(a)`` (default 1e-2) or ``warmup_iter`` sweeps (default 20) are done, the
+        sweeps continue while the linear rate of the last five predicts convergence within
+        ``warmup_iter + sinkhorn_budget`` sweeps in all (default budget 200: such problems, e.g. large
+        ``reg`` or 1-D costs, are solved faster by Sinkhorn alone), else Newton steps on the dual
+        follow. Each Newton step
         keeps the largest plan entries (fewest entries whose
         dropped mass is at most ``sparsity_mass * marginal_error * sum(P)``, default ``sparsity_mass``
         1e-2, at least ``2 max(n, m)`` and at most ``max_density * n * m`` entries, default 0.2, doubled
@@ -439,7 +481,11 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         complement system by Jacobi-preconditioned conjugate gradients (relative tolerance
         ``min(0.1, sqrt(||grad||_2))``, at most ``cg_max_iter`` = 1000 iterations) and takes an
         Armijo backtracking line search on the dual objective (``armijo`` = 1e-4, halving, at most
-        ``line_search_trials`` = 40 trials). Two failed steps, or five steps that reduce the error by
+        ``line_search_trials`` = 40 trials). ``newton_solver="ldl"`` instead solves the gauge-fixed
+        (n + m - 1) system exactly by a sparse direct factorisation (SciPy's SuperLU ``splu`` with a
+        symmetric minimum-degree ordering and diagonal pivots, the elimination of an LDL^T; SciPy has
+        no sparse Cholesky); it suits near-permutation plans, but fills in on diffuse ones (CPU
+        only: CuPy input always uses conjugate gradients). Two failed steps, or five steps that reduce the error by
         less than 10x, trigger ``fallback_sweeps`` = 50 Sinkhorn sweeps and a denser pattern; after
         ``newton_max_iter`` = 500 steps it finishes with sweeps.
         ``"sinkhorn_log"``: log-domain Sinkhorn, one fused streaming log-sum-exp pass over C per
