@@ -36,6 +36,7 @@ py::dict report_dict(const ot::SweepReport& rep) {
   d["log_sweeps"] = rep.log_sweeps;
   d["rebuilds"] = rep.rebuilds;
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
+  d["at"] = py::array_t<index_t>(rep.at.size(), rep.at.data());
   d["seconds"] = py::array_t<double>(rep.seconds.size(), rep.seconds.data());
   return d;
 }
@@ -43,7 +44,7 @@ py::dict report_dict(const ot::SweepReport& rep) {
 template <class T>
 py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray<double> b, carray<double> log_a,
                 carray<double> log_b, double eps, py::array_t<double> f, py::array_t<double> g, py::ssize_t max_sweeps,
-                double tol, double tau, int n_threads, py::object handover) {
+                double tol, double tau, int n_threads, py::object handover, double relax) {
   const auto Cv = view_of(C);
   ot::Handover hand;
   if (!handover.is_none()) {
@@ -74,7 +75,7 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
                                        n_threads);
     else
       rep = ot::sinkhorn_scaling_sweeps<T>(Cv, a.data(), b.data(), log_a.data(), log_b.data(), eps, fp, gp, max_sweeps,
-                                           tol, tau, n_threads, hand);
+                                           tol, tau, n_threads, hand, relax);
   }
   return report_dict(rep);
 }
@@ -243,7 +244,8 @@ template <class T>
 void register_dtype(py::module_& m, const std::string& suffix) {
   m.def(("ot_sweeps_" + suffix).c_str(), &sweeps<T>, py::arg("method"), py::arg("C"), py::arg("a"), py::arg("b"),
         py::arg("log_a"), py::arg("log_b"), py::arg("eps"), py::arg("f").noconvert(), py::arg("g").noconvert(),
-        py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none());
+        py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none(),
+        py::arg("relax") = 1.0);
   m.def(("ot_plan_pass_" + suffix).c_str(), &plan_pass<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("histogram"), py::arg("plan_out"), py::arg("n_threads"));
   m.def(("ot_newton_direction_" + suffix).c_str(), &newton_direction<T>, py::arg("C"), py::arg("f"), py::arg("g"),
