@@ -13,7 +13,7 @@ regularised objective is ``<C, P> + reg * sum_ij P_ij (log P_ij - 1)`` (OTT-JAX 
     F(f, g) = <a, f> + <b, g> - reg * sum_ij P_ij.
 
 Methods: ``"sinkhorn_log"`` (fused C++ log-sum-exp sweeps), ``"sinkhorn"`` (scaling form with
-absorption of large scalings) and ``"sns"`` (a Sinkhorn warm-up, then Newton steps on F with a
+absorption of large scalings, one pass over the stored kernel per sweep) and ``"sns"`` (a Sinkhorn warm-up, then Newton steps on F with a
 sparsified Hessian solved by preconditioned conjugate gradients and an Armijo line search; Tang et al.,
 ICLR 2024). CuPy input runs on the GPU.
 """
@@ -339,8 +339,8 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     dual_history = []
     chunk = 50 if (tracker.callback is not None or tracker.verbose) else max_iter
 
-    # SNS warms up (and falls back) with scaling-form sweeps: two matrix-vector products per sweep
-    # instead of an exp per entry, with absorption and log-domain half-steps keeping it stable.
+    # SNS warms up (and falls back) with scaling-form sweeps: one pass over the stored kernel K per
+    # sweep instead of an exp per entry, with absorption and log-domain half-steps keeping it stable.
     sweep_method = "sinkhorn" if method == "sns" else method
     # Over-relaxation of the scaling sweeps: adaptive (0) in SNS unless fixed by the caller.
     relax = opts["overrelaxation"]
