@@ -280,8 +280,10 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   // scalings in [1/tau, tau] is 0 or a normal number (subnormal arithmetic is many times slower).
   // A dropped entry carries plan mass u_i K_ij v_j <= tau^3 1e-300 (1e-150 for tau = 1e50).
   const double k_cut = std::log(tau) + std::log(1e-300);
+  bool fresh = false;  // K was just recomputed and no scaling sweep has completed on it
   auto rebuild = [&]() {
     ++report.rebuilds;
+    fresh = true;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
@@ -336,7 +338,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       if (plain_count >= plain_needed && q >= 11 && err <= 0.1 * mass) {
         const double kappa = std::pow(recent[q - 1] / recent[q - 6], 0.2);
         const double kappa_prev = std::pow(recent[q - 6] / recent[q - 11], 0.2);
-        if (kappa > 0.5 && kappa < 1.0 && std::fabs(kappa - kappa_prev) <= 0.05 * kappa) {
+        if (kappa > 0.5 && kappa < 1.0 && std::fabs(kappa - kappa_prev) <= 0.1 * kappa) {
           omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
           since_switch = 0;
           best_err = err;
@@ -421,8 +423,17 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double un = u_new[static_cast<size_t>(i)];
       if (!(un >= lo && un <= hi)) bad = true;
     }
+    if (bad && !fresh) {
+      // Absorb the scalings into the potentials, recompute K there and redo this sweep (the same
+      // iterate: u, v = 1 on the new K reproduce diag(u) K diag(v)).
+      absorb();
+      rebuild();
+      --k;
+      continue;
+    }
     if (bad) {
-      // Absorb and take this sweep in the log domain (exact even where K underflows).
+      // Even a fresh K leaves the range (K underflows on a whole row): take this sweep in the log
+      // domain, which is exact there.
       absorb();
       have_k = false;
       std::copy(f, f + n, f_old.begin());
@@ -472,14 +483,39 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       if (!(vn >= lo && vn <= hi)) bad_v = true;
     }
     if (bad_v) {
-      // Absorb u (v unchanged) and take the column half-step in the log domain.
+      // Absorb u (v unchanged), recompute K and take the column half-step on it (v = 1 before:
+      // v <- (b / K^T 1)^w); if that leaves the range too, take it in the log domain.
       std::copy(f, f + n, f_old.begin());  // f moves by eps log u in the absorption
       absorb();
-      have_k = false;
-      log_sweep_rest();
+      rebuild();
+      parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+        for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = 0.0;
+        for (index_t i = 0; i < n; ++i) {
+          const double* Ki = K.data() + i * m;
+          RANDNLA_OT_SIMD
+          for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] += Ki[j];
+        }
+        for (index_t j = j0; j < j1; ++j) {
+          double vn = b[j] / vn_buf[static_cast<size_t>(j)];
+          if (w != 1.0 && vn > 0 && std::isfinite(vn)) vn = std::exp(w * std::log(vn));
+          vn_buf[static_cast<size_t>(j)] = vn;
+        }
+      });
+      bool ok = true;
+      for (index_t j = 0; j < m; ++j) {
+        const double vn = vn_buf[static_cast<size_t>(j)];
+        if (!(vn >= lo && vn <= hi)) ok = false;
+      }
+      if (ok) {
+        std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
+      } else {
+        have_k = false;
+        log_sweep_rest();
+      }
     } else {
       std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
     }
+    fresh = false;
     report.sweeps = k + 1;
   }
   absorb();
