@@ -192,6 +192,33 @@ def test_reg_1e4_on_1d_w2_where_kernel_sinkhorn_breaks():
     assert res.converged and marginal_error(res.plan, a, b) <= 1e-8
 
 
+def test_scaling_form_follows_log_sweeps_through_absorptions():
+    # reg = 1e-4 on a max-1 cost: the scalings leave [1e-50, 1e50] and K underflows, so the scaling
+    # form absorbs and takes log-domain half-steps; its iterates are the log-domain ones.
+    a, b, C = grid_1d(120, 100, 2)
+    runs = {}
+    for method in ("sinkhorn", "sinkhorn_log"):
+        res = sinkhorn(a, b, C, 1e-4, method=method, tol=1e-10)
+        assert res.converged and marginal_error(res.plan, a, b) <= 1e-10
+        runs[method] = res
+    assert abs(runs["sinkhorn"].n_sinkhorn - runs["sinkhorn_log"].n_sinkhorn) <= 1
+    assert np.abs(runs["sinkhorn"].plan - runs["sinkhorn_log"].plan).max() <= 1e-10
+    # Over-relaxation reaches the same plan in fewer sweeps.
+    fast = sinkhorn(a, b, C, 1e-4, method="sinkhorn", tol=1e-10, overrelaxation="auto")
+    assert fast.converged and fast.n_sinkhorn < runs["sinkhorn"].n_sinkhorn
+    assert np.abs(fast.plan - runs["sinkhorn"].plan).max() <= 1e-8
+
+
+def test_sns_keeps_sweeping_while_sinkhorn_is_cheaper():
+    # 1-D W1 at reg 1e-3: the error stays near its maximum while mass travels, then Sinkhorn
+    # converges linearly and fast; Newton steps from the plateau would only cost time.
+    a, b, C = grid_1d(300, 300, 1)
+    res = sinkhorn(a, b, C, 1e-3, tol=1e-8)
+    plain = sinkhorn(a, b, C, 1e-3, method="sinkhorn", tol=1e-8)
+    assert res.converged and marginal_error(res.plan, a, b) <= 1e-8
+    assert res.n_newton == 0 and res.n_sinkhorn <= plain.n_sinkhorn
+
+
 # ---------------------------------------------------------------------------------------------- invariants
 
 
@@ -302,6 +329,46 @@ def test_newton_solve_matches_dense_least_squares():
     assert dg[fixed] == 0.0
     assert np.allclose(np.concatenate([df, dg]), x, rtol=0, atol=1e-10 * np.abs(x).max())
     assert its <= m
+
+
+def test_direct_newton_solve_matches_cg_route():
+    from randnla.ot import _direct_newton_solve
+
+    rng = np.random.default_rng(19)
+    n, m = 40, 30
+    P = rng.random((n, m)) * (rng.random((n, m)) < 0.2)
+    P[np.arange(n), rng.integers(0, m, n)] += 0.5
+    P[rng.integers(0, n, m), np.arange(m)] += 0.5
+    r, c = P.sum(1) * 1.01, P.sum(0) * 1.01
+    rhs_f, rhs_g = rng.standard_normal(n), rng.standard_normal(m)
+    indptr = np.concatenate([[0], np.cumsum((P > 0).sum(1))]).astype(np.int64)
+    indices = np.concatenate([np.flatnonzero(row) for row in P > 0]).astype(np.int64)
+    data = P[P > 0]
+    for fixed in (0, 17):
+        df, dg = _direct_newton_solve(indptr, indices, data, r, c, rhs_f, rhs_g, fixed)
+        df_cg, dg_cg, _ = _core.ot_solve_csr(indptr, indices, data, n, m, r, c, rhs_f, rhs_g, fixed, 1e-15, 1000, 1)
+        x, x_cg = np.concatenate([df, dg]), np.concatenate([df_cg, dg_cg])
+        assert dg[fixed] == 0.0
+        assert np.allclose(x, x_cg, rtol=0, atol=1e-9 * np.abs(x).max())
+        # The residual of the full (n + m) system, gauge row aside.
+        H = np.block([[np.diag(r), P], [P.T, np.diag(c)]])
+        res = H @ x - np.concatenate([rhs_f, rhs_g])
+        res[n + fixed] = 0.0
+        assert np.abs(res).max() <= 1e-12 * np.abs(np.concatenate([rhs_f, rhs_g])).max()
+
+
+@pytest.mark.parametrize("name, reg", [("cloud", 1e-3), ("uniform", 1.0 / 1200)])
+def test_ldl_newton_solver_matches_cg(name, reg):
+    a, b, C = PROBLEMS[name](150, 120)
+    cg = sinkhorn(a, b, C, reg, tol=1e-10, sinkhorn_budget=0)
+    ldl = sinkhorn(a, b, C, reg, tol=1e-10, sinkhorn_budget=0, newton_solver="ldl")
+    for res in (cg, ldl):
+        assert res.converged and marginal_error(res.plan, a, b) <= 1e-10 and res.n_newton >= 2
+        F = np.array(res.dual_history)
+        assert np.all(np.diff(F) >= -1e-14 * np.abs(F[1:]))
+    assert ldl.n_cg == 0 < cg.n_cg
+    assert np.abs(ldl.plan - cg.plan).max() <= 1e-7
+    assert abs(ldl.objective - cg.objective) <= 1e-9 * abs(cg.objective)
 
 
 def test_sparsified_pattern_keeps_argmaxes():
@@ -429,6 +496,13 @@ def test_bad_input():
         sinkhorn(a, b, C, 1.0, n_threads=0)
     with pytest.raises(TypeError, match="unknown option"):
         sinkhorn(a, b, C, 1.0, cg_tol=1e-3)
+    with pytest.raises(ValueError, match="newton_solver"):
+        sinkhorn(a, b, C, 1.0, newton_solver="qr")
+    for bad in (2.5, 0.5, "fast"):
+        with pytest.raises(ValueError, match="overrelaxation"):
+            sinkhorn(a, b, C, 1.0, overrelaxation=bad)
+    with pytest.raises(ValueError, match="absorb_threshold"):
+        sinkhorn(a, b, C, 1.0, absorb_threshold=1e60)
     with pytest.raises(ValueError, match="warm_start"):
         sinkhorn(a, b, C, 1.0, warm_start=(np.zeros(4), np.zeros(4)))
     with pytest.raises(ValueError, match="tol"):

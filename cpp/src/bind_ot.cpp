@@ -32,7 +32,11 @@ py::dict report_dict(const ot::SweepReport& rep) {
   py::dict d;
   d["sweeps"] = rep.sweeps;
   d["reached_tol"] = rep.reached_tol;
+  d["handed_over"] = rep.handed_over;
+  d["log_sweeps"] = rep.log_sweeps;
+  d["rebuilds"] = rep.rebuilds;
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
+  d["at"] = py::array_t<index_t>(rep.at.size(), rep.at.data());
   d["seconds"] = py::array_t<double>(rep.seconds.size(), rep.seconds.data());
   return d;
 }
@@ -40,8 +44,20 @@ py::dict report_dict(const ot::SweepReport& rep) {
 template <class T>
 py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray<double> b, carray<double> log_a,
                 carray<double> log_b, double eps, py::array_t<double> f, py::array_t<double> g, py::ssize_t max_sweeps,
-                double tol, double tau, int n_threads) {
+                double tol, double tau, int n_threads, py::object handover, double relax) {
   const auto Cv = view_of(C);
+  ot::Handover hand;
+  if (!handover.is_none()) {
+    auto t = handover.cast<py::tuple>();
+    if (t.size() != 6) throw std::invalid_argument("handover must be (min_sweeps, warmup, budget, offset, switch_tol, tol)");
+    hand.enabled = true;
+    hand.min_sweeps = t[0].cast<index_t>();
+    hand.warmup = t[1].cast<index_t>();
+    hand.budget = t[2].cast<index_t>();
+    hand.offset = t[3].cast<index_t>();
+    hand.switch_tol = t[4].cast<double>();
+    hand.tol = t[5].cast<double>();
+  }
   check_vec(a, Cv.rows, "a");
   check_vec(log_a, Cv.rows, "log_a");
   check_vec(b, Cv.cols, "b");
@@ -59,7 +75,7 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
                                        n_threads);
     else
       rep = ot::sinkhorn_scaling_sweeps<T>(Cv, a.data(), b.data(), log_a.data(), log_b.data(), eps, fp, gp, max_sweeps,
-                                           tol, tau, n_threads);
+                                           tol, tau, n_threads, hand, relax);
   }
   return report_dict(rep);
 }
@@ -139,6 +155,34 @@ py::dict newton_direction(carray<T> C, carray<double> f, carray<double> g, doubl
   return d;
 }
 
+// The sparsified plan of a Newton step (the cut chosen from the histogram, then the gather), for a
+// direct solver outside the core: (indptr, indices, data, cut).
+template <class T>
+py::tuple newton_pattern(carray<T> C, carray<double> f, carray<double> g, double eps, carray<std::int64_t> hist_count,
+                         carray<double> hist_mass, double drop_mass, std::int64_t k_min, std::int64_t k_max,
+                         carray<std::int64_t> col_argmax, int n_threads) {
+  const auto Cv = view_of(C);
+  check_vec(f, Cv.rows, "f");
+  check_vec(g, Cv.cols, "g");
+  check_vec(col_argmax, Cv.cols, "col_argmax");
+  check_vec(hist_count, ot::kHistBuckets, "hist_count");
+  check_vec(hist_mass, ot::kHistBuckets, "hist_mass");
+  for (py::ssize_t j = 0; j < Cv.cols; ++j)
+    if (col_argmax.at(j) < 0 || col_argmax.at(j) >= Cv.rows) throw std::invalid_argument("col_argmax out of range");
+  std::vector<std::int64_t> hc(hist_count.data(), hist_count.data() + ot::kHistBuckets);
+  std::vector<double> hm(hist_mass.data(), hist_mass.data() + ot::kHistBuckets);
+  ot::Csr P;
+  int cut = 0;
+  {
+    py::gil_scoped_release release;
+    cut = ot::choose_cut(hc, hm, drop_mass, k_min, k_max);
+    P = ot::gather_plan<T>(Cv, f.data(), g.data(), eps, cut, col_argmax.data(), n_threads);
+  }
+  return py::make_tuple(py::array_t<std::int64_t>(P.indptr.size(), P.indptr.data()),
+                        py::array_t<std::int64_t>(P.indices.size(), P.indices.data()),
+                        py::array_t<double>(P.data.size(), P.data.data()), cut);
+}
+
 // For tests: the kept pattern alone, and the Newton solve on a given CSR.
 template <class T>
 py::tuple gather(carray<T> C, carray<double> f, carray<double> g, double eps, int cut, carray<std::int64_t> col_argmax,
@@ -200,13 +244,17 @@ template <class T>
 void register_dtype(py::module_& m, const std::string& suffix) {
   m.def(("ot_sweeps_" + suffix).c_str(), &sweeps<T>, py::arg("method"), py::arg("C"), py::arg("a"), py::arg("b"),
         py::arg("log_a"), py::arg("log_b"), py::arg("eps"), py::arg("f").noconvert(), py::arg("g").noconvert(),
-        py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"));
+        py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none(),
+        py::arg("relax") = 1.0);
   m.def(("ot_plan_pass_" + suffix).c_str(), &plan_pass<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("histogram"), py::arg("plan_out"), py::arg("n_threads"));
   m.def(("ot_newton_direction_" + suffix).c_str(), &newton_direction<T>, py::arg("C"), py::arg("f"), py::arg("g"),
         py::arg("eps"), py::arg("hist_count"), py::arg("hist_mass"), py::arg("drop_mass"), py::arg("k_min"),
         py::arg("k_max"), py::arg("col_argmax"), py::arg("r"), py::arg("c"), py::arg("rhs_f"), py::arg("rhs_g"),
         py::arg("fixed"), py::arg("rtol"), py::arg("max_cg"), py::arg("n_threads"));
+  m.def(("ot_newton_pattern_" + suffix).c_str(), &newton_pattern<T>, py::arg("C"), py::arg("f"), py::arg("g"),
+        py::arg("eps"), py::arg("hist_count"), py::arg("hist_mass"), py::arg("drop_mass"), py::arg("k_min"),
+        py::arg("k_max"), py::arg("col_argmax"), py::arg("n_threads"));
   m.def(("ot_gather_" + suffix).c_str(), &gather<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("cut"), py::arg("col_argmax"), py::arg("n_threads"));
 }

@@ -186,6 +186,10 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
 struct SweepReport {
   index_t sweeps = 0;       // completed sweeps (row + column half-steps)
   bool reached_tol = false;
+  bool handed_over = false; // stopped by the Handover rule
+  index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
+  index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
+  std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
 };
@@ -204,6 +208,7 @@ SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, c
     std::copy(f, f + C.rows, f_old.begin());
     const double err = row_update(C, g, log_a, a, eps, f, n_threads);
     if (k > 0) {
+      report.at.push_back(k);
       report.errors.push_back(err);
       report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       if (err <= tol || !std::isfinite(err)) {
@@ -222,31 +227,73 @@ SweepReport sinkhorn_log_sweeps(const MatrixView<const T>& C, const double* a, c
   return report;
 }
 
+// When to stop Sinkhorn sweeps and hand over to Newton steps (SNS warm-up). Disabled by default.
+// After `min_sweeps` sweeps, once the L1 error is at most `switch_tol` or `warmup` sweeps are done,
+// the linear rate of the last five sweeps predicts the sweeps still needed to reach `tol`; the
+// sweeps stop when that prediction (counted from the start, `offset` sweeps having been taken before
+// this call) exceeds `budget`, or when the error stopped decreasing.
+struct Handover {
+  bool enabled = false;
+  index_t min_sweeps = 10, warmup = 20, budget = 220, offset = 0;
+  double switch_tol = 0.0, tol = 0.0;
+
+  bool stop(const std::vector<double>& errors, index_t k) const {
+    if (!enabled) return false;
+    const index_t done = offset + k;
+    const size_t q = errors.size();
+    if (done < min_sweeps || q < 6) return false;
+    const double err = errors[q - 1];
+    if (err > switch_tol && done < warmup) return false;
+    double rate = std::pow(err / errors[q - 6], 0.2);
+    if (!(rate < 1.0) && q >= 11) rate = std::pow(err / errors[q - 11], 0.1);  // a transient bump
+    if (!(rate < 1.0) || !(err > 0)) return !(err <= tol);
+    const double predicted = std::log(tol / err) / std::log(rate);
+    return static_cast<double>(done) + predicted > static_cast<double>(budget);
+  }
+};
+
 // Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
-// stored once; u <- a / (K v), v <- b / (K^T u) are two matrix-vector products with no exp. When a
-// scaling leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g) and the
-// sweep finishes with exact log-domain half-steps; log-domain sweeps continue until the potentials
-// settle, and only then is K recomputed.
+// computed once (one exp per entry) from the current potentials; after that a sweep is ONE pass over K
+// with no exp: for each row, s = K_i v gives the row error of the current plan (u_i s - a_i) and the
+// new u_i = a_i / s, and u_i K_i is accumulated into K^T u while the row is still in cache, so the
+// column update v = b / K^T u needs no second pass. Rows are processed in fixed blocks whose partial
+// column sums are merged in block order (identical results for any thread count). When a scaling
+// leaves [1/tau, tau] or a product underflows, the scalings are absorbed into (f, g) and the sweep
+// finishes with exact log-domain half-steps; log-domain sweeps continue until the potentials settle,
+// and only then is K recomputed. Requires tau <= 1e50 (see k_cut below).
 template <class T>
 SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
-                                    index_t max_sweeps, double tol, double tau, int n_threads) {
+                                    index_t max_sweeps, double tol, double tau, int n_threads,
+                                    const Handover& handover = Handover(), double relax = 1.0) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
   const double inv = 1.0 / eps;
+  const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
   std::vector<double> K(static_cast<size_t>(n * m));
-  std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), Kv(static_cast<size_t>(n)),
-      row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m));
+  std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), u_new(static_cast<size_t>(n)),
+      row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m)), col_err(static_cast<size_t>(m)),
+      partial(static_cast<size_t>(n_blocks * m));
   const double lo = 1.0 / tau, hi = tau;
+  // Entries of K below tau * 1e-300 are set to 0, so that every product u_i K_ij and K_ij v_j with
+  // scalings in [1/tau, tau] is 0 or a normal number (subnormal arithmetic is many times slower).
+  // A dropped entry carries plan mass u_i K_ij v_j <= tau^3 1e-300 (1e-150 for tau = 1e50).
+  const double k_cut = std::log(tau) + std::log(1e-300);
+  bool fresh = false;  // K was just recomputed and no scaling sweep has completed on it
   auto rebuild = [&]() {
+    ++report.rebuilds;
+    fresh = true;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
         double* Ki = K.data() + i * m;
         const double fi = f[i];
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < m; ++j) Ki[j] = exp_lanes((fi + g[j] - static_cast<double>(Ci[j])) * inv);
+        for (index_t j = 0; j < m; ++j) {
+          const double x = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
+          Ki[j] = x < k_cut ? 0.0 : exp_lanes(x);
+        }
       }
     });
   };
@@ -256,14 +303,61 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     std::fill(u.begin(), u.end(), 1.0);
     std::fill(v.begin(), v.end(), 1.0);
   };
-  // Log mode (no K) while the potentials move by more than eps * log(tau) / 2 per sweep (early
-  // sweeps, or after an absorption): rebuilding K then would be wasted. Scaling mode otherwise.
+  // Log mode (no K) while the potentials move by more than eps * log(tau) / 2 per sweep (after an
+  // absorption): rebuilding K then would be wasted. Scaling mode otherwise.
   const double settle = 0.5 * eps * std::log(tau);
-  bool have_k = false;
   std::vector<double> f_old(static_cast<size_t>(n)), g_old(static_cast<size_t>(m));
   auto record = [&](double err) {
+    report.at.push_back(report.sweeps);
     report.errors.push_back(err);
     report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  bool have_k = false;
+  // Over-relaxation (successive over-relaxation of the two-block Gauss-Seidel that Sinkhorn is):
+  // u <- u^(1 - w) (a / K v)^w, likewise v. relax >= 1 fixes w; relax == 0 adapts it: plain sweeps
+  // until the linear rate kappa of the last five is measured, then w = 2 / (1 + sqrt(1 - kappa)), the
+  // optimal SOR factor for a 2-cyclic iteration (asymptotic rate w - 1 instead of kappa); back to
+  // w = 1 (and a longer plain stretch) if the error stops improving.
+  double omega = relax >= 1.0 ? relax : 1.0;
+  const bool adaptive = !(relax >= 1.0);
+  index_t plain_needed = 12, since_switch = 0, plain_count = 0;
+  index_t hold_until = 0;  // no handover right after w changes (the error has a transient bump)
+  double best_err = std::numeric_limits<double>::infinity();
+  std::vector<double> recent;
+  double mass = 0.0;
+  for (index_t i = 0; i < n; ++i) mass += a[i];
+  auto adapt_omega = [&](double err) {
+    if (!adaptive) return;
+    recent.push_back(err);
+    if (omega == 1.0) {
+      ++plain_count;
+      const size_t q = recent.size();
+      // Only in the linear regime: the error well below the total mass (while mass still travels
+      // across the support, 1-D costs at small reg, the error plateaus near 2 sum(a)).
+      // and a steady rate (two consecutive five-sweep rates within 5 %).
+      if (plain_count >= plain_needed && q >= 11 && err <= 0.1 * mass) {
+        const double kappa = std::pow(recent[q - 1] / recent[q - 6], 0.2);
+        const double kappa_prev = std::pow(recent[q - 6] / recent[q - 11], 0.2);
+        if (kappa > 0.5 && kappa < 1.0 && std::fabs(kappa - kappa_prev) <= 0.1 * kappa) {
+          omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
+          since_switch = 0;
+          best_err = err;
+          hold_until = report.sweeps + 6;
+        }
+      }
+    } else {
+      ++since_switch;
+      if (err < best_err) {
+        best_err = err;
+        since_switch = 0;
+      } else if (since_switch >= 10 || err > 10.0 * best_err) {
+        hold_until = report.sweeps + 6;
+        omega = 1.0;
+        plain_count = 0;
+        plain_needed *= 2;
+        recent.clear();
+      }
+    }
   };
   auto log_sweep_rest = [&]() {
     // Column half-step in the log domain; switch to scaling mode once the potentials settle.
@@ -277,87 +371,151 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       have_k = true;
     }
   };
-  col_update(C, f, log_b, b, eps, g, n_threads);  // exact columns to start
+  // Start in scaling mode from the given potentials: K at (f, g), u = v = 1. Each scaling sweep
+  // measures the full L1 error of the plan (u_new, v) between its two half-steps.
+  rebuild();
+  have_k = true;
   for (index_t k = 0; k <= max_sweeps; ++k) {
     if (!have_k) {
       std::copy(f, f + n, f_old.begin());
       const double err = row_update(C, g, log_a, a, eps, f, n_threads);
       if (k > 0) {
         record(err);
-        if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
+        const bool hand = err > tol && handover.stop(report.errors, k);
+        if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand) {
           std::copy(f_old.begin(), f_old.end(), f);
           report.reached_tol = err <= tol;
+          report.handed_over = hand;
           return report;
         }
       }
       log_sweep_rest();
       report.sweeps = k + 1;
+      ++report.log_sweeps;
       continue;
     }
-    // Scaling mode: u-update; the row error of the current plan comes free, r_i = u_i (K v)_i.
-    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
-      for (index_t i = begin; i < end; ++i) {
+    // Fused pass: s = K v, the (over-relaxed) u-update, the row sums of the plan (u_new, v), and
+    // K^T u_new per row block.
+    const double w = omega;
+    parallel_for(n_blocks, n_threads, [&](index_t blk) {
+      const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+      double* y = partial.data() + blk * m;
+      std::fill(y, y + m, 0.0);
+      const double* vs = v.data();
+      for (index_t i = i0; i < i1; ++i) {
         const double* Ki = K.data() + i * m;
         double s = 0.0;
         RANDNLA_OT_SIMD_SUM(s)
-        for (index_t j = 0; j < m; ++j) s += Ki[j] * v[static_cast<size_t>(j)];
-        Kv[static_cast<size_t>(i)] = s;
-        row_err[static_cast<size_t>(i)] = std::fabs(u[static_cast<size_t>(i)] * s - a[i]);
+        for (index_t j = 0; j < m; ++j) s += Ki[j] * vs[j];
+        double un = a[i] / s;
+        if (w != 1.0 && un > 0 && std::isfinite(un))
+          un = std::exp((1.0 - w) * std::log(u[static_cast<size_t>(i)]) + w * std::log(un));
+        u_new[static_cast<size_t>(i)] = un;
+        row_err[static_cast<size_t>(i)] = std::fabs(un * s - a[i]);
+        if (un >= lo && un <= hi) {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < m; ++j) y[j] += un * Ki[j];
+        }
       }
     });
-    double err = 0.0;
     bool bad = false;
     for (index_t i = 0; i < n; ++i) {
-      err += row_err[static_cast<size_t>(i)];
-      const double un = a[i] / Kv[static_cast<size_t>(i)];
+      const double un = u_new[static_cast<size_t>(i)];
       if (!(un >= lo && un <= hi)) bad = true;
     }
-    if (k > 0) {
-      record(err);
-      if (err <= tol || k == max_sweeps || !std::isfinite(err)) {
-        report.reached_tol = err <= tol;
-        absorb();
-        return report;
-      }
+    if (bad && !fresh) {
+      // Absorb the scalings into the potentials, recompute K there and redo this sweep (the same
+      // iterate: u, v = 1 on the new K reproduce diag(u) K diag(v)).
+      absorb();
+      rebuild();
+      --k;
+      continue;
     }
     if (bad) {
-      // Absorb and finish this sweep in the log domain (exact even where K underflows).
+      // Even a fresh K leaves the range (K underflows on a whole row): take this sweep in the log
+      // domain, which is exact there.
       absorb();
       have_k = false;
       std::copy(f, f + n, f_old.begin());
       row_update(C, g, log_a, a, eps, f, n_threads);
       log_sweep_rest();
       report.sweeps = k + 1;
+      ++report.log_sweeps;
       continue;
     }
-    for (index_t i = 0; i < n; ++i) u[static_cast<size_t>(i)] = a[i] / Kv[static_cast<size_t>(i)];
-    // v-update: K^T u streamed by rows in column chunks, deterministic.
+    // Column sums of the plan (u_new, v) from the block partials merged in block order; its L1
+    // error (rows and columns) decides the stop; then the (over-relaxed) v-update.
     parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
-      const index_t w = j1 - j0;
-      double s[kColChunk];
-      for (index_t j = 0; j < w; ++j) s[j] = 0.0;
-      for (index_t i = 0; i < n; ++i) {
-        const double* Ki = K.data() + i * m + j0;
-        const double ui = u[static_cast<size_t>(i)];
+      for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = 0.0;
+      for (index_t blk = 0; blk < n_blocks; ++blk) {
+        const double* y = partial.data() + blk * m;
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < w; ++j) s[j] += Ki[j] * ui;
+        for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] += y[j];
       }
-      for (index_t j = 0; j < w; ++j) vn_buf[static_cast<size_t>(j0 + j)] = b[j0 + j] / s[j];
+      for (index_t j = j0; j < j1; ++j) {
+        const double t = vn_buf[static_cast<size_t>(j)];
+        col_err[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)] * t - b[j]);
+        double vn = b[j] / t;
+        if (w != 1.0 && vn > 0 && std::isfinite(vn))
+          vn = std::exp((1.0 - w) * std::log(v[static_cast<size_t>(j)]) + w * std::log(vn));
+        vn_buf[static_cast<size_t>(j)] = vn;
+      }
     });
+    double err = 0.0;
+    for (index_t i = 0; i < n; ++i) err += row_err[static_cast<size_t>(i)];
+    for (index_t j = 0; j < m; ++j) err += col_err[static_cast<size_t>(j)];
+    std::copy(u_new.begin(), u_new.end(), u.begin());
+    report.sweeps = k + 1;
+    record(err);
+    {
+      const bool hand = err > tol && report.sweeps >= hold_until && handover.stop(report.errors, k + 1);
+      if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand) {
+        report.reached_tol = err <= tol;
+        report.handed_over = hand;
+        absorb();  // the plan (u_new, v) whose error was measured
+        return report;
+      }
+    }
+    adapt_omega(err);
     bool bad_v = false;
     for (index_t j = 0; j < m; ++j) {
       const double vn = vn_buf[static_cast<size_t>(j)];
       if (!(vn >= lo && vn <= hi)) bad_v = true;
     }
     if (bad_v) {
-      // Absorb u (v unchanged) and take the column half-step in the log domain.
+      // Absorb u (v unchanged), recompute K and take the column half-step on it (v = 1 before:
+      // v <- (b / K^T 1)^w); if that leaves the range too, take it in the log domain.
       std::copy(f, f + n, f_old.begin());  // f moves by eps log u in the absorption
       absorb();
-      have_k = false;
-      log_sweep_rest();
+      rebuild();
+      parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+        for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = 0.0;
+        for (index_t i = 0; i < n; ++i) {
+          const double* Ki = K.data() + i * m;
+          RANDNLA_OT_SIMD
+          for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] += Ki[j];
+        }
+        for (index_t j = j0; j < j1; ++j) {
+          double vn = b[j] / vn_buf[static_cast<size_t>(j)];
+          if (w != 1.0 && vn > 0 && std::isfinite(vn)) vn = std::exp(w * std::log(vn));
+          vn_buf[static_cast<size_t>(j)] = vn;
+        }
+      });
+      bool ok = true;
+      for (index_t j = 0; j < m; ++j) {
+        const double vn = vn_buf[static_cast<size_t>(j)];
+        if (!(vn >= lo && vn <= hi)) ok = false;
+      }
+      if (ok) {
+        std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
+      } else {
+        have_k = false;
+        log_sweep_rest();
+      }
     } else {
       std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
     }
+    fresh = false;
     report.sweeps = k + 1;
   }
   absorb();
