@@ -45,6 +45,12 @@ from randnla._validate import (
 __all__ = ["DPP", "sample", "beta_ensemble", "SamplerStats", "MaxIterError"]
 
 _METHODS = ("auto", "spectral", "ldl", "projection", "vfx", "alpha")
+# Phase 2 of the spectral sampler: 0 picks the direct or the rejection route by cost (1 and 2 force
+# one of them; the tests use them to check both routes' laws).
+_PHASE2_ROUTE = 0
+_NO_TABLE = np.zeros((1, 1))
+_NO_ROWS = np.zeros((0, 0))
+_NO_VEC = np.zeros(0)
 # Dense-kernel routes evaluate the whole kernel of a kernel function only up to this size in "auto".
 _AUTO_DENSE_LIMIT = 3000
 
@@ -201,6 +207,7 @@ class DPP:
             raise ValueError("X is only used with kernel=")
         self._kind = given[0]
         self._gpu = False
+        self._row_weights = None
         if kernel is not None:
             if not callable(kernel):
                 raise TypeError(f"kernel must be callable, got {type(kernel).__name__}")
@@ -220,7 +227,15 @@ class DPP:
             self._gpu = is_cupy(value)
             self._xp = namespace_of(value)
             arr = as_float_array(value, name, ndim=2)
-            check_finite(arr, name)
+            if name == "factor" and not self._gpu:
+                # one pass: finiteness and the squared row norms (proposal weights of the dual sampler)
+                arr = np.ascontiguousarray(arr, dtype=np.float64)
+                norms, cumulative, finite = _core.dpp_row_norms(arr, 0)
+                if not finite:
+                    raise ValueError(f"{name} contains NaN or infinity")
+                self._row_weights = (norms, cumulative)
+            else:
+                check_finite(arr, name)
             if name in ("L", "K"):
                 check_square(arr, name)
                 check_symmetric(arr, name, rtol=max(1e-10, 100 * float(np.finfo(arr.dtype).eps)))
@@ -233,6 +248,7 @@ class DPP:
         self._spectrum = None  # (V rows x r, lambda_L, lambda_K, log_lambda_L)
         self._esp = None  # log ESP table with the most rows computed so far
         self._rows = None  # V^T, C-contiguous
+        self._dual = None  # factor: (theta, Mt = (W / sqrt(theta))^T, lambda_K, log theta)
         self._marginal = None  # dense K
         self._projection_rank = None
         self._intermediate = {}  # (method, k or None) -> precomputed state
@@ -280,6 +296,12 @@ class DPP:
             return self._spectrum
         xp = self._xp if self._gpu else np
         n = self.n
+        if self._kind == "factor" and not self._gpu:
+            theta, Mt, lam_K, log_lam = self._get_dual()
+            rows = Mt @ self._data.T  # V^T = Theta^{-1/2} W^T B^T, contiguous rows
+            self._rows = rows
+            self._spectrum = (rows.T, theta, lam_K, log_lam)
+            return self._spectrum
         if self._kind == "factor":
             B = self._data
             gram = B.T @ B
@@ -327,14 +349,42 @@ class DPP:
         self._spectrum = (V, lam_L, lam_K, log_lam)
         return self._spectrum
 
+    def _get_dual(self):
+        """Factor L = B B^T: eigenpairs (theta, W) of the d x d Gram matrix B^T B, cached."""
+        if self._dual is None:
+            from scipy.linalg import blas as scipy_blas
+
+            B = self._data
+            if B.shape[0] and B.shape[1]:
+                upper = scipy_blas.dsyrk(1.0, B.T)  # B^T B (upper triangle), no copy of B
+                gram = np.triu(upper) + np.triu(upper, 1).T
+            else:
+                gram = np.zeros((B.shape[1], B.shape[1]))
+            theta, W = _eigh(gram)
+            keep = theta > _psd_tolerance(theta, max(B.shape))
+            theta = np.ascontiguousarray(theta[keep])
+            Mt = np.ascontiguousarray((W[:, keep] / np.sqrt(theta)[None, :]).T)
+            with np.errstate(divide="ignore"):
+                log_lam = np.log(theta)
+            self._dual = (theta, Mt, theta / (1.0 + theta), log_lam)
+        return self._dual
+
+    def _eigenvalues(self):
+        """(lambda_L, lambda_K, log lambda_L), from the dual route for a NumPy factor."""
+        if self._kind == "factor" and not self._gpu:
+            theta, _, lam_K, log_lam = self._get_dual()
+            return theta, lam_K, log_lam
+        _, lam_L, lam_K, log_lam = self._get_spectrum()
+        return lam_L, lam_K, log_lam
+
     @property
     def rank(self) -> int:
         """Rank of L (number of positive eigenvalues up to tolerance); computes the spectrum."""
-        return int(self._get_spectrum()[1].shape[0])
+        return int(self._eigenvalues()[0].shape[0])
 
     def _esp_table(self, k):
         if self._esp is None or self._esp.shape[0] < k + 1:
-            _, _, _, log_lam = self._get_spectrum()
+            log_lam = self._eigenvalues()[2]
             log_lam = np.asarray(log_lam.get() if self._gpu else log_lam, dtype=np.float64)
             self._esp = _core.dpp_log_esp_table(log_lam, int(k))
         return self._esp
@@ -387,7 +437,7 @@ class DPP:
     def expected_size(self) -> float:
         """``E|S| = tr K = sum lambda / (1 + lambda)``."""
         if self._spectrum is not None or self._kind == "factor":
-            return float(self._get_spectrum()[2].sum())
+            return float(self._eigenvalues()[1].sum())
         K = self._marginal_kernel()
         xp = self._xp if self._gpu else np
         return float(xp.trace(K))
@@ -430,7 +480,7 @@ class DPP:
 
     def _logdet_I_plus_L(self):
         if self._spectrum is not None or self._kind == "factor":
-            return float(np.log1p(self._np(self._get_spectrum()[1])).sum())
+            return float(np.log1p(self._np(self._eigenvalues()[0])).sum())
         L = self._np(self._dense_L())
         sign, logdet = np.linalg.slogdet(np.eye(self.n) + L)
         return float(logdet)
@@ -527,7 +577,7 @@ class DPP:
         return samples if size is not None else samples[0]
 
     def _sample_spectral(self, k, count, key, threads):
-        V, lam_L, lam_K, log_lam = self._get_spectrum()
+        lam_L, lam_K, log_lam = self._eigenvalues()
         if k is not None:
             rank = int(lam_L.shape[0])
             if k > rank:
@@ -536,12 +586,28 @@ class DPP:
                 raise ValueError("k-DPPs need an L-ensemble: K has an eigenvalue 1 (L is unbounded)")
         if self._gpu:
             return _spectral_sample_gpu(self, k, count, key)
-        table = self._esp_table(k) if k is not None else np.zeros((1, 1))
-        if self._rows is None:
-            self._rows = np.ascontiguousarray(V.T)  # eigenvectors as contiguous rows for phase 2
-        flat, offsets = _core.dpp_spectral_sample(
-            self._rows, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
-        )
+        table = self._esp_table(k) if k is not None else _NO_TABLE
+        if self._kind == "factor":
+            # dual route: phase 2 by rejection in the d-dimensional space (no n x d eigenvector block)
+            # unless that is costlier than the rows of V for the chosen eigenvectors
+            _, Mt, _, _ = self._dual
+            weight, cumulative = self._row_weights
+            rows = self._rows if self._rows is not None else _NO_ROWS
+            flat, offsets, formed = _core.dpp_spectral_sample(
+                rows, lam_L, lam_K, log_lam, -1 if k is None else int(k), table, self._data, Mt, weight, cumulative,
+                key, 0, count, threads, _PHASE2_ROUTE,
+            )
+            if formed and self._rows is None:
+                self._get_spectrum()  # later calls use the rows of V instead of forming V_J per sample
+        else:
+            if self._rows is None:
+                self._rows = np.ascontiguousarray(self._spectrum[0].T)  # eigenvectors as contiguous rows
+            flat, offsets, _ = _core.dpp_spectral_sample(
+                self._rows, lam_L, lam_K, log_lam, -1 if k is None else int(k), table, _NO_ROWS, _NO_ROWS, _NO_VEC,
+                _NO_VEC, key, 0, count, threads, _PHASE2_ROUTE,
+            )
+        if count == 1:
+            return [flat]
         return np.split(flat, offsets[1:-1]) if count else []
 
     def _sample_ldl(self, count, key):
@@ -839,9 +905,9 @@ def _small_dpp_sample(factor, gen):
         with np.errstate(divide="ignore"):
             log_values = np.log(values)
         key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-        flat, _ = _core.dpp_spectral_sample(
-            np.ascontiguousarray(vectors[:, keep].T), values / (1.0 + values), log_values, -1, np.zeros((1, 1)),
-            key, 0, 1, 1,
+        flat, _, _ = _core.dpp_spectral_sample(
+            np.ascontiguousarray(vectors[:, keep].T), values, values / (1.0 + values), log_values, -1, _NO_TABLE,
+            _NO_ROWS, _NO_ROWS, _NO_VEC, _NO_VEC, key, 0, 1, 1, _PHASE2_ROUTE,
         )
         return flat
 
