@@ -1,11 +1,12 @@
 // Bindings for the DPP samplers (randnla/dpp/samplers.hpp) and the tridiagonal eigenvalues of
-// the beta-ensembles. Shapes and values are validated in randnla/dpp.py; the checks here only
-// keep the core from reading out of bounds.
+// the beta-ensembles (randnla/dpp/tridiagonal.hpp). Shapes and values are validated in
+// randnla/dpp.py; the checks here only keep the core from reading out of bounds.
 #include <cstring>
 #include <vector>
 
 #include "bind_common.hpp"
 #include "randnla/dpp/samplers.hpp"
+#include "randnla/dpp/tridiagonal.hpp"
 
 namespace py = pybind11;
 using namespace randnla;
@@ -217,22 +218,22 @@ void register_dpp(py::module_& m) {
       py::arg("K"), py::arg("key"), py::arg("sample"), py::arg("block"));
 
   m.def(
-      "dpp_tridiagonal_eigvalsh",
-      [](carray<double> diagonal, carray<double> off_diagonal) {
+      "dpp_tridiagonal_eigenvalues",
+      [](carray<double> diagonal, carray<double> off_diagonal, int n_threads) {
         const py::ssize_t n = diagonal.size();
         if (diagonal.ndim() != 1 || off_diagonal.ndim() != 1 || (n > 0 && off_diagonal.size() != n - 1))
           throw std::invalid_argument("diagonal (n,) and off_diagonal (n - 1,) expected");
         py::array_t<double> values(n);
-        std::vector<double> e(off_diagonal.data(), off_diagonal.data() + off_diagonal.size());
-        e.push_back(0.0);
-        double* d = values.mutable_data();
-        std::memcpy(d, diagonal.data(), sizeof(double) * static_cast<size_t>(n));
-        lapack::fint info = 0;
+        double* out = values.mutable_data();
+        const double* d = diagonal.data();
+        const double* e = off_diagonal.data();
+        bool ok = true;
         {
           py::gil_scoped_release release;
-          if (n > 0) info = lapack::sterf<double>(static_cast<lapack::fint>(n), d, e.data());
+          ok = dpp::tridiagonal_eigenvalues(d, e, n, n_threads, out);
         }
-        return py::make_tuple(values, info);
+        if (!ok) throw std::invalid_argument("the tridiagonal matrix must be finite");
+        return values;
       },
-      py::arg("diagonal"), py::arg("off_diagonal"));
+      py::arg("diagonal"), py::arg("off_diagonal"), py::arg("n_threads"));
 }

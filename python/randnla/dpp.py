@@ -1066,13 +1066,17 @@ def _spectral_sample_gpu(dpp, k, count, key):
 
 
 def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=None, M2=None, a=None, b=None,
-                  shape=None):
+                  shape=None, n_threads=None):
     """Sample the N points of a Hermite, Laguerre or Jacobi beta-ensemble.
 
     The points have joint density proportional to ``|Delta(x)|^beta prod_i w(x_i)``, any ``beta > 0``
     (``beta = 2``: a DPP). They are the eigenvalues of a random tridiagonal matrix
-    (Dumitriu-Edelman 2002 for Hermite and Laguerre, Killip-Nenciu 2004 for Jacobi), built in O(N)
-    and diagonalised with LAPACK's ``dsterf`` (O(N^2), no eigenvectors). With ``c_i = beta (N-1-i)/2``:
+    (Dumitriu-Edelman 2002 for Hermite and Laguerre, Killip-Nenciu 2004 for Jacobi), built in O(N).
+    Their eigenvalues come from Sturm-count bisection to isolate each one, then Laguerre's
+    iteration on the characteristic polynomial (cubic convergence), evaluated for 16 eigenvalues at
+    once in SIMD lanes: O(N^2), no eigenvectors, absolute accuracy of order ``eps |T|`` per
+    eigenvalue (as LAPACK's ``dsterf``, which it outpaces several times). With
+    ``c_i = beta (N-1-i)/2``:
 
     - ``"hermite"``: ``w(x) = exp(-(x - loc)^2 / (2 scale^2))`` (default ``scale = sqrt(2)``);
       diagonal ``N(loc, scale^2)``, squared off-diagonal ``Gamma(c_i, scale^2)``. For large N,
@@ -1094,6 +1098,9 @@ def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=No
         Inverse temperature, > 0.
     rng : None, int, SeedSequence, BitGenerator or Generator
         The variates come from a Philox4x64-10 stream keyed from ``rng``.
+    n_threads : int, optional
+        Threads for the eigenvalues of large models (N >= 3000; all cores by default). The result
+        does not depend on it.
 
     Returns
     -------
@@ -1159,7 +1166,4 @@ def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=No
             xi_even[1:] = (1.0 - c_odd[:-1]) * c_even[1:]
         diagonal = xi_odd + xi_even
         off_squared = xi_odd[:-1] * xi_even[1:]
-    values, info = _core.dpp_tridiagonal_eigvalsh(diagonal, np.sqrt(off_squared))
-    if info != 0:
-        raise np.linalg.LinAlgError(f"dsterf failed (info {info})")
-    return values
+    return _core.dpp_tridiagonal_eigenvalues(diagonal, np.sqrt(off_squared), check_n_threads(n_threads))
