@@ -843,14 +843,21 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             items, counts = np.unique(draws, return_counts=True)
             ell = state.ell[items]
         t = int(counts.sum())
+        # accept iff log U <= z + logdet(I + Lt) - logdet(I + H) - t / R, i.e. logdet >= threshold
+        log_u = math.log(gen.random() + 1e-300)
+        threshold = log_u - (state.z - state.logdet - t / R)
+        permutation = None
         if items.size:
             weights = np.sqrt(counts / (R * ell))
-            block = ev.block(items, items)
-            Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
             if items.size > _SMALL_DENSE:
-                factor = _cholesky_identity_plus(Lt)
-                logdet = 2.0 * float(np.log(np.diagonal(factor)).sum())
+                # blocked pivoted Cholesky of I + Lt that stops as soon as the rejection is certain
+                logdet, factor, permutation = _progressive_logdet(ev, state, items, weights, a, threshold)
+                if factor is None:
+                    stats.rejections += 1
+                    continue
             else:
+                block = ev.block(items, items)
+                Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
                 factor = Lt
                 sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
                 if sign <= 0:
@@ -863,11 +870,13 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             raise RuntimeError(
                 f"{state.method}: acceptance ratio exp({log_acc:.3g}) > 1; the kernel is not positive semidefinite"
             )
-        if math.log(gen.random() + 1e-300) <= log_acc:
+        if logdet >= threshold:
             stats.attempts.append(attempt)
             if items.size == 0:
                 return np.zeros(0, dtype=np.int64)
             inner = _small_dpp_sample(factor, gen)
+            if permutation is not None:
+                inner = permutation[inner]
             return np.sort(items[inner]).astype(np.int64)
         stats.rejections += 1
     raise MaxIterError(
@@ -876,16 +885,61 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
     )
 
 
-def _cholesky_identity_plus(Lt):
-    """Lower Cholesky factor of I + Lt (Fortran order), for log det and the marginal kernel."""
+# Panel width of the progressive Cholesky factorization of I + Lt.
+_PANEL = 128
+
+
+def _progressive_logdet(ev, state, items, weights, a, threshold):
+    """logdet(I + Lt) by a left-looking Cholesky factorization, one panel of ``_PANEL`` pivots at a
+    time (the pivots with the largest Schur-complement diagonal first), evaluating only the kernel
+    columns it reaches.
+
+    The Schur complement of I + Lt is again of the form I + PSD, so its diagonal is >= 1 and
+    ``logdet so far + sum(log diagonal of the rest)`` (Hadamard) bounds the final logdet from above:
+    once that bound is below ``threshold`` the rejection is certain and the factorization stops.
+    Returns ``(logdet, factor, permutation)``, with ``factor`` the lower Cholesky factor of
+    ``(I + Lt)[permutation][:, permutation]`` (Fortran order), or ``(bound, None, None)`` on early
+    rejection.
+    """
     from scipy.linalg import lapack as scipy_lapack
 
-    m = np.array(Lt, dtype=np.float64, order="F", copy=True)
-    m[np.diag_indices_from(m)] += 1.0
-    factor, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=1)
-    if info != 0:
-        raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
-    return factor
+    m = items.size
+    schur = np.maximum(1.0 + a * state.diag[items] * weights * weights, 1.0)
+    lower = np.zeros((m, m), order="F")  # rows: items; columns: pivot order
+    remaining = np.ones(m, dtype=bool)
+    order = np.empty(m, dtype=np.int64)
+    done = 0
+    logdet = 0.0
+    while done < m:
+        rest = np.flatnonzero(remaining)
+        bound = logdet + float(np.log(schur[rest]).sum())
+        if bound < threshold:
+            return bound, None, None
+        pivots = rest[np.argsort(-schur[rest], kind="stable")[: _PANEL]]
+        b = pivots.size
+        panel = ev.block(items[rest], items[pivots]) * (a * weights[rest][:, None] * weights[pivots][None, :])
+        position = np.searchsorted(rest, pivots)
+        panel[position, np.arange(b)] += 1.0
+        if done:
+            panel -= lower[rest, :done] @ lower[pivots, :done].T
+        head = panel[position]
+        head = 0.5 * (head + head.T)
+        chol, info = scipy_lapack.dpotrf(head, lower=1, clean=1)
+        if info != 0:
+            raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+        inverse, info = scipy_lapack.dtrtri(chol, lower=1)
+        if info != 0:
+            raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+        columns = panel @ np.tril(inverse).T  # panel chol^{-T}
+        columns[position] = chol
+        lower[rest, done:done + b] = columns
+        logdet += 2.0 * float(np.log(np.diagonal(chol)).sum())
+        order[done:done + b] = pivots
+        remaining[pivots] = False
+        schur[rest] = np.maximum(schur[rest] - np.einsum("ij,ij->i", columns, columns), 1.0)
+        done += b
+    factor = np.asfortranarray(lower[order])
+    return logdet, factor, order
 
 
 # Up to this size the intermediate DPP(Lt) is sampled spectrally (small LAPACK calls are cheap);
