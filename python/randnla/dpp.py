@@ -904,26 +904,35 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
     from scipy.linalg import lapack as scipy_lapack
 
     m = items.size
+    # positions done..m-1 hold the remaining items; chosen pivots are swapped to the front of that
+    # range (b rows per panel), so the factor rows of the remaining items stay a contiguous slice
+    perm = np.arange(m)
+    where = np.arange(m)
     schur = np.maximum(1.0 + a * state.diag[items] * weights * weights, 1.0)
-    lower = np.zeros((m, m), order="F")  # rows: items; columns: pivot order
-    remaining = np.ones(m, dtype=bool)
-    order = np.empty(m, dtype=np.int64)
+    lower = np.zeros((m, m), order="F")
     done = 0
     logdet = 0.0
     while done < m:
-        rest = np.flatnonzero(remaining)
-        bound = logdet + float(np.log(schur[rest]).sum())
+        bound = logdet + float(np.log(schur[done:]).sum())
         if bound < threshold:
             return bound, None, None
-        pivots = rest[np.argsort(-schur[rest], kind="stable")[: _PANEL]]
-        b = pivots.size
-        panel = ev.block(items[rest], items[pivots]) * (a * weights[rest][:, None] * weights[pivots][None, :])
-        position = np.searchsorted(rest, pivots)
-        panel[position, np.arange(b)] += 1.0
+        chosen = perm[done + np.argsort(-schur[done:], kind="stable")[: _PANEL]]
+        b = chosen.size
+        for i in range(b):
+            target, q = done + i, chosen[i]
+            position = where[q]
+            if position != target:
+                r = perm[target]
+                lower[[position, target], :done] = lower[[target, position], :done]
+                schur[[position, target]] = schur[[target, position]]
+                perm[position], perm[target] = r, q
+                where[r], where[q] = position, target
+        rows = perm[done:]
+        panel = ev.block(items[rows], items[chosen]) * (a * weights[rows][:, None] * weights[chosen][None, :])
+        panel[np.arange(b), np.arange(b)] += 1.0
         if done:
-            panel -= lower[rest, :done] @ lower[pivots, :done].T
-        head = panel[position]
-        head = 0.5 * (head + head.T)
+            panel -= lower[done:, :done] @ lower[done:done + b, :done].T
+        head = 0.5 * (panel[:b] + panel[:b].T)
         chol, info = scipy_lapack.dpotrf(head, lower=1, clean=1)
         if info != 0:
             raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
@@ -931,15 +940,12 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
         if info != 0:
             raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
         columns = panel @ np.tril(inverse).T  # panel chol^{-T}
-        columns[position] = chol
-        lower[rest, done:done + b] = columns
+        columns[:b] = chol
+        lower[done:, done:done + b] = columns
         logdet += 2.0 * float(np.log(np.diagonal(chol)).sum())
-        order[done:done + b] = pivots
-        remaining[pivots] = False
-        schur[rest] = np.maximum(schur[rest] - np.einsum("ij,ij->i", columns, columns), 1.0)
+        schur[done:] = np.maximum(schur[done:] - np.einsum("ij,ij->i", columns, columns), 1.0)
         done += b
-    factor = np.asfortranarray(lower[order])
-    return logdet, factor, order
+    return logdet, lower, perm
 
 
 # Up to this size the intermediate DPP(Lt) is sampled spectrally (small LAPACK calls are cheap);
