@@ -9,7 +9,11 @@ kernel function with data rows ``X``, caches its preprocessing (eigendecompositi
 elementary symmetric polynomials, Nystrom dictionaries) and samples with
 
 - ``"spectral"``: Hough-Krishnapur-Peres-Virag with a log-space elementary-symmetric-polynomial
-  table for k-DPPs and an O(n k^2) Gram-Schmidt phase 2 in C++; for a factor, the d x d dual route;
+  table for k-DPPs; phase 2 (the projection DPP of the r chosen eigenvectors) in C++, either by
+  rejection (propose items by their squared row norms, accept with the residual: one O(n r) pass
+  plus O(r^3 log r)) or by the O(n r^2) Gram-Schmidt update, whichever costs less. For a factor
+  ``L = B B^T`` the d x d dual route: phase 2 runs in the d-dimensional space with proposals
+  ``|b_i|^2`` and never forms the n x d eigenvector block unless that is cheaper;
 - ``"ldl"``: the sequential sampler over items on ``K`` (blocked LDL^T, BLAS-3, no
   eigendecomposition): the fastest route to one sample from a dense kernel;
 - ``"projection"``: the chain rule on a projection kernel ``K`` (eigenvalues 0 or 1);
