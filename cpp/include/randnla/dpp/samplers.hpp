@@ -3,8 +3,11 @@
 // - log_esp_table: elementary symmetric polynomials of the L-eigenvalues in log space (k-DPP).
 // - spectral_phase1_*: the Bernoulli (DPP) and ESP-driven (k-DPP) choice of eigenvectors.
 // - projection_from_rows: phase 2 of Hough-Krishnapur-Peres-Virag, sampling the projection DPP of
-//   V_J by randomized Gram-Schmidt on the rows of V_J: O(n r^2), residuals clamped at 0 and the
-//   pivot drawn proportionally to the actual residual sum.
+//   V_J, either by rejection (proposals from the squared row norms, acceptance = residual / norm:
+//   O(n r) + O(r^3 log r)) or by randomized Gram-Schmidt on the rows of V_J (O(n r^2), residuals
+//   clamped at 0, pivot drawn proportionally to the actual residual sum), whichever costs less.
+// - projection_dual: the same for a factor L = B B^T in the d-dimensional dual space, with
+//   proposals |b_i|^2 and no n x d eigenvector block.
 // - projection_from_kernel: the same chain rule directly on a projection kernel K (pivoted
 //   Cholesky with sampled pivots), forming only the chosen columns.
 // - ldl_sample: the sequential sampler over items on a marginal kernel K (Poulson 2019), blocked
