@@ -68,6 +68,56 @@ def test_factor_dual_route_exact_law():
         dpp.sample(k=4, rng=0)
 
 
+@pytest.mark.parametrize("route", [1, 2, 3])
+def test_phase2_routes_exact_law(monkeypatch, route):
+    # phase 2 by rejection (1), by the direct residual update (2), and rejection handing over to
+    # the direct route mid-sample (3), from the rows of V and in the dual space of a factor
+    import randnla.dpp as dpp_module
+
+    monkeypatch.setattr(dpp_module, "_PHASE2_ROUTE", route)
+    L, A = small_L(seed=7, n=7, rank=4)
+    subsets, p = dpp_law(L)
+    samples = DPP(L).sample(size=N_LAW, method="spectral", rng=40 + route)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+    subsets, pk = kdpp_law(L, 3)
+    assert_law(DPP(L).sample(k=3, size=N_LAW, rng=43 + route), subsets, pk)
+    # an ill-conditioned factor: the dual proposals |b_i|^2 / min theta_J are far from tight
+    B = A * np.array([1.0, 0.3, 3.0, 0.05])
+    LB = B @ B.T
+    subsets, p = dpp_law(LB)
+    dual = DPP(factor=B)
+    samples = dual.sample(size=N_LAW, rng=46 + route)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(LB)
+    assert_cardinality_mean(samples, np.clip(lam, 0, None) / (1 + np.clip(lam, 0, None)))
+    subsets, pk = kdpp_law(LB, 3)
+    assert_law(dual.sample(k=3, size=N_LAW, rng=49 + route), subsets, pk)
+
+
+def test_factor_rows_and_dual_agree_on_a_larger_ground_set():
+    # n = 300, d = 4: the dual rejection route (no V), then the rows of V once they are formed;
+    # inclusion frequencies of both against the exact K_ii
+    rng = np.random.default_rng(8)
+    B = rng.standard_normal((300, 4)) * np.array([0.1, 0.12, 0.09, 0.2])
+    dpp = DPP(factor=B)
+    K = B @ np.linalg.solve(np.eye(4) + B.T @ B, B.T)
+    first = dpp.sample(size=4000, rng=50)
+    assert dpp._rows is None
+    dpp._get_spectrum()
+    second = dpp.sample(size=4000, rng=51)
+    bound = z_bound(300)
+    for samples in (first, second):
+        counts = np.zeros(300)
+        for s in samples:
+            assert np.unique(s).size == s.size
+            counts[s] += 1
+        p = np.diag(K)
+        z = (counts / len(samples) - p) / np.sqrt(p * (1 - p) / len(samples))
+        assert np.abs(z).max() < bound
+
+
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_kdpp_exact_law(k):
     L, _ = small_L(seed=4, n=7, rank=5)

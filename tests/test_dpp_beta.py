@@ -101,3 +101,99 @@ def test_validation_and_reproducibility():
         beta_ensemble("jacobi", 10, 2.0, M1=20)
     with pytest.raises(ValueError, match="N"):
         beta_ensemble("hermite", 0, 2.0)
+
+
+# ---- the tridiagonal eigenvalue solver behind the models ----
+
+def _sterf(d, e):
+    from scipy.linalg import lapack
+
+    if d.size == 1:
+        return d.copy()
+    values, info = lapack.dsterf(d, e)
+    assert info == 0
+    return values
+
+
+def _hermite_model(N, seed, beta=2.0):
+    rng = np.random.default_rng(seed)
+    c = beta * (N - 1 - np.arange(N)) / 2
+    return rng.normal(0, np.sqrt(2), N), np.sqrt(rng.gamma(c[:-1], 2.0))
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 17, 200, 1500])
+def test_tridiagonal_eigenvalues_match_dsterf(N):
+    from randnla import _core
+
+    d, e = _hermite_model(N, N)
+    ours = _core.dpp_tridiagonal_eigenvalues(d, e, 1)
+    ref = _sterf(d, e)
+    scale = np.abs(ref).max()
+    # dsterf's own error at N = 2000 is about 6e-15 |T|; the solver is at least as accurate
+    assert np.abs(ours - ref).max() <= 1e-13 * scale
+    assert np.all(np.diff(ours) >= 0)
+
+
+def test_tridiagonal_eigenvalues_high_precision():
+    # a few eigenvalues against 40-digit Sturm bisection: error below 20 eps |T|
+    import mpmath as mp
+
+    from randnla import _core
+
+    N = 300
+    d, e = _hermite_model(N, 5)
+    ours = _core.dpp_tridiagonal_eigenvalues(d, e, 1)
+    with mp.workdps(40):
+        D = [mp.mpf(float(v)) for v in d]
+        E2 = [mp.mpf(float(v)) ** 2 for v in e]
+
+        def count(t):
+            q = D[0] - t
+            c = int(q < 0)
+            for i in range(1, N):
+                q = D[i] - t - E2[i - 1] / q
+                c += int(q < 0)
+            return c
+
+        for j in (0, 7, 150, 299):
+            lo, hi = mp.mpf(float(ours[j])) - 1e-9, mp.mpf(float(ours[j])) + 1e-9
+            for _ in range(40):
+                mid = (lo + hi) / 2
+                if count(mid) <= j:
+                    lo = mid
+                else:
+                    hi = mid
+            exact = (lo + hi) / 2
+            assert abs(float(ours[j] - exact)) <= 20 * np.finfo(float).eps * np.abs(ours).max()
+
+
+def test_tridiagonal_eigenvalues_structured_matrices():
+    from randnla import _core
+
+    cases = {
+        "zero diagonal": (np.zeros(300), np.ones(299)),
+        "Wilkinson W101+ (close pairs)": (np.abs(np.arange(-50, 51)).astype(float), np.ones(100)),
+        "split blocks": (np.r_[np.ones(5), 2 * np.ones(5)], np.r_[0.5 * np.ones(4), 0.0, 0.5 * np.ones(4)]),
+        "diagonal with a repeated value": (np.array([3.0, 1.0, 2.0, 1.0]), np.zeros(3)),
+        "tiny": (np.full(50, 1e-300), np.full(49, 1e-301)),
+        "huge": (np.full(50, 1e300), np.full(49, 1e299)),
+        "graded": (10.0 ** -np.arange(40.0), 10.0 ** -np.arange(0.5, 39.5)),
+        "identity": (np.ones(64), np.zeros(63)),
+    }
+    for name, (d, e) in cases.items():
+        ours = _core.dpp_tridiagonal_eigenvalues(d, e, 1)
+        ref = _sterf(d.copy(), e.copy())
+        assert np.abs(ours - ref).max() <= 1e-13 * np.abs(ref).max(), name
+    with pytest.raises(ValueError, match="finite"):
+        _core.dpp_tridiagonal_eigenvalues(np.array([1.0, np.nan]), np.array([1.0]), 1)
+
+
+def test_tridiagonal_eigenvalues_thread_independent():
+    from randnla import _core
+
+    d, e = _hermite_model(3200, 9)  # large enough for the threaded path
+    one = _core.dpp_tridiagonal_eigenvalues(d, e, 1)
+    two = _core.dpp_tridiagonal_eigenvalues(d, e, 2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(beta_ensemble("jacobi", 3200, 2.0, rng=1, n_threads=1),
+                          beta_ensemble("jacobi", 3200, 2.0, rng=1, n_threads=2))

@@ -106,12 +106,17 @@ def test_auto_and_dense_routes_for_kernel_functions():
 
 
 def test_cholesky_route_for_large_intermediate_samples(monkeypatch):
-    # Intermediate samples above _SMALL_DENSE items use Cholesky + the sequential sampler; force it.
+    # Intermediate samples above _SMALL_DENSE items use the progressive pivoted Cholesky (early
+    # rejection from the Hadamard bound, here with panels of 3 pivots) + the sequential sampler.
     from randnla import dpp as dpp_module
 
     monkeypatch.setattr(dpp_module, "_SMALL_DENSE", 0)
+    monkeypatch.setattr(dpp_module, "_PANEL", 3)
     X, kernel, L = ground_set(seed=2)
     subsets, p = dpp_law(L)
-    assert_law(DPP(kernel=kernel, X=X).sample(size=3000, method="vfx", rng=9), subsets, p)
+    samples = DPP(kernel=kernel, X=X).sample(size=3000, method="vfx", rng=9)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
     subsets, pk = kdpp_law(L, 2)
     assert_law(DPP(kernel=kernel, X=X).sample(k=2, size=3000, method="alpha", rng=10), subsets, pk)

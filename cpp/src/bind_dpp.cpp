@@ -1,11 +1,12 @@
 // Bindings for the DPP samplers (randnla/dpp/samplers.hpp) and the tridiagonal eigenvalues of
-// the beta-ensembles. Shapes and values are validated in randnla/dpp.py; the checks here only
-// keep the core from reading out of bounds.
+// the beta-ensembles (randnla/dpp/tridiagonal.hpp). Shapes and values are validated in
+// randnla/dpp.py; the checks here only keep the core from reading out of bounds.
 #include <cstring>
 #include <vector>
 
 #include "bind_common.hpp"
 #include "randnla/dpp/samplers.hpp"
+#include "randnla/dpp/tridiagonal.hpp"
 
 namespace py = pybind11;
 using namespace randnla;
@@ -86,26 +87,99 @@ void register_dpp(py::module_& m) {
 
   m.def(
       "dpp_spectral_sample",
-      [](carray<double> Vt, carray<double> lambda_k, carray<double> log_lambda, py::ssize_t k, carray<double> table,
-         carray<u64> key, u64 first, py::ssize_t count, int n_threads) {
-        if (Vt.ndim() != 2) throw std::invalid_argument("Vt must be 2-D");
-        const py::ssize_t r = Vt.shape(0), n = Vt.shape(1);
-        if (lambda_k.size() != r || log_lambda.size() != r) throw std::invalid_argument("eigenvalues do not match V");
+      [](carray<double> Vt, carray<double> lambda_l, carray<double> lambda_k, carray<double> log_lambda, py::ssize_t k,
+         carray<double> table, carray<double> B, carray<double> Mt, carray<double> weight, carray<double> cumulative,
+         carray<u64> key, u64 first, py::ssize_t count, int n_threads, int route) {
+        dpp::SpectralInput in;
+        const py::ssize_t r = lambda_k.size();
+        if (lambda_l.size() != r || log_lambda.size() != r) throw std::invalid_argument("eigenvalues do not match");
+        const bool have_rows = Vt.size() > 0 || (Vt.ndim() == 2 && Vt.shape(0) == 0 && r == 0);
+        const bool have_dual = B.size() > 0;
+        if (!have_rows && !have_dual) {
+          if (r != 0) throw std::invalid_argument("eigenvectors missing");
+        }
+        py::ssize_t n = -1;
+        if (have_rows) {
+          if (Vt.ndim() != 2 || Vt.shape(0) != r) throw std::invalid_argument("Vt must be (m, n)");
+          n = Vt.shape(1);
+          in.Vt = Vt.data();
+        }
+        if (have_dual) {
+          if (B.ndim() != 2 || Mt.ndim() != 2 || Mt.shape(0) != r || Mt.shape(1) != B.shape(1))
+            throw std::invalid_argument("B (n, d) and Mt (m, d) expected");
+          if (n >= 0 && B.shape(0) != n) throw std::invalid_argument("B and Vt disagree on n");
+          n = B.shape(0);
+          if (weight.size() != n || cumulative.size() != n) throw std::invalid_argument("weights must have n entries");
+          in.B = B.data();
+          in.d = B.shape(1);
+          in.Mt = Mt.data();
+          in.weight = weight.data();
+          in.cumulative = cumulative.data();
+        }
+        if (n < 0) n = 0;
         if (k > r) throw std::invalid_argument("k exceeds the number of eigenvectors");
         if (k >= 0 && (table.ndim() != 2 || table.shape(0) < k + 1 || table.shape(1) != r + 1))
           throw std::invalid_argument("ESP table too small");
         if (count < 0) throw std::invalid_argument("count must be non-negative");
+        in.n = n;
+        in.m = r;
+        in.k = k;
+        in.lambda_l = lambda_l.data();
+        in.lambda_k = lambda_k.data();
+        in.log_lambda = log_lambda.data();
+        in.table = table.data();
+        in.route = route;
         const philox::Key kk = bind::key_from(key);
         std::vector<std::vector<int64_t>> out;
+        index_t formed = 0;
         {
           py::gil_scoped_release release;
-          dpp::spectral_batch(Vt.data(), n, r, lambda_k.data(), log_lambda.data(), k, table.data(), kk, first, count,
-                              n_threads, out);
+          formed = dpp::spectral_batch(in, kk, first, count, n_threads, out);
         }
-        return pack(out);
+        py::tuple packed = pack(out);
+        return py::make_tuple(packed[0], packed[1], formed);
       },
-      py::arg("Vt"), py::arg("lambda_k"), py::arg("log_lambda"), py::arg("k"), py::arg("table"), py::arg("key"),
-      py::arg("first"), py::arg("count"), py::arg("n_threads"));
+      py::arg("Vt"), py::arg("lambda_l"), py::arg("lambda_k"), py::arg("log_lambda"), py::arg("k"), py::arg("table"),
+      py::arg("B"), py::arg("Mt"), py::arg("weight"), py::arg("cumulative"), py::arg("key"), py::arg("first"),
+      py::arg("count"), py::arg("n_threads"), py::arg("route"));
+
+  m.def(
+      "dpp_row_norms",
+      [](carray<double> B, int n_threads) {
+        if (B.ndim() != 2) throw std::invalid_argument("B must be 2-D");
+        const py::ssize_t n = B.shape(0), d = B.shape(1);
+        py::array_t<double> norms(n), cumulative(n);
+        double* w = norms.mutable_data();
+        double* c = cumulative.mutable_data();
+        const double* b = B.data();
+        bool finite = true;
+        {
+          py::gil_scoped_release release;
+          std::vector<char> ok((n + 4095) / 4096, 1);
+          parallel_for_chunks(n, 4096, n_threads, [&](index_t begin, index_t end, index_t chunk) {
+            bool chunk_ok = true;
+            for (index_t i = begin; i < end; ++i) {
+              const double* row = b + i * d;
+              double s = 0.0, check = 0.0;
+              for (index_t l = 0; l < d; ++l) {
+                s += row[l] * row[l];
+                check += row[l] * 0.0;  // NaN or infinity anywhere makes this NaN
+              }
+              w[i] = s;
+              if (check != 0.0) chunk_ok = false;
+            }
+            ok[chunk] = chunk_ok;
+          });
+          for (const char f : ok) finite = finite && f;
+          double running = 0.0;
+          for (py::ssize_t i = 0; i < n; ++i) {
+            running += w[i];
+            c[i] = running;
+          }
+        }
+        return py::make_tuple(norms, cumulative, finite);
+      },
+      py::arg("B"), py::arg("n_threads"));
 
   m.def(
       "dpp_projection_sample",
@@ -144,22 +218,22 @@ void register_dpp(py::module_& m) {
       py::arg("K"), py::arg("key"), py::arg("sample"), py::arg("block"));
 
   m.def(
-      "dpp_tridiagonal_eigvalsh",
-      [](carray<double> diagonal, carray<double> off_diagonal) {
+      "dpp_tridiagonal_eigenvalues",
+      [](carray<double> diagonal, carray<double> off_diagonal, int n_threads) {
         const py::ssize_t n = diagonal.size();
         if (diagonal.ndim() != 1 || off_diagonal.ndim() != 1 || (n > 0 && off_diagonal.size() != n - 1))
           throw std::invalid_argument("diagonal (n,) and off_diagonal (n - 1,) expected");
         py::array_t<double> values(n);
-        std::vector<double> e(off_diagonal.data(), off_diagonal.data() + off_diagonal.size());
-        e.push_back(0.0);
-        double* d = values.mutable_data();
-        std::memcpy(d, diagonal.data(), sizeof(double) * static_cast<size_t>(n));
-        lapack::fint info = 0;
+        double* out = values.mutable_data();
+        const double* d = diagonal.data();
+        const double* e = off_diagonal.data();
+        bool ok = true;
         {
           py::gil_scoped_release release;
-          if (n > 0) info = lapack::sterf<double>(static_cast<lapack::fint>(n), d, e.data());
+          ok = dpp::tridiagonal_eigenvalues(d, e, n, n_threads, out);
         }
-        return py::make_tuple(values, info);
+        if (!ok) throw std::invalid_argument("the tridiagonal matrix must be finite");
+        return values;
       },
-      py::arg("diagonal"), py::arg("off_diagonal"));
+      py::arg("diagonal"), py::arg("off_diagonal"), py::arg("n_threads"));
 }

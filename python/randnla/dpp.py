@@ -9,7 +9,11 @@ kernel function with data rows ``X``, caches its preprocessing (eigendecompositi
 elementary symmetric polynomials, Nystrom dictionaries) and samples with
 
 - ``"spectral"``: Hough-Krishnapur-Peres-Virag with a log-space elementary-symmetric-polynomial
-  table for k-DPPs and an O(n k^2) Gram-Schmidt phase 2 in C++; for a factor, the d x d dual route;
+  table for k-DPPs; phase 2 (the projection DPP of the r chosen eigenvectors) in C++, either by
+  rejection (propose items by their squared row norms, accept with the residual: one O(n r) pass
+  plus O(r^3 log r)) or by the O(n r^2) Gram-Schmidt update, whichever costs less. For a factor
+  ``L = B B^T`` the d x d dual route: phase 2 runs in the d-dimensional space with proposals
+  ``|b_i|^2`` and never forms the n x d eigenvector block unless that is cheaper;
 - ``"ldl"``: the sequential sampler over items on ``K`` (blocked LDL^T, BLAS-3, no
   eigendecomposition): the fastest route to one sample from a dense kernel;
 - ``"projection"``: the chain rule on a projection kernel ``K`` (eigenvalues 0 or 1);
@@ -45,6 +49,12 @@ from randnla._validate import (
 __all__ = ["DPP", "sample", "beta_ensemble", "SamplerStats", "MaxIterError"]
 
 _METHODS = ("auto", "spectral", "ldl", "projection", "vfx", "alpha")
+# Phase 2 of the spectral sampler: 0 picks the direct or the rejection route by cost (1 and 2 force
+# one of them; the tests use them to check both routes' laws).
+_PHASE2_ROUTE = 0
+_NO_TABLE = np.zeros((1, 1))
+_NO_ROWS = np.zeros((0, 0))
+_NO_VEC = np.zeros(0)
 # Dense-kernel routes evaluate the whole kernel of a kernel function only up to this size in "auto".
 _AUTO_DENSE_LIMIT = 3000
 
@@ -201,6 +211,7 @@ class DPP:
             raise ValueError("X is only used with kernel=")
         self._kind = given[0]
         self._gpu = False
+        self._row_weights = None
         if kernel is not None:
             if not callable(kernel):
                 raise TypeError(f"kernel must be callable, got {type(kernel).__name__}")
@@ -220,7 +231,15 @@ class DPP:
             self._gpu = is_cupy(value)
             self._xp = namespace_of(value)
             arr = as_float_array(value, name, ndim=2)
-            check_finite(arr, name)
+            if name == "factor" and not self._gpu:
+                # one pass: finiteness and the squared row norms (proposal weights of the dual sampler)
+                arr = np.ascontiguousarray(arr, dtype=np.float64)
+                norms, cumulative, finite = _core.dpp_row_norms(arr, 0)
+                if not finite:
+                    raise ValueError(f"{name} contains NaN or infinity")
+                self._row_weights = (norms, cumulative)
+            else:
+                check_finite(arr, name)
             if name in ("L", "K"):
                 check_square(arr, name)
                 check_symmetric(arr, name, rtol=max(1e-10, 100 * float(np.finfo(arr.dtype).eps)))
@@ -233,6 +252,7 @@ class DPP:
         self._spectrum = None  # (V rows x r, lambda_L, lambda_K, log_lambda_L)
         self._esp = None  # log ESP table with the most rows computed so far
         self._rows = None  # V^T, C-contiguous
+        self._dual = None  # factor: (theta, Mt = (W / sqrt(theta))^T, lambda_K, log theta)
         self._marginal = None  # dense K
         self._projection_rank = None
         self._intermediate = {}  # (method, k or None) -> precomputed state
@@ -280,6 +300,12 @@ class DPP:
             return self._spectrum
         xp = self._xp if self._gpu else np
         n = self.n
+        if self._kind == "factor" and not self._gpu:
+            theta, Mt, lam_K, log_lam = self._get_dual()
+            rows = Mt @ self._data.T  # V^T = Theta^{-1/2} W^T B^T, contiguous rows
+            self._rows = rows
+            self._spectrum = (rows.T, theta, lam_K, log_lam)
+            return self._spectrum
         if self._kind == "factor":
             B = self._data
             gram = B.T @ B
@@ -327,14 +353,42 @@ class DPP:
         self._spectrum = (V, lam_L, lam_K, log_lam)
         return self._spectrum
 
+    def _get_dual(self):
+        """Factor L = B B^T: eigenpairs (theta, W) of the d x d Gram matrix B^T B, cached."""
+        if self._dual is None:
+            from scipy.linalg import blas as scipy_blas
+
+            B = self._data
+            if B.shape[0] and B.shape[1]:
+                upper = scipy_blas.dsyrk(1.0, B.T)  # B^T B (upper triangle), no copy of B
+                gram = np.triu(upper) + np.triu(upper, 1).T
+            else:
+                gram = np.zeros((B.shape[1], B.shape[1]))
+            theta, W = _eigh(gram)
+            keep = theta > _psd_tolerance(theta, max(B.shape))
+            theta = np.ascontiguousarray(theta[keep])
+            Mt = np.ascontiguousarray((W[:, keep] / np.sqrt(theta)[None, :]).T)
+            with np.errstate(divide="ignore"):
+                log_lam = np.log(theta)
+            self._dual = (theta, Mt, theta / (1.0 + theta), log_lam)
+        return self._dual
+
+    def _eigenvalues(self):
+        """(lambda_L, lambda_K, log lambda_L), from the dual route for a NumPy factor."""
+        if self._kind == "factor" and not self._gpu:
+            theta, _, lam_K, log_lam = self._get_dual()
+            return theta, lam_K, log_lam
+        _, lam_L, lam_K, log_lam = self._get_spectrum()
+        return lam_L, lam_K, log_lam
+
     @property
     def rank(self) -> int:
         """Rank of L (number of positive eigenvalues up to tolerance); computes the spectrum."""
-        return int(self._get_spectrum()[1].shape[0])
+        return int(self._eigenvalues()[0].shape[0])
 
     def _esp_table(self, k):
         if self._esp is None or self._esp.shape[0] < k + 1:
-            _, _, _, log_lam = self._get_spectrum()
+            log_lam = self._eigenvalues()[2]
             log_lam = np.asarray(log_lam.get() if self._gpu else log_lam, dtype=np.float64)
             self._esp = _core.dpp_log_esp_table(log_lam, int(k))
         return self._esp
@@ -387,7 +441,7 @@ class DPP:
     def expected_size(self) -> float:
         """``E|S| = tr K = sum lambda / (1 + lambda)``."""
         if self._spectrum is not None or self._kind == "factor":
-            return float(self._get_spectrum()[2].sum())
+            return float(self._eigenvalues()[1].sum())
         K = self._marginal_kernel()
         xp = self._xp if self._gpu else np
         return float(xp.trace(K))
@@ -430,7 +484,7 @@ class DPP:
 
     def _logdet_I_plus_L(self):
         if self._spectrum is not None or self._kind == "factor":
-            return float(np.log1p(self._np(self._get_spectrum()[1])).sum())
+            return float(np.log1p(self._np(self._eigenvalues()[0])).sum())
         L = self._np(self._dense_L())
         sign, logdet = np.linalg.slogdet(np.eye(self.n) + L)
         return float(logdet)
@@ -527,7 +581,7 @@ class DPP:
         return samples if size is not None else samples[0]
 
     def _sample_spectral(self, k, count, key, threads):
-        V, lam_L, lam_K, log_lam = self._get_spectrum()
+        lam_L, lam_K, log_lam = self._eigenvalues()
         if k is not None:
             rank = int(lam_L.shape[0])
             if k > rank:
@@ -536,12 +590,28 @@ class DPP:
                 raise ValueError("k-DPPs need an L-ensemble: K has an eigenvalue 1 (L is unbounded)")
         if self._gpu:
             return _spectral_sample_gpu(self, k, count, key)
-        table = self._esp_table(k) if k is not None else np.zeros((1, 1))
-        if self._rows is None:
-            self._rows = np.ascontiguousarray(V.T)  # eigenvectors as contiguous rows for phase 2
-        flat, offsets = _core.dpp_spectral_sample(
-            self._rows, lam_K, log_lam, -1 if k is None else int(k), table, key, 0, count, threads
-        )
+        table = self._esp_table(k) if k is not None else _NO_TABLE
+        if self._kind == "factor":
+            # dual route: phase 2 by rejection in the d-dimensional space (no n x d eigenvector block)
+            # unless that is costlier than the rows of V for the chosen eigenvectors
+            _, Mt, _, _ = self._dual
+            weight, cumulative = self._row_weights
+            rows = self._rows if self._rows is not None else _NO_ROWS
+            flat, offsets, formed = _core.dpp_spectral_sample(
+                rows, lam_L, lam_K, log_lam, -1 if k is None else int(k), table, self._data, Mt, weight, cumulative,
+                key, 0, count, threads, _PHASE2_ROUTE,
+            )
+            if formed and self._rows is None:
+                self._get_spectrum()  # later calls use the rows of V instead of forming V_J per sample
+        else:
+            if self._rows is None:
+                self._rows = np.ascontiguousarray(self._spectrum[0].T)  # eigenvectors as contiguous rows
+            flat, offsets, _ = _core.dpp_spectral_sample(
+                self._rows, lam_L, lam_K, log_lam, -1 if k is None else int(k), table, _NO_ROWS, _NO_ROWS, _NO_VEC,
+                _NO_VEC, key, 0, count, threads, _PHASE2_ROUTE,
+            )
+        if count == 1:
+            return [flat]
         return np.split(flat, offsets[1:-1]) if count else []
 
     def _sample_ldl(self, count, key):
@@ -777,14 +847,21 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             items, counts = np.unique(draws, return_counts=True)
             ell = state.ell[items]
         t = int(counts.sum())
+        # accept iff log U <= z + logdet(I + Lt) - logdet(I + H) - t / R, i.e. logdet >= threshold
+        log_u = math.log(gen.random() + 1e-300)
+        threshold = log_u - (state.z - state.logdet - t / R)
+        permutation = None
         if items.size:
             weights = np.sqrt(counts / (R * ell))
-            block = ev.block(items, items)
-            Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
             if items.size > _SMALL_DENSE:
-                factor = _cholesky_identity_plus(Lt)
-                logdet = 2.0 * float(np.log(np.diagonal(factor)).sum())
+                # blocked pivoted Cholesky of I + Lt that stops as soon as the rejection is certain
+                logdet, factor, permutation = _progressive_logdet(ev, state, items, weights, a, threshold)
+                if factor is None:
+                    stats.rejections += 1
+                    continue
             else:
+                block = ev.block(items, items)
+                Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
                 factor = Lt
                 sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
                 if sign <= 0:
@@ -797,11 +874,13 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             raise RuntimeError(
                 f"{state.method}: acceptance ratio exp({log_acc:.3g}) > 1; the kernel is not positive semidefinite"
             )
-        if math.log(gen.random() + 1e-300) <= log_acc:
+        if logdet >= threshold:
             stats.attempts.append(attempt)
             if items.size == 0:
                 return np.zeros(0, dtype=np.int64)
             inner = _small_dpp_sample(factor, gen)
+            if permutation is not None:
+                inner = permutation[inner]
             return np.sort(items[inner]).astype(np.int64)
         stats.rejections += 1
     raise MaxIterError(
@@ -810,16 +889,67 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
     )
 
 
-def _cholesky_identity_plus(Lt):
-    """Lower Cholesky factor of I + Lt (Fortran order), for log det and the marginal kernel."""
+# Panel width of the progressive Cholesky factorization of I + Lt.
+_PANEL = 128
+
+
+def _progressive_logdet(ev, state, items, weights, a, threshold):
+    """logdet(I + Lt) by a left-looking Cholesky factorization, one panel of ``_PANEL`` pivots at a
+    time (the pivots with the largest Schur-complement diagonal first), evaluating only the kernel
+    columns it reaches.
+
+    The Schur complement of I + Lt is again of the form I + PSD, so its diagonal is >= 1 and
+    ``logdet so far + sum(log diagonal of the rest)`` (Hadamard) bounds the final logdet from above:
+    once that bound is below ``threshold`` the rejection is certain and the factorization stops.
+    Returns ``(logdet, factor, permutation)``, with ``factor`` the lower Cholesky factor of
+    ``(I + Lt)[permutation][:, permutation]`` (Fortran order), or ``(bound, None, None)`` on early
+    rejection.
+    """
     from scipy.linalg import lapack as scipy_lapack
 
-    m = np.array(Lt, dtype=np.float64, order="F", copy=True)
-    m[np.diag_indices_from(m)] += 1.0
-    factor, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=1)
-    if info != 0:
-        raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
-    return factor
+    m = items.size
+    # positions done..m-1 hold the remaining items; chosen pivots are swapped to the front of that
+    # range (b rows per panel), so the factor rows of the remaining items stay a contiguous slice
+    perm = np.arange(m)
+    where = np.arange(m)
+    schur = np.maximum(1.0 + a * state.diag[items] * weights * weights, 1.0)
+    lower = np.zeros((m, m), order="F")
+    done = 0
+    logdet = 0.0
+    while done < m:
+        bound = logdet + float(np.log(schur[done:]).sum())
+        if bound < threshold:
+            return bound, None, None
+        chosen = perm[done + np.argsort(-schur[done:], kind="stable")[: _PANEL]]
+        b = chosen.size
+        for i in range(b):
+            target, q = done + i, chosen[i]
+            position = where[q]
+            if position != target:
+                r = perm[target]
+                lower[[position, target], :done] = lower[[target, position], :done]
+                schur[[position, target]] = schur[[target, position]]
+                perm[position], perm[target] = r, q
+                where[r], where[q] = position, target
+        rows = perm[done:]
+        panel = ev.block(items[rows], items[chosen]) * (a * weights[rows][:, None] * weights[chosen][None, :])
+        panel[np.arange(b), np.arange(b)] += 1.0
+        if done:
+            panel -= lower[done:, :done] @ lower[done:done + b, :done].T
+        head = 0.5 * (panel[:b] + panel[:b].T)
+        chol, info = scipy_lapack.dpotrf(head, lower=1, clean=1)
+        if info != 0:
+            raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+        inverse, info = scipy_lapack.dtrtri(chol, lower=1)
+        if info != 0:
+            raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+        columns = panel @ np.tril(inverse).T  # panel chol^{-T}
+        columns[:b] = chol
+        lower[done:, done:done + b] = columns
+        logdet += 2.0 * float(np.log(np.diagonal(chol)).sum())
+        schur[done:] = np.maximum(schur[done:] - np.einsum("ij,ij->i", columns, columns), 1.0)
+        done += b
+    return logdet, lower, perm
 
 
 # Up to this size the intermediate DPP(Lt) is sampled spectrally (small LAPACK calls are cheap);
@@ -839,9 +969,9 @@ def _small_dpp_sample(factor, gen):
         with np.errstate(divide="ignore"):
             log_values = np.log(values)
         key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-        flat, _ = _core.dpp_spectral_sample(
-            np.ascontiguousarray(vectors[:, keep].T), values / (1.0 + values), log_values, -1, np.zeros((1, 1)),
-            key, 0, 1, 1,
+        flat, _, _ = _core.dpp_spectral_sample(
+            np.ascontiguousarray(vectors[:, keep].T), values, values / (1.0 + values), log_values, -1, _NO_TABLE,
+            _NO_ROWS, _NO_ROWS, _NO_VEC, _NO_VEC, key, 0, 1, 1, _PHASE2_ROUTE,
         )
         return flat
 
@@ -1000,13 +1130,17 @@ def _spectral_sample_gpu(dpp, k, count, key):
 
 
 def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=None, M2=None, a=None, b=None,
-                  shape=None):
+                  shape=None, n_threads=None):
     """Sample the N points of a Hermite, Laguerre or Jacobi beta-ensemble.
 
     The points have joint density proportional to ``|Delta(x)|^beta prod_i w(x_i)``, any ``beta > 0``
     (``beta = 2``: a DPP). They are the eigenvalues of a random tridiagonal matrix
-    (Dumitriu-Edelman 2002 for Hermite and Laguerre, Killip-Nenciu 2004 for Jacobi), built in O(N)
-    and diagonalised with LAPACK's ``dsterf`` (O(N^2), no eigenvectors). With ``c_i = beta (N-1-i)/2``:
+    (Dumitriu-Edelman 2002 for Hermite and Laguerre, Killip-Nenciu 2004 for Jacobi), built in O(N).
+    Their eigenvalues come from Sturm-count bisection to isolate each one, then Laguerre's
+    iteration on the characteristic polynomial (cubic convergence), evaluated for 16 eigenvalues at
+    once in SIMD lanes: O(N^2), no eigenvectors, absolute accuracy of order ``eps |T|`` per
+    eigenvalue (as LAPACK's ``dsterf``, which it outpaces several times). With
+    ``c_i = beta (N-1-i)/2``:
 
     - ``"hermite"``: ``w(x) = exp(-(x - loc)^2 / (2 scale^2))`` (default ``scale = sqrt(2)``);
       diagonal ``N(loc, scale^2)``, squared off-diagonal ``Gamma(c_i, scale^2)``. For large N,
@@ -1028,6 +1162,9 @@ def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=No
         Inverse temperature, > 0.
     rng : None, int, SeedSequence, BitGenerator or Generator
         The variates come from a Philox4x64-10 stream keyed from ``rng``.
+    n_threads : int, optional
+        Threads for the eigenvalues of large models (N >= 3000; all cores by default). The result
+        does not depend on it.
 
     Returns
     -------
@@ -1093,7 +1230,4 @@ def beta_ensemble(kind, N, beta, *, rng=None, loc=0.0, scale=None, M=None, M1=No
             xi_even[1:] = (1.0 - c_odd[:-1]) * c_even[1:]
         diagonal = xi_odd + xi_even
         off_squared = xi_odd[:-1] * xi_even[1:]
-    values, info = _core.dpp_tridiagonal_eigvalsh(diagonal, np.sqrt(off_squared))
-    if info != 0:
-        raise np.linalg.LinAlgError(f"dsterf failed (info {info})")
-    return values
+    return _core.dpp_tridiagonal_eigenvalues(diagonal, np.sqrt(off_squared), check_n_threads(n_threads))
