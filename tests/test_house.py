@@ -83,3 +83,40 @@ def test_tour_help_and_random_section():
     done = subprocess.run([sys.executable, "-m", "randnla", "--quick", "--area", "random"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "bit-identical" in done.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 70])
+def test_check_symmetric_matches_dense_reference(dtype, n):
+    rng = np.random.default_rng(n)
+    stack = rng.standard_normal((3, 2, n, n)).astype(dtype)
+    stack = stack + np.swapaxes(stack, -1, -2)
+    _validate.check_symmetric(stack, "A")  # exactly symmetric batch passes
+    _validate.check_symmetric(np.swapaxes(stack, 0, 1), "A")  # non-contiguous view
+    if n == 1:
+        return
+    i, j = rng.integers(0, n, 2)
+    j = (i + 1) % n if i == j else j
+    bad = stack.copy()
+    bad[2, 1, i, j] += 1.0  # one entry of one matrix of the batch
+    reference = np.abs(bad - np.swapaxes(bad, -1, -2)).max(axis=(-2, -1)) / np.abs(bad).max(axis=(-2, -1))
+    with pytest.raises(ValueError, match="A must be symmetric") as info:
+        _validate.check_symmetric(bad, "A")
+    assert f"{reference.max():.2e}" in str(info.value)
+    # round-off-sized asymmetry is accepted
+    tiny = stack.copy()
+    tiny[0, 0, i, j] *= 1 + 10 * np.finfo(dtype).eps
+    _validate.check_symmetric(tiny, "A")
+
+
+def test_fill_upper_from_lower_against_numpy():
+    from randnla import _core
+
+    rng = np.random.default_rng(1)
+    for n in (1, 31, 32, 33, 100):
+        a = np.asfortranarray(rng.standard_normal((n, n)))
+        expected = np.tril(a) + np.tril(a, -1).T
+        _core.fill_upper_from_lower_float64(a)
+        np.testing.assert_array_equal(a, expected)
+    with pytest.raises(ValueError, match="Fortran-ordered"):
+        _core.fill_upper_from_lower_float64(np.zeros((4, 4)))  # C order would be written as a copy

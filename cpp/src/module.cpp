@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void load_scipy_lapack(py::module_& m);
 void register_random(py::module_& m);
+void register_symmetric(py::module_& m);
 void register_sketch(py::module_& m);
 void register_jacobi(py::module_& m);
 void register_dpp(py::module_& m);
@@ -20,6 +21,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("have_openmp") = randnla::have_openmp();
   m.def("max_threads", [] { return randnla::resolve_threads(0); }, "Threads used when n_threads=None.");
   register_random(m);
+  register_symmetric(m);
   register_sketch(m);
   register_jacobi(m);
   register_dpp(m);

@@ -408,8 +408,12 @@ class DPP:
         else:
             from scipy.linalg import lapack as scipy_lapack
 
+            from randnla import _core
+
             L = self._dense_L()
-            m = np.array(L, dtype=np.float64, order="F", copy=True)
+            # L is symmetric, so its C-ordered copy read as Fortran order (L^T) is I + L once the
+            # diagonal is raised: no transposing copy.
+            m = np.array(L, dtype=np.float64, order="C", copy=True).T
             m[np.diag_indices_from(m)] += 1.0
             c, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=0)
             if info != 0:
@@ -417,11 +421,12 @@ class DPP:
             inv, info = scipy_lapack.dpotri(c, lower=1, overwrite_c=1)
             if info != 0:
                 raise ValueError("I + L is singular: L must be positive semidefinite")
-            lower = np.tril(inv)
-            inverse = lower + np.tril(lower, -1).T
-            K = -inverse
+            if not inv.flags.f_contiguous:
+                inv = np.asfortranarray(inv)
+            _core.fill_upper_from_lower_float64(inv)  # dpotri writes only the lower triangle
+            K = np.negative(inv, out=inv)  # K = I - (I + L)^{-1}, in place
             K[np.diag_indices_from(K)] += 1.0
-            self._marginal = np.ascontiguousarray(K)
+            self._marginal = K.T  # symmetric: the C-ordered view of the same numbers
         return self._marginal
 
     # ---- exact quantities ----
