@@ -120,3 +120,16 @@ def test_fill_upper_from_lower_against_numpy():
         np.testing.assert_array_equal(a, expected)
     with pytest.raises(ValueError, match="Fortran-ordered"):
         _core.fill_upper_from_lower_float64(np.zeros((4, 4)))  # C order would be written as a copy
+
+
+@pytest.mark.parametrize("bit_generator", ["PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"])
+def test_philox_key_equals_full_range_integers(bit_generator):
+    from randnla._rng import philox_key
+
+    make = getattr(np.random, bit_generator)
+    ours, reference = np.random.Generator(make(7)), np.random.Generator(make(7))
+    for _ in range(3):
+        key = philox_key(ours)
+        assert key.dtype == np.uint64 and key.shape == (2,)
+        np.testing.assert_array_equal(key, reference.integers(0, 2**64, size=2, dtype=np.uint64))
+    np.testing.assert_array_equal(ours.random(5), reference.random(5))  # same state afterwards

@@ -44,7 +44,16 @@ def philox_key(rng, name: str = "rng") -> np.ndarray:
     independent streams, while the same int seed always gives the same stream.
     """
     generator = normalize_rng(rng, name)
+    bit_generator = generator.bit_generator
+    if type(bit_generator) in _RAW_IS_UINT64:
+        # these emit one full 64-bit word per raw draw, which is exactly what the full-range
+        # integers() call returns (same values, same state afterwards) at a tenth of the cost
+        return bit_generator.random_raw(2)
     return generator.integers(0, 2**64, size=2, dtype=np.uint64)
+
+
+# Bit generators whose raw output is their next_uint64 (MT19937's raw output is 32-bit).
+_RAW_IS_UINT64 = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
 
 
 def zero_counter() -> np.ndarray:

@@ -143,7 +143,9 @@ def check_shape(x, name: str, expected: tuple):
 
 def check_int(value, name: str, *, minimum=None, maximum=None) -> int:
     """An integer (not bool, not float) within [minimum, maximum]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is int:  # the common case, without the abstract-base-class checks
+        pass
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         try:
             if isinstance(value, (bool, np.bool_, float)):
                 raise TypeError
