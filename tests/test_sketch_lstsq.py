@@ -244,3 +244,25 @@ def test_lstsq_entries_beyond_float32_range_fall_back_to_float64():
     res = lstsq(A, b, rng=0)
     assert res.converged and np.all(np.isfinite(res.x))
     assert abs(res.residual_norm - r_ref) / r_ref < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["sparse_sign", "srht", "gaussian"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_lstsq_non_finite_A_is_caught_through_its_sketch(kind, bad):
+    # lstsq checks S A instead of a full pass over A: every kind must still catch a single bad entry
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal(700)
+    for row in (0, 411, 699):
+        A = rng.standard_normal((700, 12))
+        A[row, 7] = bad
+        with pytest.raises(ValueError, match="A contains NaN or infinity"):
+            lstsq(A, b, sketch=kind, rng=1)
+
+
+def test_lstsq_sketch_overflow_is_reported():
+    A = np.full((500, 4), 1.5e308)
+    A[:, 1] *= -0.5
+    A[:, 2] = np.arange(500.0)
+    A[:, 3] = 1.0
+    with pytest.raises(ValueError, match="overflowed"):
+        lstsq(A, np.ones(500), rng=0)

@@ -1190,14 +1190,28 @@ class SketchedLstsqResult:
     residual_norm: float
 
 
-def _as_matrix_input(A, name="A"):
+def _as_matrix_input(A, name="A", *, finite_check=True):
+    """``finite_check=False`` leaves the NaN/inf check to the caller (see :func:`_check_sketch_finite`)."""
     if is_scipy_sparse(A) or is_linear_operator(A):
         if len(A.shape) != 2:
             raise ValueError(f"{name} must be 2-dimensional")
         return A
     A = as_float_array(A, name, ndim=2)
-    check_finite(A, name)
+    if finite_check:
+        check_finite(A, name)
     return A
+
+
+def _check_sketch_finite(SA, A, name="A"):
+    """Every row of A reaches the sketch S A with a nonzero weight in each sketch kind here (sparse
+    sign columns have nonzeros, Gaussian entries are nonzero, SRHT mixes every row into every
+    sampled row), so a NaN or inf in A makes S A non-finite: checking the small S A replaces a full
+    pass over A. Only when S A is not finite is A itself checked, for the precise message."""
+    if bool(np.isfinite(SA).all()):
+        return
+    check_finite(A, name)
+    raise ValueError(f"the sketch of {name} overflowed: {name} has entries too large to sketch in its dtype; "
+                     "rescale it")
 
 
 def _rhs(b, n, xp):
@@ -1498,7 +1512,7 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
         return _dask.lstsq(A, b, rng=rng, tol=tol, sketch=sketch, oversampling=oversampling,
                            max_iter=max_iter, n_threads=n_threads)
     check_choice(sketch, "sketch", ("sparse_sign", "srht", "gaussian"))
-    A = _as_matrix_input(A)
+    A = _as_matrix_input(A, finite_check=is_cupy(A))  # NumPy: checked through its sketch below
     n, d = A.shape
     if n < d:
         raise ValueError(f"lstsq is for tall A (n >= d), got shape {(n, d)}")
@@ -1521,6 +1535,8 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
     else:
         S = (srht if sketch == "srht" else gaussian)(m, n, rng=rng, n_threads=n_threads)
     SA = np.asarray(S @ A, dtype=np.float64)
+    if not (is_scipy_sparse(A) or is_linear_operator(A)):
+        _check_sketch_finite(SA, A)
     import scipy.linalg as la
     from scipy.sparse.linalg import LinearOperator, lsqr
 
