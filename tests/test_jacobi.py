@@ -406,3 +406,15 @@ def test_eigh_invariants_hypothesis(entries, exponent, pivot, n):
     assert np.all(np.diff(w) >= 0)
     # Singular values of the same matrix are the absolute eigenvalues.
     assert np.allclose(np.sort(np.abs(w_s))[::-1], s_s, rtol=0, atol=50 * n * 2.2e-16 * norm)
+
+
+def test_svd_keeps_a_singular_value_left_by_nearly_parallel_columns():
+    # Two columns that agree up to 2e-9: the rotation between them leaves a column of norm 1.4e-9,
+    # far above rounding noise, which holds a singular value of 1e-9 (it must not be discarded).
+    a = np.zeros((5, 5))
+    a[0, 0], a[3, 4], a[4, 0] = 1e-9, 1.0, 1.0
+    a = a + a.T
+    reference = np.linalg.svd(a, compute_uv=False)
+    for pivot in PIVOTS:
+        s = svd(a, compute_uv=False, pivot=pivot, rng=0)
+        np.testing.assert_allclose(s, reference, rtol=1e-12, atol=1e-15 * reference[0])

@@ -65,16 +65,20 @@ inline bool one_sided_pair(int len, int k, T* gt, T* vt, int p, int q, T tol) {
   T t, c, s;
   if (!rotation<T>(alpha, beta, gamma, tol, t, c, s)) return false;
   rotate_rows(gp, gq, len, c, s);
-  // Numerically parallel columns: the rotation cancels one of them completely (its new squared
-  // norm, alpha - t gamma or beta + t gamma, is below the rounding level of its old one) and what
-  // is left is rounding noise, still parallel to the other column, which later rotations would
-  // only shrink by a factor eps per sweep. Set it to zero: it carries no information. A small
-  // column of a graded matrix is not affected (its norm is compared with its own old norm).
-  const T level = T(4) * static_cast<T>(epsilon_of<T>()) * std::min(alpha, beta);
+  // Numerically parallel columns: the rotation may cancel one of them down to rounding noise
+  // (norm about eps times the old norms), still parallel to the other column, which later
+  // rotations would only shrink by a factor eps per sweep. Such a column carries no information
+  // and is set to zero. The updated squared norm (alpha - t gamma or beta + t gamma) only flags a
+  // candidate: it cancels catastrophically, so the decision recomputes the column's norm, because
+  // a column of norm sqrt(eps) times the old one still holds a singular value to full accuracy.
+  // A small column of a graded matrix is not affected (it is compared with the old norms).
+  const T eps = static_cast<T>(epsilon_of<T>());
+  const T level = T(4) * eps * std::min(alpha, beta);
+  const T noise = T(64) * eps * eps * std::min(alpha, beta);
   if (alpha - t * gamma <= level) {
-    std::fill(gp, gp + len, T(0));
+    if (dot(gp, gp, len) <= noise) std::fill(gp, gp + len, T(0));
   } else if (beta + t * gamma <= level) {
-    std::fill(gq, gq + len, T(0));
+    if (dot(gq, gq, len) <= noise) std::fill(gq, gq + len, T(0));
   }
   if (vt != nullptr) rotate_rows(vt + static_cast<index_t>(p) * k, vt + static_cast<index_t>(q) * k, k, c, s);
   return true;
