@@ -15,28 +15,7 @@ import pytest
 from _reference import graded_spd, mp_eigvalsh
 from randnla import linalg
 from randnla.linalg import eigh, eigh_spd, eigvalsh
-
-PIVOTS = ("cyclic", "round_robin", "random")
-
-
-def random_symmetric(shape, n, rng, dtype=np.float64):
-    x = rng.standard_normal(tuple(shape) + (n, n))
-    return ((x + np.swapaxes(x, -1, -2)) / 2).astype(dtype)
-
-
-def check_eigh(a, w, v, factor=20.0):
-    a64, w64, v64 = (np.asarray(x, dtype=np.float64) for x in (a, w, v))
-    n = a.shape[-1]
-    eps = float(np.finfo(a.dtype).eps)
-    bound = factor * n * eps
-    norm_a = np.linalg.norm(a64, axis=(-2, -1))
-    residual = np.linalg.norm(a64 @ v64 - v64 * w64[..., None, :], axis=(-2, -1)) / norm_a
-    orthogonality = np.linalg.norm(np.swapaxes(v64, -1, -2) @ v64 - np.eye(n), axis=(-2, -1))
-    assert residual.max() <= bound, residual.max() / (n * eps)
-    assert orthogonality.max() <= bound, orthogonality.max() / (n * eps)
-    assert np.all(np.diff(w64, axis=-1) >= 0)
-    reference = np.linalg.eigvalsh(a64)
-    assert np.all(np.abs(w64 - reference) <= bound * norm_a[..., None])
+from test_jacobi import PIVOTS, check_eigh, random_symmetric
 
 
 @pytest.fixture

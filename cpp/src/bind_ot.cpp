@@ -116,23 +116,40 @@ py::dict plan_pass(carray<T> C, carray<double> f, carray<double> g, double eps, 
   return d;
 }
 
+// Shapes of the potentials and the per-column argmax shared by every route to the sparsified plan.
+template <class View>
+void check_plan_inputs(const View& Cv, const carray<double>& f, const carray<double>& g,
+                       const carray<std::int64_t>& col_argmax) {
+  check_vec(f, Cv.rows, "f");
+  check_vec(g, Cv.cols, "g");
+  check_vec(col_argmax, Cv.cols, "col_argmax");
+  for (py::ssize_t j = 0; j < Cv.cols; ++j)
+    if (col_argmax.at(j) < 0 || col_argmax.at(j) >= Cv.rows) throw std::invalid_argument("col_argmax out of range");
+}
+
+// The sparsified plan of a Newton step: the cut chosen from the histogram, then the gather. Call
+// with the GIL released (inputs already checked).
+template <class T, class View>
+ot::Csr sparsified_plan(const View& Cv, const double* f, const double* g, double eps, const std::vector<std::int64_t>& hc,
+                        const std::vector<double>& hm, double drop_mass, std::int64_t k_min, std::int64_t k_max,
+                        const std::int64_t* col_argmax, int n_threads, int& cut) {
+  cut = ot::choose_cut(hc, hm, drop_mass, k_min, k_max);
+  return ot::gather_plan<T>(Cv, f, g, eps, cut, col_argmax, n_threads);
+}
+
 template <class T>
 py::dict newton_direction(carray<T> C, carray<double> f, carray<double> g, double eps, carray<std::int64_t> hist_count,
                           carray<double> hist_mass, double drop_mass, std::int64_t k_min, std::int64_t k_max,
                           carray<std::int64_t> col_argmax, carray<double> r, carray<double> c, carray<double> rhs_f,
                           carray<double> rhs_g, py::ssize_t fixed, double rtol, py::ssize_t max_cg, int n_threads) {
   const auto Cv = view_of(C);
-  check_vec(f, Cv.rows, "f");
-  check_vec(g, Cv.cols, "g");
+  check_plan_inputs(Cv, f, g, col_argmax);
   check_vec(r, Cv.rows, "r");
   check_vec(rhs_f, Cv.rows, "rhs_f");
   check_vec(c, Cv.cols, "c");
   check_vec(rhs_g, Cv.cols, "rhs_g");
-  check_vec(col_argmax, Cv.cols, "col_argmax");
   check_vec(hist_count, ot::kHistBuckets, "hist_count");
   check_vec(hist_mass, ot::kHistBuckets, "hist_mass");
-  for (py::ssize_t j = 0; j < Cv.cols; ++j)
-    if (col_argmax.at(j) < 0 || col_argmax.at(j) >= Cv.rows) throw std::invalid_argument("col_argmax out of range");
   std::vector<std::int64_t> hc(hist_count.data(), hist_count.data() + ot::kHistBuckets);
   std::vector<double> hm(hist_mass.data(), hist_mass.data() + ot::kHistBuckets);
   ot::NewtonSolve sol;
@@ -140,8 +157,8 @@ py::dict newton_direction(carray<T> C, carray<double> f, carray<double> g, doubl
   int cut = 0;
   {
     py::gil_scoped_release release;
-    cut = ot::choose_cut(hc, hm, drop_mass, k_min, k_max);
-    const ot::Csr P = ot::gather_plan<T>(Cv, f.data(), g.data(), eps, cut, col_argmax.data(), n_threads);
+    const ot::Csr P = sparsified_plan<T>(Cv, f.data(), g.data(), eps, hc, hm, drop_mass, k_min, k_max,
+                                         col_argmax.data(), n_threads, cut);
     nnz = P.indptr.back();
     sol = ot::solve_newton_schur(P, r.data(), c.data(), rhs_f.data(), rhs_g.data(), fixed, rtol, max_cg, n_threads);
   }
@@ -155,28 +172,24 @@ py::dict newton_direction(carray<T> C, carray<double> f, carray<double> g, doubl
   return d;
 }
 
-// The sparsified plan of a Newton step (the cut chosen from the histogram, then the gather), for a
-// direct solver outside the core: (indptr, indices, data, cut).
+// The sparsified plan of a Newton step, for a direct solver outside the core: (indptr, indices,
+// data, cut).
 template <class T>
 py::tuple newton_pattern(carray<T> C, carray<double> f, carray<double> g, double eps, carray<std::int64_t> hist_count,
                          carray<double> hist_mass, double drop_mass, std::int64_t k_min, std::int64_t k_max,
                          carray<std::int64_t> col_argmax, int n_threads) {
   const auto Cv = view_of(C);
-  check_vec(f, Cv.rows, "f");
-  check_vec(g, Cv.cols, "g");
-  check_vec(col_argmax, Cv.cols, "col_argmax");
+  check_plan_inputs(Cv, f, g, col_argmax);
   check_vec(hist_count, ot::kHistBuckets, "hist_count");
   check_vec(hist_mass, ot::kHistBuckets, "hist_mass");
-  for (py::ssize_t j = 0; j < Cv.cols; ++j)
-    if (col_argmax.at(j) < 0 || col_argmax.at(j) >= Cv.rows) throw std::invalid_argument("col_argmax out of range");
   std::vector<std::int64_t> hc(hist_count.data(), hist_count.data() + ot::kHistBuckets);
   std::vector<double> hm(hist_mass.data(), hist_mass.data() + ot::kHistBuckets);
   ot::Csr P;
   int cut = 0;
   {
     py::gil_scoped_release release;
-    cut = ot::choose_cut(hc, hm, drop_mass, k_min, k_max);
-    P = ot::gather_plan<T>(Cv, f.data(), g.data(), eps, cut, col_argmax.data(), n_threads);
+    P = sparsified_plan<T>(Cv, f.data(), g.data(), eps, hc, hm, drop_mass, k_min, k_max, col_argmax.data(), n_threads,
+                           cut);
   }
   return py::make_tuple(py::array_t<std::int64_t>(P.indptr.size(), P.indptr.data()),
                         py::array_t<std::int64_t>(P.indices.size(), P.indices.data()),
@@ -188,11 +201,7 @@ template <class T>
 py::tuple gather(carray<T> C, carray<double> f, carray<double> g, double eps, int cut, carray<std::int64_t> col_argmax,
                  int n_threads) {
   const auto Cv = view_of(C);
-  check_vec(f, Cv.rows, "f");
-  check_vec(g, Cv.cols, "g");
-  check_vec(col_argmax, Cv.cols, "col_argmax");
-  for (py::ssize_t j = 0; j < Cv.cols; ++j)
-    if (col_argmax.at(j) < 0 || col_argmax.at(j) >= Cv.rows) throw std::invalid_argument("col_argmax out of range");
+  check_plan_inputs(Cv, f, g, col_argmax);
   ot::Csr P;
   {
     py::gil_scoped_release release;

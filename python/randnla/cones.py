@@ -141,6 +141,30 @@ def _svd_fast(kind, X, t, param, n_threads):
     return fn(kind, X, t, float(param), n_threads)
 
 
+def _svd_cone(kind, t, X, n_threads):
+    """(t, P) of a singular-value cone: the one-matrix fast path, else the general route."""
+    ft = _fast_scalar(t)
+    if ft is not None and _fast_matrix(X, False) is not None:
+        P, to = _svd_fast(kind, X, ft, 0.0, n_threads)
+        return to, P
+    xp = namespace_of(t, X)
+    X = _matrix(X, "X", xp, square=False)
+    t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
+    P, to = _svd(kind, X, t, 0.0, False, n_threads)
+    return to, P
+
+
+def _svd_ball(kind, X, radius):
+    """P of a singular-value ball of the given radius (fast path, else the general route)."""
+    radius = check_positive(radius, "radius", strict=False)
+    if _fast_matrix(X, False) is not None:
+        return _svd_fast(kind, X, 0.0, radius, 0)[0]
+    xp = namespace_of(X)
+    X = _matrix(X, "X", xp, square=False)
+    t = xp.zeros(X.shape[:-2], dtype=xp.float64)
+    return _svd(kind, X, t, radius, False)[0]
+
+
 def _sym(kind, X, t, v, param, dual, n_threads):
     """Symmetric spectral cone on (t, v, X); returns (P, t, v) in X's library and dtype."""
     xp = namespace_of(X)
@@ -369,16 +393,7 @@ def project_nuclear_norm_cone(t, X, *, dual=False, n_threads=None):
     (2.0, [2.0, 0.0])
     """
     _check_bool(dual, "dual")
-    n_threads = check_n_threads(n_threads)
-    ft = _fast_scalar(t)
-    if ft is not None and _fast_matrix(X, False) is not None:
-        P, to = _svd_fast(_LINF if dual else _L1, X, ft, 0.0, n_threads)
-        return to, P
-    xp = namespace_of(t, X)
-    X = _matrix(X, "X", xp, square=False)
-    t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
-    P, to = _svd(_LINF if dual else _L1, X, t, 0.0, False, n_threads)
-    return to, P
+    return _svd_cone(_LINF if dual else _L1, t, X, check_n_threads(n_threads))
 
 
 def project_spectral_norm_cone(t, X, *, dual=False, n_threads=None):
@@ -409,16 +424,7 @@ def project_spectral_norm_cone(t, X, *, dual=False, n_threads=None):
     (1.5, [1.5, 1.0])
     """
     _check_bool(dual, "dual")
-    n_threads = check_n_threads(n_threads)
-    ft = _fast_scalar(t)
-    if ft is not None and _fast_matrix(X, False) is not None:
-        P, to = _svd_fast(_L1 if dual else _LINF, X, ft, 0.0, n_threads)
-        return to, P
-    xp = namespace_of(t, X)
-    X = _matrix(X, "X", xp, square=False)
-    t = _scalar_part(t, "t", X.shape[:-2], xp, X.dtype)
-    P, to = _svd(_L1 if dual else _LINF, X, t, 0.0, False, n_threads)
-    return to, P
+    return _svd_cone(_L1 if dual else _LINF, t, X, check_n_threads(n_threads))
 
 
 def project_sum_largest_cone(t, X, k, *, dual=False, n_threads=None):
@@ -517,13 +523,7 @@ def project_nuclear_norm_ball(X, radius=1.0):
     >>> np.round(np.diag(project_nuclear_norm_ball(np.diag([3.0, 1.0]), 1.0)), 12).tolist()
     [1.0, 0.0]
     """
-    radius = check_positive(radius, "radius", strict=False)
-    if _fast_matrix(X, False) is not None:
-        return _svd_fast(_L1_BALL, X, 0.0, radius, 0)[0]
-    xp = namespace_of(X)
-    X = _matrix(X, "X", xp, square=False)
-    t = xp.zeros(X.shape[:-2], dtype=xp.float64)
-    return _svd(_L1_BALL, X, t, radius, False)[0]
+    return _svd_ball(_L1_BALL, X, radius)
 
 
 def project_spectral_norm_ball(X, radius=1.0):
@@ -546,13 +546,7 @@ def project_spectral_norm_ball(X, radius=1.0):
     >>> np.round(np.diag(project_spectral_norm_ball(np.diag([3.0, 0.5]), 1.0)), 12).tolist()
     [1.0, 0.5]
     """
-    radius = check_positive(radius, "radius", strict=False)
-    if _fast_matrix(X, False) is not None:
-        return _svd_fast(_LINF_BALL, X, 0.0, radius, 0)[0]
-    xp = namespace_of(X)
-    X = _matrix(X, "X", xp, square=False)
-    t = xp.zeros(X.shape[:-2], dtype=xp.float64)
-    return _svd(_LINF_BALL, X, t, radius, False)[0]
+    return _svd_ball(_LINF_BALL, X, radius)
 
 
 def project_spectraplex(X, trace=1.0, *, n_threads=None):

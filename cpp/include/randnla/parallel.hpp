@@ -34,11 +34,11 @@ inline bool have_openmp() {
 #endif
 }
 
-// Runs fn(i) for i in [0, n). An exception thrown by fn is captured and rethrown on the
-// calling thread after the loop (exceptions must not escape an OpenMP region).
-// Never call BLAS/LAPACK inside fn: the BLAS has its own threads.
-template <class Fn>
-void parallel_for(std::ptrdiff_t n, int n_threads, Fn&& fn) {
+namespace detail {
+
+// The loop behind parallel_for and parallel_for_dynamic; only the OpenMP schedule differs.
+template <bool Dynamic, class Fn>
+void parallel_loop(std::ptrdiff_t n, int n_threads, Fn& fn) {
   const int threads = static_cast<int>(std::min<std::ptrdiff_t>(resolve_threads(n_threads), std::max<std::ptrdiff_t>(n, 1)));
   if (threads <= 1 || n <= 1) {
     for (std::ptrdiff_t i = 0; i < n; ++i) fn(i);
@@ -47,19 +47,43 @@ void parallel_for(std::ptrdiff_t n, int n_threads, Fn&& fn) {
 #if defined(RANDNLA_HAVE_OPENMP)
   std::exception_ptr failure = nullptr;
   std::mutex failure_mutex;
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (std::ptrdiff_t i = 0; i < n; ++i) {
+  auto guarded = [&](std::ptrdiff_t i) {
     try {
       fn(i);
     } catch (...) {
       std::lock_guard<std::mutex> lock(failure_mutex);
       if (!failure) failure = std::current_exception();
     }
+  };
+  if constexpr (Dynamic) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (std::ptrdiff_t i = 0; i < n; ++i) guarded(i);
+  } else {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::ptrdiff_t i = 0; i < n; ++i) guarded(i);
   }
   if (failure) std::rethrow_exception(failure);
 #else
   for (std::ptrdiff_t i = 0; i < n; ++i) fn(i);
 #endif
+}
+
+}  // namespace detail
+
+// Runs fn(i) for i in [0, n). An exception thrown by fn is captured and rethrown on the
+// calling thread after the loop (exceptions must not escape an OpenMP region).
+// Never call BLAS/LAPACK inside fn: the BLAS has its own threads.
+template <class Fn>
+void parallel_for(std::ptrdiff_t n, int n_threads, Fn&& fn) {
+  detail::parallel_loop<false>(n, n_threads, fn);
+}
+
+// Like parallel_for, but hands out work items dynamically: on a loaded machine a descheduled
+// thread does not hold back a static share of the work. Only for loops whose items write only
+// their own outputs and draw only from their own counters, so results never depend on the schedule.
+template <class Fn>
+void parallel_for_dynamic(std::ptrdiff_t n, int n_threads, Fn&& fn) {
+  detail::parallel_loop<true>(n, n_threads, fn);
 }
 
 // Like parallel_for but over contiguous chunks: fn(begin, end, chunk_index). The chunking

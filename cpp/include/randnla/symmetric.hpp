@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "randnla/common.hpp"
 #include "randnla/parallel.hpp"

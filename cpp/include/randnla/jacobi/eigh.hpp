@@ -30,6 +30,7 @@
 #include "randnla/lapack.hpp"
 #include "randnla/parallel.hpp"
 #include "randnla/philox.hpp"
+#include "randnla/symmetric.hpp"
 
 namespace randnla {
 namespace jacobi {
@@ -66,34 +67,6 @@ namespace detail {
 // the same cache sets over and over (a power-of-two stride would).
 constexpr int leading_dimension(int n) { return n + 1; }
 
-// Like parallel_for, but hands out work items dynamically: on a loaded machine a descheduled
-// thread does not hold back a static share of the batch. Each item writes only its own outputs
-// and draws only from counters of its own matrices, so the results never depend on the schedule.
-template <class Fn>
-void parallel_for_dynamic(index_t n, int n_threads, Fn&& fn) {
-  const int threads = static_cast<int>(std::min<index_t>(resolve_threads(n_threads), std::max<index_t>(n, 1)));
-  if (threads <= 1 || n <= 1) {
-    for (index_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#if defined(RANDNLA_HAVE_OPENMP)
-  std::exception_ptr failure = nullptr;
-  std::mutex failure_mutex;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (index_t i = 0; i < n; ++i) {
-    try {
-      fn(i);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
-#else
-  for (index_t i = 0; i < n; ++i) fn(i);
-#endif
-}
-
 // Input check of one matrix: 0 if finite (and, for rtol >= 0, max |a_ij - a_ji| <= rtol max |a_ij|),
 // 1 if it holds NaN/Inf, 2 if it is not symmetric (asymmetry returns the relative value).
 template <class T>
@@ -101,16 +74,9 @@ inline int check_matrix(const T* m, int n, double rtol, double* asymmetry) {
   const index_t nn = static_cast<index_t>(n) * n;
   if (!all_finite(m, nn)) return 1;
   if (rtol < 0) return 0;
-  T max_abs = 0, max_diff = 0;
-  for (int i = 0; i < n; ++i) {
-    max_abs = std::max(max_abs, std::abs(m[static_cast<index_t>(i) * n + i]));
-    for (int j = i + 1; j < n; ++j) {
-      const T x = m[static_cast<index_t>(i) * n + j], y = m[static_cast<index_t>(j) * n + i];
-      max_abs = std::max(max_abs, std::max(std::abs(x), std::abs(y)));
-      max_diff = std::max(max_diff, std::abs(x - y));
-    }
-  }
-  *asymmetry = static_cast<double>(max_diff) / (max_abs > 0 ? static_cast<double>(max_abs) : 1.0);
+  double max_diff = 0, max_abs = 0;
+  randnla::asymmetry(m, static_cast<index_t>(n), static_cast<index_t>(n), max_diff, max_abs);
+  *asymmetry = max_diff / (max_abs > 0 ? max_abs : 1.0);
   return *asymmetry > rtol ? 2 : 0;
 }
 
