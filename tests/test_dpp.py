@@ -308,3 +308,94 @@ def test_statistical_checks_reject_a_wrong_sampler():
     draws = rng.random((N_LAW, 6)) < np.diag(K)
     samples = [np.flatnonzero(row).astype(np.int64) for row in draws]
     assert chi_square_pvalue(counts_of(samples, subsets), p) < 1e-6
+
+
+# ---- the sequential route on L: one Cholesky factorization of I + L, O(n k^2) per sample ----
+
+
+def dpp_law_mp(L, dps=40):
+    """dpp_law with the determinants in mpmath (L with eigenvalues over many orders of magnitude)."""
+    import mpmath as mp
+
+    from _reference import all_subsets
+
+    n = L.shape[0]
+    subsets = all_subsets(n)
+    with mp.workdps(dps):
+        rows = L.tolist()
+        weights = [mp.det(mp.matrix([[rows[i][j] for j in s] for i in s])) if s else mp.mpf(1) for s in subsets]
+        total = mp.fsum(weights)
+        p = np.array([float(w / total) for w in weights])
+    return subsets, np.where(p > 1e-15, p, 0.0)
+
+
+def spread_L(top, seed=14, n=8):
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    lam = np.array([top, top / 3, top / 100, 1e4, 50.0, 1.0, 0.3, 0.05])[:n]
+    L = (Q * lam) @ Q.T
+    return 0.5 * (L + L.T)
+
+
+@pytest.mark.parametrize("top", [1e8, 1e12])
+def test_ldl_on_L_nearly_projection(top):
+    # K = L (I + L)^{-1} has eigenvalues 1 - 1e-8 (or 1 - 1e-12): G is ill-conditioned, the law exact
+    L = spread_L(top)
+    subsets, p = dpp_law_mp(L)
+    dpp = DPP(L)
+    samples = dpp.sample(size=N_LAW, method="ldl", rng=60)
+    assert dpp._fallbacks == 0
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+
+
+def test_ldl_on_L_fallback_to_K_keeps_the_law(monkeypatch):
+    # A tolerance no bordering pivot can meet stops every sample at its first inclusion (below the
+    # top item); the sample is then finished on K with the decisions made so far imposed.
+    import randnla.dpp as dpp_module
+
+    monkeypatch.setattr(dpp_module, "_CHOLESKY_TOLERANCE", 1e300)
+    for L, seed in ((small_L()[0], 61), (spread_L(1e8), 62)):
+        subsets, p = dpp_law_mp(L)
+        dpp = DPP(L)
+        samples = dpp.sample(size=N_LAW, method="ldl", rng=seed)
+        assert dpp._fallbacks > N_LAW // 2
+        assert_law(samples, subsets, p)
+        lam = np.linalg.eigvalsh(L)
+        assert_cardinality_mean(samples, lam / (1 + lam))
+
+
+def test_ldl_on_L_natural_fallback():
+    # eigenvalues up to 1e14: the bordering pivots of G drop below their rounding error and the
+    # route hands the samples over to K
+    L = spread_L(1e14)
+    dpp = DPP(L)
+    samples = dpp.sample(size=N_LAW, method="ldl", rng=63)
+    assert dpp._fallbacks > 0
+    lam = np.clip(np.linalg.eigvalsh(L), 0, None)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+
+
+@pytest.mark.parametrize("given", ["factor", "kernel"])
+def test_ldl_on_factor_and_kernel_inputs(given):
+    L, A = small_L(seed=15, n=7, rank=4, ridge=0.0)
+    subsets, p = dpp_law(L)
+    if given == "factor":
+        dpp = DPP(factor=A)
+    else:
+        dpp = DPP(kernel=lambda x, y: (x * y).sum(-1), X=A)
+    assert_law(dpp.sample(size=N_LAW, method="ldl", rng=64), subsets, p)
+
+
+def test_ldl_on_L_thread_independent_and_cached():
+    rng = np.random.default_rng(16)
+    X = rng.standard_normal((150, 3))
+    L = 0.5 * dpp_rbf(X[:, None], X[None, :], sigma=0.7)
+    dpp = DPP(L)
+    a = dpp.sample(size=40, method="ldl", rng=7, n_threads=1)
+    U = dpp._chol
+    b = dpp.sample(size=40, method="ldl", rng=7, n_threads=2)
+    assert dpp._chol is U  # one factorization for all calls
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.array_equal(DPP(L).sample(method="ldl", rng=7), a[0])  # sample 0 of a batch = the single sample
+    assert np.allclose(dpp.marginals(), np.diag(marginal_of(L)), atol=1e-12)  # K from the cached factor

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bind_common.hpp"
+#include "randnla/dpp/cholesky_sampler.hpp"
 #include "randnla/dpp/samplers.hpp"
 #include "randnla/dpp/tridiagonal.hpp"
 
@@ -200,22 +201,76 @@ void register_dpp(py::module_& m) {
 
   m.def(
       "dpp_ldl_sample",
-      [](carray<double> K, carray<u64> key, u64 sample, py::ssize_t block) {
+      [](carray<double> K, carray<u64> key, u64 sample, py::ssize_t block, carray<int8_t> forced) {
         require_square(K, "K");
         const py::ssize_t n = K.shape(0);
+        if (forced.ndim() != 1 || forced.size() > n) throw std::invalid_argument("forced must be 1-D with at most n entries");
         const philox::Key kk = bind::key_from(key);
         std::vector<double> work(K.data(), K.data() + static_cast<size_t>(n) * n);
+        std::vector<signed char> imposed(forced.data(), forced.data() + forced.size());
         dpp::SequentialResult result;
         {
           py::gil_scoped_release release;
-          result = dpp::ldl_sample(work.data(), n, kk, sample, block);
+          result = dpp::ldl_sample(work.data(), n, kk, sample, block, imposed.data(), static_cast<index_t>(imposed.size()));
         }
         py::array_t<int64_t> items(static_cast<py::ssize_t>(result.items.size()));
         if (!result.items.empty())
           std::memcpy(items.mutable_data(), result.items.data(), result.items.size() * sizeof(int64_t));
         return py::make_tuple(items, result.log_probability, result.worst_violation);
       },
-      py::arg("K"), py::arg("key"), py::arg("sample"), py::arg("block"));
+      py::arg("K"), py::arg("key"), py::arg("sample"), py::arg("block"), py::arg("forced"));
+
+  m.def(
+      "dpp_cholesky_factor",
+      [](carray<double> L) {
+        require_square(L, "L");
+        const py::ssize_t n = L.shape(0);
+        // The row-major L read in column-major order is L^T: its upper triangle is the lower
+        // triangle of L, which is the triangle dpp_cholesky_sample reads (row j, columns < j).
+        py::array_t<double, py::array::f_style> U({n, n});
+        double* u = U.mutable_data();
+        const double* l = L.data();
+        lapack::fint info = 0;
+        {
+          py::gil_scoped_release release;
+          std::memcpy(u, l, sizeof(double) * static_cast<size_t>(n) * static_cast<size_t>(n));
+          for (py::ssize_t j = 0; j < n; ++j) u[j + j * n] += 1.0;
+          if (n > 0) info = lapack::potrf<double>('U', static_cast<lapack::fint>(n), u, static_cast<lapack::fint>(n));
+        }
+        return py::make_tuple(U, info);
+      },
+      py::arg("L"));
+
+  m.def(
+      "dpp_cholesky_sample",
+      [](carray<double> L, py::array_t<double, py::array::f_style | py::array::forcecast> U, carray<u64> key, u64 first,
+         py::ssize_t count, int n_threads, double tolerance) {
+        require_square(L, "L");
+        const py::ssize_t n = L.shape(0);
+        if (U.ndim() != 2 || U.shape(0) != n || U.shape(1) != n) throw std::invalid_argument("U must be n x n");
+        if (count < 0) throw std::invalid_argument("count must be non-negative");
+        const philox::Key kk = bind::key_from(key);
+        const double* l = L.data();
+        const double* u = U.data();
+        std::vector<dpp::CholeskySampleResult> results;
+        {
+          py::gil_scoped_release release;
+          std::vector<double> diag(n);
+          for (py::ssize_t j = 0; j < n; ++j) diag[j] = l[j * n + j];
+          dpp::cholesky_l_batch(u, l, diag.data(), n, kk, first, count, n_threads, tolerance, results);
+        }
+        std::vector<std::vector<int64_t>> samples(results.size());
+        py::array_t<int64_t> undecided(static_cast<py::ssize_t>(results.size()));
+        int64_t* und = undecided.mutable_data();
+        for (size_t s = 0; s < results.size(); ++s) {
+          samples[s].swap(results[s].items);
+          und[s] = results[s].undecided;
+        }
+        py::tuple packed = pack(samples);
+        return py::make_tuple(packed[0], packed[1], undecided);
+      },
+      py::arg("L"), py::arg("U"), py::arg("key"), py::arg("first"), py::arg("count"), py::arg("n_threads"),
+      py::arg("tolerance"));
 
   m.def(
       "dpp_tridiagonal_eigenvalues",

@@ -14,8 +14,14 @@ elementary symmetric polynomials, Nystrom dictionaries) and samples with
   plus O(r^3 log r)) or by the O(n r^2) Gram-Schmidt update, whichever costs less. For a factor
   ``L = B B^T`` the d x d dual route: phase 2 runs in the d-dimensional space with proposals
   ``|b_i|^2`` and never forms the n x d eigenvector block unless that is cheaper;
-- ``"ldl"``: the sequential sampler over items on ``K`` (blocked LDL^T, BLAS-3, no
-  eigendecomposition): the fastest route to one sample from a dense kernel;
+- ``"ldl"``: sequential samplers over items, no eigendecomposition; the fastest route to one
+  sample from a dense kernel. For an L-ensemble: ONE Cholesky factorization of ``I + L`` (cached)
+  and O(n k^2) work per sample of size k (the chain rule in the order n-1, ..., 0, with the
+  conditional probabilities from Woodbury on a k x k matrix; details in
+  ``cpp/include/randnla/dpp/cholesky_sampler.hpp``); when that matrix is too ill-conditioned (L
+  with eigenvalues near 1e14 and above) a sample is finished on ``K = I - (I + L)^{-1}`` with its
+  decisions so far imposed, so it stays exact. For a marginal kernel ``K``: blocked LDL^T on K
+  (BLAS-3). DPPs only: k-DPPs use ``"spectral"``;
 - ``"projection"``: the chain rule on a projection kernel ``K`` (eigenvalues 0 or 1);
 - ``"vfx"`` (DPP-VFX) and ``"alpha"`` (alpha-DPP): intermediate (rejection) samplers for kernel
   functions that never evaluate the full n x n kernel.
@@ -55,6 +61,10 @@ _PHASE2_ROUTE = 0
 _NO_TABLE = np.zeros((1, 1))
 _NO_ROWS = np.zeros((0, 0))
 _NO_VEC = np.zeros(0)
+_NO_FORCED = np.zeros(0, dtype=np.int8)
+# Sequential route on L: a bordering pivot d of G must exceed this times its rounding scale
+# (1 + |z|^2 + |x|^2), else the sample is finished on K (see cholesky_sampler.hpp).
+_CHOLESKY_TOLERANCE = 1e-12
 # Dense-kernel routes evaluate the whole kernel of a kernel function only up to this size in "auto".
 _AUTO_DENSE_LIMIT = 3000
 
@@ -188,7 +198,8 @@ class DPP:
     Validation: ``L`` must be symmetric, finite and positive semidefinite up to a tolerance of
     ``100 n eps max|lambda|``; ``K`` must have eigenvalues in [0, 1] up to the same tolerance. The
     spectral check runs when an eigendecomposition is computed; the ``"ldl"`` route checks symmetry
-    and finiteness and raises when a conditional probability leaves [0, 1] beyond tolerance.
+    and finiteness, raises when the Cholesky factorization of ``I + L`` fails, and raises when a
+    conditional probability on K leaves [0, 1] beyond tolerance.
 
     Examples
     --------
@@ -254,6 +265,9 @@ class DPP:
         self._rows = None  # V^T, C-contiguous
         self._dual = None  # factor: (theta, Mt = (W / sqrt(theta))^T, lambda_K, log theta)
         self._marginal = None  # dense K
+        self._dense = None  # dense L of a factor or kernel function (sequential route)
+        self._chol = None  # upper Cholesky factor U of I + L (Fortran order, I + L = U^T U)
+        self._fallbacks = 0  # sequential samples finished on K after a numerical stop of the L route
         self._projection_rank = None
         self._intermediate = {}  # (method, k or None) -> precomputed state
         self.stats = SamplerStats()
@@ -268,6 +282,23 @@ class DPP:
         if self._kind == "K":
             raise ValueError("methods 'vfx' and 'alpha' need an L-ensemble (L, factor or kernel), not K")
         return _Evaluator(self._kind, self._data)
+
+    def _cholesky(self):
+        """Upper Cholesky factor of I + L (cached): the one factorization of the sequential route."""
+        if self._chol is None:
+            U, info = _core.dpp_cholesky_factor(self._sequential_L())
+            if info != 0:
+                raise ValueError("L must be positive semidefinite (the Cholesky factorization of I + L failed)")
+            self._chol = U
+        return self._chol
+
+    def _sequential_L(self):
+        """Dense L for the sequential route, kept for later samples."""
+        if self._kind == "L":
+            return self._data
+        if self._dense is None:
+            self._dense = np.ascontiguousarray(self._dense_L())
+        return self._dense
 
     def _dense_L(self):
         if self._kind == "L":
@@ -408,25 +439,17 @@ class DPP:
         else:
             from scipy.linalg import lapack as scipy_lapack
 
-            from randnla import _core
-
-            L = self._dense_L()
-            # L is symmetric, so its C-ordered copy read as Fortran order (L^T) is I + L once the
-            # diagonal is raised: no transposing copy.
-            m = np.array(L, dtype=np.float64, order="C", copy=True).T
-            m[np.diag_indices_from(m)] += 1.0
-            c, info = scipy_lapack.dpotrf(m, lower=1, overwrite_a=1, clean=0)
-            if info != 0:
-                raise ValueError("L must be positive semidefinite (the Cholesky factorization of I + L failed)")
-            inv, info = scipy_lapack.dpotri(c, lower=1, overwrite_c=1)
+            U = self._cholesky()
+            inv, info = scipy_lapack.dpotri(U, lower=0)  # upper triangle of (I + L)^{-1}, Fortran order
             if info != 0:
                 raise ValueError("I + L is singular: L must be positive semidefinite")
-            if not inv.flags.f_contiguous:
-                inv = np.asfortranarray(inv)
-            _core.fill_upper_from_lower_float64(inv)  # dpotri writes only the lower triangle
-            K = np.negative(inv, out=inv)  # K = I - (I + L)^{-1}, in place
+            # the transposed view is C-ordered with a valid lower triangle; mirror it in place
+            K = inv.T
+            lower = np.tril_indices(self.n, -1)
+            K[lower[1], lower[0]] = K[lower]
+            np.negative(K, out=K)  # K = I - (I + L)^{-1}
             K[np.diag_indices_from(K)] += 1.0
-            self._marginal = K.T  # symmetric: the C-ordered view of the same numbers
+            self._marginal = np.ascontiguousarray(K)
         return self._marginal
 
     # ---- exact quantities ----
@@ -543,11 +566,12 @@ class DPP:
             ``"auto"``: for a kernel function with n > 3000 items, ``"alpha"``; for a factor,
             ``"spectral"`` (dual route); for a k-DPP, for ``size > 1`` or when the eigendecomposition
             is already cached, ``"spectral"``; otherwise (one DPP sample from a dense kernel)
-            ``"ldl"``.
+            ``"ldl"`` (one Cholesky factorization of ``I + L``, or blocked LDL^T on a given K).
         rng : None, int, SeedSequence, BitGenerator or Generator
             Randomness (SPEC 7). Sample ``s`` of a call uses its own Philox stream.
         n_threads : int, optional
-            Threads for ``size > 1`` (all cores by default); results do not depend on it.
+            Threads for ``size > 1`` (all cores by default; ``"spectral"`` and ``"ldl"`` on an
+            L-ensemble draw the samples in parallel); results do not depend on it.
         max_iter : int
             Attempts allowed per sample for ``"vfx"``/``"alpha"`` before :class:`MaxIterError`.
         **options
@@ -575,7 +599,7 @@ class DPP:
         elif method == "ldl":
             if k is not None:
                 raise ValueError("method 'ldl' samples DPPs, not k-DPPs; use method='spectral' for k=")
-            samples = self._sample_ldl(count, key)
+            samples = self._sample_ldl(count, key, threads)
         elif method == "projection":
             samples = self._sample_projection(k, count, key, threads)
         else:
@@ -619,22 +643,40 @@ class DPP:
             return [flat]
         return np.split(flat, offsets[1:-1]) if count else []
 
-    def _sample_ldl(self, count, key):
+    def _sample_ldl(self, count, key, threads):
         if self._gpu:
             raise TypeError("method 'ldl' runs on NumPy input; use method='spectral' for CuPy arrays")
-        K = self._marginal_kernel()
-        out = []
+        if self._kind == "K":
+            return [self._ldl_on_K(self._data, key, s) for s in range(count)]
+        # L-ensemble: one Cholesky factorization of I + L (cached) and O(n k^2) per sample
+        L = self._sequential_L()
+        U = self._cholesky()
+        flat, offsets, undecided = _core.dpp_cholesky_sample(L, U, key, 0, count, threads, _CHOLESKY_TOLERANCE)
+        samples = [flat] if count == 1 else (np.split(flat, offsets[1:-1]) if count else [])
+        for s in np.flatnonzero(undecided >= 0):
+            # numerical stop (G ill-conditioned, K near a projection): items >= r are decided;
+            # finish the sample on K with those decisions imposed (items in reverse order)
+            r = int(undecided[s])
+            n = self.n
+            decided = np.zeros(n - r, dtype=np.int8)
+            decided[n - 1 - samples[s]] = 1  # position t holds item n - 1 - t
+            K = self._marginal_kernel()
+            reverse = np.ascontiguousarray(K[::-1, ::-1])
+            items = self._ldl_on_K(reverse, key, int(s), decided)
+            samples[s] = np.sort(n - 1 - items)
+            self._fallbacks += 1
+        return samples
+
+    def _ldl_on_K(self, K, key, s, forced=None):
         tol = max(1e-8, 1000 * self.n * np.finfo(np.float64).eps)
-        for s in range(count):
-            items, _, violation = _core.dpp_ldl_sample(K, key, s, 128)
-            if violation > tol:
-                raise ValueError(
-                    f"{'K' if self._kind == 'K' else 'L'} is not a valid DPP kernel: a conditional inclusion "
-                    f"probability left [0, 1] by {violation:.2e}"
-                    + (" (K must have eigenvalues in [0, 1])" if self._kind == "K" else " (L must be PSD)")
-                )
-            out.append(items)
-        return out
+        items, _, violation = _core.dpp_ldl_sample(K, key, s, 128, _NO_FORCED if forced is None else forced)
+        if violation > tol:
+            raise ValueError(
+                f"{'K' if self._kind == 'K' else 'L'} is not a valid DPP kernel: a conditional inclusion "
+                f"probability left [0, 1] by {violation:.2e}"
+                + (" (K must have eigenvalues in [0, 1])" if self._kind == "K" else " (L must be PSD)")
+            )
+        return items
 
     def _sample_projection(self, k, count, key, threads):
         if self._kind != "K":
@@ -987,7 +1029,7 @@ def _small_dpp_sample(factor, gen):
     K = -(lower + np.tril(lower, -1).T)
     K[np.diag_indices_from(K)] += 1.0
     key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-    items, _, _ = _core.dpp_ldl_sample(np.ascontiguousarray(K), key, 0, 128)
+    items, _, _ = _core.dpp_ldl_sample(np.ascontiguousarray(K), key, 0, 128, _NO_FORCED)
     return items
 
 

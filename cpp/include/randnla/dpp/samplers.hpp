@@ -428,8 +428,11 @@ struct SequentialResult {
 
 // Sequential (chain rule over sets) sampler on a marginal kernel. A holds K in column-major order
 // (for a symmetric K a row-major array is the same), only its lower triangle is read, and it is
-// overwritten. block: diagonal block size of the right-looking blocked LDL^T.
-inline SequentialResult ldl_sample(double* A, index_t n, philox::Key key, u64 sample, index_t block) {
+// overwritten. block: diagonal block size of the right-looking blocked LDL^T. forced: decisions
+// already made for items 0..n_forced-1 (1 included, 0 excluded), imposed instead of drawn (the
+// sample is then the conditional DPP given them).
+inline SequentialResult ldl_sample(double* A, index_t n, philox::Key key, u64 sample, index_t block,
+                                   const signed char* forced = nullptr, index_t n_forced = 0) {
   SequentialResult result;
   const philox::Counter base = philox::make_counter(0, sample, kPurposeSequential);
   block = std::max<index_t>(block, 1);
@@ -442,8 +445,9 @@ inline SequentialResult ldl_sample(double* A, index_t n, philox::Key key, u64 sa
       double pivot = at(j, j);
       if (pivot < 0.0) result.worst_violation = std::max(result.worst_violation, -pivot);
       if (pivot > 1.0) result.worst_violation = std::max(result.worst_violation, pivot - 1.0);
-      const double u = philox::uniform_at(key, base, static_cast<u64>(j));
-      if (u < pivot) {
+      const bool include =
+          j < n_forced ? forced[j] != 0 : philox::uniform_at(key, base, static_cast<u64>(j)) < pivot;
+      if (include) {
         result.items.push_back(j);
       } else {
         pivot -= 1.0;
