@@ -133,9 +133,17 @@ class _Evaluator:
             return out
         features = int(np.prod(self.data.shape[1:])) if self.data.ndim > 1 else 1
         chunk = max(1, (1 << 22) // max(1, cols.size * features))
-        right = self.data[cols][None, ...]
+        if self.data.ndim == 2:
+            # the same arrays in feature-major memory order: the elementwise work of a kernel on the
+            # (rows, cols, features) broadcast then runs over whole planes, and a reduction over the
+            # last (feature) axis adds planes instead of reducing many short rows (several times faster)
+            row_data = np.ascontiguousarray(self.data[rows].T).T
+            right = np.ascontiguousarray(self.data[cols].T).T[None, :, :]
+        else:
+            row_data = self.data[rows]
+            right = self.data[cols][None, ...]
         for start in range(0, rows.size, chunk):
-            left = self.data[rows[start:start + chunk]][:, None, ...]
+            left = row_data[start:start + chunk][:, None, ...]
             values = np.asarray(self.kernel(left, right), dtype=np.float64)
             if values.shape != (left.shape[0], cols.size):
                 raise ValueError(
@@ -437,19 +445,8 @@ class DPP:
             V, _, lam_K, _ = self._get_spectrum()
             self._marginal = (V * lam_K) @ V.T
         else:
-            from scipy.linalg import lapack as scipy_lapack
-
-            U = self._cholesky()
-            inv, info = scipy_lapack.dpotri(U, lower=0)  # upper triangle of (I + L)^{-1}, Fortran order
-            if info != 0:
-                raise ValueError("I + L is singular: L must be positive semidefinite")
-            # the transposed view is C-ordered with a valid lower triangle; mirror it in place
-            K = inv.T
-            lower = np.tril_indices(self.n, -1)
-            K[lower[1], lower[0]] = K[lower]
-            np.negative(K, out=K)  # K = I - (I + L)^{-1}
-            K[np.diag_indices_from(K)] += 1.0
-            self._marginal = np.ascontiguousarray(K)
+            K = _marginal_from_cholesky(self._cholesky())
+            self._marginal = K
         return self._marginal
 
     # ---- exact quantities ----
@@ -647,36 +644,13 @@ class DPP:
         if self._gpu:
             raise TypeError("method 'ldl' runs on NumPy input; use method='spectral' for CuPy arrays")
         if self._kind == "K":
-            return [self._ldl_on_K(self._data, key, s) for s in range(count)]
+            return [_ldl_on_K(self._data, key, s, "K") for s in range(count)]
         # L-ensemble: one Cholesky factorization of I + L (cached) and O(n k^2) per sample
-        L = self._sequential_L()
-        U = self._cholesky()
-        flat, offsets, undecided = _core.dpp_cholesky_sample(L, U, key, 0, count, threads, _CHOLESKY_TOLERANCE)
-        samples = [flat] if count == 1 else (np.split(flat, offsets[1:-1]) if count else [])
-        for s in np.flatnonzero(undecided >= 0):
-            # numerical stop (G ill-conditioned, K near a projection): items >= r are decided;
-            # finish the sample on K with those decisions imposed (items in reverse order)
-            r = int(undecided[s])
-            n = self.n
-            decided = np.zeros(n - r, dtype=np.int8)
-            decided[n - 1 - samples[s]] = 1  # position t holds item n - 1 - t
-            K = self._marginal_kernel()
-            reverse = np.ascontiguousarray(K[::-1, ::-1])
-            items = self._ldl_on_K(reverse, key, int(s), decided)
-            samples[s] = np.sort(n - 1 - items)
-            self._fallbacks += 1
+        samples, fallbacks = _sequential_L_samples(
+            self._sequential_L(), self._cholesky(), key, count, threads, self._marginal_kernel
+        )
+        self._fallbacks += fallbacks
         return samples
-
-    def _ldl_on_K(self, K, key, s, forced=None):
-        tol = max(1e-8, 1000 * self.n * np.finfo(np.float64).eps)
-        items, _, violation = _core.dpp_ldl_sample(K, key, s, 128, _NO_FORCED if forced is None else forced)
-        if violation > tol:
-            raise ValueError(
-                f"{'K' if self._kind == 'K' else 'L'} is not a valid DPP kernel: a conditional inclusion "
-                f"probability left [0, 1] by {violation:.2e}"
-                + (" (K must have eigenvalues in [0, 1])" if self._kind == "K" else " (L must be PSD)")
-            )
-        return items
 
     def _sample_projection(self, k, count, key, threads):
         if self._kind != "K":
@@ -700,6 +674,52 @@ class DPP:
             raise ValueError(f"a projection DPP has exactly {rank} items; got k={k}")
         flat, offsets = _core.dpp_projection_sample(K, rank, key, 0, count, threads)
         return np.split(flat, offsets[1:-1]) if count else []
+
+
+def _marginal_from_cholesky(U):
+    """K = I - (I + L)^{-1} from the upper Cholesky factor U of I + L (Fortran order)."""
+    from scipy.linalg import lapack as scipy_lapack
+
+    inv, info = scipy_lapack.dpotri(U, lower=0)  # upper triangle of (I + L)^{-1}, Fortran order
+    if info != 0:
+        raise ValueError("I + L is singular: L must be positive semidefinite")
+    # the transposed view is C-ordered with a valid lower triangle; mirror it in place
+    K = inv.T
+    lower = np.tril_indices(K.shape[0], -1)
+    K[lower[1], lower[0]] = K[lower]
+    np.negative(K, out=K)  # K = I - (I + L)^{-1}
+    K[np.diag_indices_from(K)] += 1.0
+    return np.ascontiguousarray(K)
+
+
+def _ldl_on_K(K, key, s, name, forced=None):
+    """Sample ``s`` of the sequential sampler on a marginal kernel (optionally with decisions imposed)."""
+    n = K.shape[0]
+    tol = max(1e-8, 1000 * n * np.finfo(np.float64).eps)
+    items, _, violation = _core.dpp_ldl_sample(K, key, s, 128, _NO_FORCED if forced is None else forced)
+    if violation > tol:
+        raise ValueError(
+            f"{name} is not a valid DPP kernel: a conditional inclusion probability left [0, 1] by {violation:.2e}"
+            + (" (K must have eigenvalues in [0, 1])" if name == "K" else " (L must be PSD)")
+        )
+    return items
+
+
+def _sequential_L_samples(L, U, key, count, threads, marginal):
+    """``count`` samples of DPP(L) from the upper Cholesky factor U of I + L (``dpp_cholesky_factor``):
+    O(n k^2) each. A sample stopped for numerical reasons (items >= r decided) is finished on the
+    marginal kernel ``marginal()`` with its decisions imposed. Returns (samples, number finished on K)."""
+    flat, offsets, undecided = _core.dpp_cholesky_sample(L, U, key, 0, count, threads, _CHOLESKY_TOLERANCE)
+    samples = [flat] if count == 1 else (np.split(flat, offsets[1:-1]) if count else [])
+    stopped = np.flatnonzero(undecided >= 0)
+    n = L.shape[0]
+    for s in stopped:
+        r = int(undecided[s])
+        decided = np.zeros(n - r, dtype=np.int8)
+        decided[n - 1 - samples[s]] = 1  # the items in reverse order: position t holds item n - 1 - t
+        reverse = np.ascontiguousarray(marginal()[::-1, ::-1])
+        samples[s] = np.sort(n - 1 - _ldl_on_K(reverse, key, int(s), "L", decided))
+    return samples, int(stopped.size)
 
 
 def sample(L, *, k=None, size=None, method="auto", rng=None, n_threads=None):
@@ -827,6 +847,7 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
         state.R = max(state.z, 1.0)
         state.bound = a * diag  # lazily refined upper bounds of l_i
         state.refined = np.zeros(diag.size, dtype=bool)
+        state.cumulative = None
     else:
         values, U = np.linalg.eigh(Ldd)
         keep = values > 1e-12 * max(values.max(), 1e-300)
@@ -869,9 +890,12 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
     for attempt in range(1, max_iter + 1):
         if state.method == "alpha":
             bound = state.bound
-            total = float(bound.sum())
+            if state.cumulative is None:  # prefix sums of the bounds, rebuilt only after a refinement
+                state.cumulative = np.cumsum(bound)
+                state.total = float(bound.sum())
+            total = state.total
             t_proposed = gen.poisson(R * math.exp(1.0 / R) * total)
-            draws = np.searchsorted(np.cumsum(bound), gen.random(t_proposed) * total, side="right")
+            draws = np.searchsorted(state.cumulative, gen.random(t_proposed) * total, side="right")
             draws = np.minimum(draws, bound.size - 1)
             items, counts = np.unique(draws, return_counts=True)
             fresh = items[~state.refined[items]]
@@ -884,6 +908,7 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
                 counts[position] = gen.binomial(counts[position], np.minimum(ratio, 1.0))
                 bound[fresh] = exact
                 state.refined[fresh] = True
+                state.cumulative = None
             nonzero = counts > 0
             items, counts = items[nonzero], counts[nonzero]
             ell = bound[items]
@@ -909,10 +934,12 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
             else:
                 block = ev.block(items, items)
                 Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
-                factor = Lt
-                sign, logdet = np.linalg.slogdet(np.eye(items.size) + Lt)
-                if sign <= 0:
+                # one Cholesky factorization of I + Lt: the acceptance test and, on acceptance, the sample
+                U, info = _core.dpp_cholesky_factor(Lt)
+                if info != 0:
                     raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+                logdet = 2.0 * float(np.log(np.diagonal(U)).sum())
+                factor = (Lt, U)
         else:
             factor = None
             logdet = 0.0
@@ -999,28 +1026,21 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
     return logdet, lower, perm
 
 
-# Up to this size the intermediate DPP(Lt) is sampled spectrally (small LAPACK calls are cheap);
-# above it from the Cholesky factor of I + Lt and the sequential sampler (BLAS-3, no eigh).
+# Up to this size I + Lt is factorized at once (its Cholesky factor gives the acceptance test and
+# the sample); above it progressively, stopping as soon as the rejection is certain.
 _SMALL_DENSE = 300
 
 
 def _small_dpp_sample(factor, gen):
-    """One DPP(Lt) sample. ``factor`` is Lt itself (small: spectral sampler) or the Cholesky
-    factor of I + Lt (large: K = I - (I + Lt)^{-1} and the sequential sampler)."""
+    """One DPP(Lt) sample. ``factor`` is ``(Lt, U)`` with U the upper Cholesky factor of I + Lt
+    (the sequential sampler on L: O(m k^2) after the factorization), or the lower Cholesky factor of
+    I + Lt alone (large: K = I - (I + Lt)^{-1} and the sequential sampler on K)."""
+    key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
+    if isinstance(factor, tuple):
+        Lt, U = factor
+        samples, _ = _sequential_L_samples(Lt, U, key, 1, 1, lambda: _marginal_from_cholesky(U))
+        return samples[0]
     from scipy.linalg import lapack as scipy_lapack
-
-    if factor.shape[0] <= _SMALL_DENSE:
-        values, vectors = np.linalg.eigh(factor)
-        keep = values > _psd_tolerance(values, values.size)
-        values = values[keep]
-        with np.errstate(divide="ignore"):
-            log_values = np.log(values)
-        key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-        flat, _, _ = _core.dpp_spectral_sample(
-            np.ascontiguousarray(vectors[:, keep].T), values, values / (1.0 + values), log_values, -1, _NO_TABLE,
-            _NO_ROWS, _NO_ROWS, _NO_VEC, _NO_VEC, key, 0, 1, 1, _PHASE2_ROUTE,
-        )
-        return flat
 
     inverse, info = scipy_lapack.dpotri(factor, lower=1)
     if info != 0:
@@ -1028,7 +1048,6 @@ def _small_dpp_sample(factor, gen):
     lower = np.tril(inverse)
     K = -(lower + np.tril(lower, -1).T)
     K[np.diag_indices_from(K)] += 1.0
-    key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
     items, _, _ = _core.dpp_ldl_sample(np.ascontiguousarray(K), key, 0, 128, _NO_FORCED)
     return items
 
