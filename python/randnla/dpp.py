@@ -761,6 +761,27 @@ def _generator(key, stream, purpose):
     return np.random.Generator(np.random.Philox(key=key, counter=counter))
 
 
+def _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen):
+    """One BLESS ``reduce_lambda`` step: a new dictionary at ``lam`` from the previous one."""
+    n = diag.size
+    ucb = np.minimum(oversampling * diag / (diag + lam), 1.0)
+    candidates = np.flatnonzero(gen.random(n) < ucb)
+    if dictionary.size == 0:
+        scores = diag[candidates] / (diag[candidates] + lam)
+    else:
+        cross = ev.block(candidates, dictionary)  # |U| x |D|
+        W = ev.block(dictionary, dictionary)
+        W = 0.5 * (W + W.T) + lam * np.diag(probs)
+        chol = np.linalg.cholesky(W)
+        half = np.linalg.solve(chol, cross.T)  # |D| x |U|
+        scores = np.maximum(diag[candidates] - np.einsum("ij,ij->j", half, half), 0.0) / lam
+    keep_p = np.minimum(oversampling * scores, ucb[candidates])
+    kept = gen.random(candidates.size) < keep_p / ucb[candidates]
+    if kept.sum() > 0 or dictionary.size == 0:
+        return candidates[kept], keep_p[kept]
+    return dictionary, probs
+
+
 def _bless(ev, diag, oversampling, gen, stop):
     """BLESS (Rudi et al. 2018) down a geometric lambda path until stop(lam, eig of the weighted
     dictionary) is true; returns (dictionary, probabilities, lam)."""
@@ -771,22 +792,7 @@ def _bless(ev, diag, oversampling, gen, stop):
     dictionary = np.zeros(0, dtype=np.int64)
     probs = np.zeros(0)
     while True:
-        ucb = np.minimum(oversampling * diag / (diag + lam), 1.0)
-        candidates = np.flatnonzero(gen.random(n) < ucb)
-        if dictionary.size == 0:
-            scores = diag[candidates] / (diag[candidates] + lam)
-        else:
-            cross = ev.block(candidates, dictionary)  # |U| x |D|
-            W = ev.block(dictionary, dictionary)
-            W = 0.5 * (W + W.T) + lam * np.diag(probs)
-            chol = np.linalg.cholesky(W)
-            half = np.linalg.solve(chol, cross.T)  # |D| x |U|
-            scores = np.maximum(diag[candidates] - np.einsum("ij,ij->j", half, half), 0.0) / lam
-        keep_p = np.minimum(oversampling * scores, ucb[candidates])
-        kept = gen.random(candidates.size) < keep_p / ucb[candidates]
-        if kept.sum() > 0 or dictionary.size == 0:
-            dictionary = candidates[kept]
-            probs = keep_p[kept]
+        dictionary, probs = _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen)
         if dictionary.size:
             Ldd = ev.block(dictionary, dictionary)
             weighted = (0.5 * (Ldd + Ldd.T)) / np.sqrt(np.outer(probs, probs))
@@ -809,6 +815,10 @@ def _solve_alpha(expected, k):
     return math.exp(brentq(f, lo, hi, xtol=1e-10))
 
 
+# alpha-DPP k-DPPs with k above this get a final dictionary with oversampling * k / _ALPHA_K_SCALE.
+_ALPHA_K_SCALE = 12.0
+
+
 class _IntermediateState:
     pass
 
@@ -828,6 +838,12 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
     else:
         stop = lambda lam, theta: (theta / (theta + lam)).sum() >= 2.0 * k + 2.0  # noqa: E731
     dictionary, probs, lam = _bless(ev, diag, oversampling, gen, stop)
+    if method == "alpha" and k is not None and k > _ALPHA_K_SCALE:
+        # The acceptance rate of alpha-DPP is about exp(-(sum_j delta_j^2 / 2) - 1/2), delta_j the
+        # relative errors of the dictionary covariance on the ~k directions that matter: with a
+        # fixed oversampling it decays exponentially in k (6% at k = 50 with 4.0). One last BLESS
+        # step with oversampling proportional to k keeps it about constant (35% at k = 50).
+        dictionary, probs = _bless_step(ev, diag, dictionary, probs, lam, oversampling * k / _ALPHA_K_SCALE, gen)
     if dictionary.size == 0:
         raise ValueError("the kernel is zero: nothing to sample")
     Ldd = ev.block(dictionary, dictionary)
@@ -975,9 +991,9 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
     The Schur complement of I + Lt is again of the form I + PSD, so its diagonal is >= 1 and
     ``logdet so far + sum(log diagonal of the rest)`` (Hadamard) bounds the final logdet from above:
     once that bound is below ``threshold`` the rejection is certain and the factorization stops.
-    Returns ``(logdet, factor, permutation)``, with ``factor`` the lower Cholesky factor of
-    ``(I + Lt)[permutation][:, permutation]`` (Fortran order), or ``(bound, None, None)`` on early
-    rejection.
+    Returns ``(logdet, (Lt, U), permutation)``, with ``Lt`` the permuted
+    ``Lt[permutation][:, permutation]`` (its lower triangle) and ``U`` the upper Cholesky factor of
+    ``I + Lt`` (Fortran order), or ``(bound, None, None)`` on early rejection.
     """
     from scipy.linalg import lapack as scipy_lapack
 
@@ -988,6 +1004,7 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
     where = np.arange(m)
     schur = np.maximum(1.0 + a * state.diag[items] * weights * weights, 1.0)
     lower = np.zeros((m, m), order="F")
+    values = np.zeros((m, m), order="F")  # lower triangle of the permuted Lt, for the sample
     done = 0
     logdet = 0.0
     while done < m:
@@ -1002,11 +1019,13 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
             if position != target:
                 r = perm[target]
                 lower[[position, target], :done] = lower[[target, position], :done]
+                values[[position, target], :done] = values[[target, position], :done]
                 schur[[position, target]] = schur[[target, position]]
                 perm[position], perm[target] = r, q
                 where[r], where[q] = position, target
         rows = perm[done:]
         panel = ev.block(items[rows], items[chosen]) * (a * weights[rows][:, None] * weights[chosen][None, :])
+        values[done:, done:done + b] = panel
         panel[np.arange(b), np.arange(b)] += 1.0
         if done:
             panel -= lower[done:, :done] @ lower[done:done + b, :done].T
@@ -1023,7 +1042,9 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
         logdet += 2.0 * float(np.log(np.diagonal(chol)).sum())
         schur[done:] = np.maximum(schur[done:] - np.einsum("ij,ij->i", columns, columns), 1.0)
         done += b
-    return logdet, lower, perm
+    # the sequential sampler on L reads the rows of the lower triangle of Lt (C order) and the
+    # upper factor U = C^T of I + Lt in Fortran order, which is C's C-ordered copy transposed
+    return logdet, (np.ascontiguousarray(values), np.ascontiguousarray(lower).T), perm
 
 
 # Up to this size I + Lt is factorized at once (its Cholesky factor gives the acceptance test and
@@ -1032,24 +1053,12 @@ _SMALL_DENSE = 300
 
 
 def _small_dpp_sample(factor, gen):
-    """One DPP(Lt) sample. ``factor`` is ``(Lt, U)`` with U the upper Cholesky factor of I + Lt
-    (the sequential sampler on L: O(m k^2) after the factorization), or the lower Cholesky factor of
-    I + Lt alone (large: K = I - (I + Lt)^{-1} and the sequential sampler on K)."""
+    """One DPP(Lt) sample from ``factor = (Lt, U)``, U the upper Cholesky factor of I + Lt: the
+    sequential sampler on L, O(m k^2) after the factorization."""
     key = gen.integers(0, 2**64, size=2, dtype=np.uint64)
-    if isinstance(factor, tuple):
-        Lt, U = factor
-        samples, _ = _sequential_L_samples(Lt, U, key, 1, 1, lambda: _marginal_from_cholesky(U))
-        return samples[0]
-    from scipy.linalg import lapack as scipy_lapack
-
-    inverse, info = scipy_lapack.dpotri(factor, lower=1)
-    if info != 0:
-        raise RuntimeError("I + L_sigma is singular")
-    lower = np.tril(inverse)
-    K = -(lower + np.tril(lower, -1).T)
-    K[np.diag_indices_from(K)] += 1.0
-    items, _, _ = _core.dpp_ldl_sample(np.ascontiguousarray(K), key, 0, 128, _NO_FORCED)
-    return items
+    Lt, U = factor
+    samples, _ = _sequential_L_samples(Lt, U, key, 1, 1, lambda: _marginal_from_cholesky(U))
+    return samples[0]
 
 
 def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
