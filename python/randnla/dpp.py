@@ -115,7 +115,8 @@ class _Evaluator:
             return np.array(np.diagonal(self.data), dtype=np.float64)
         if self.kind == "factor":
             return np.einsum("ij,ij->i", self.data, self.data)
-        values = np.asarray(self.kernel(self.data, self.data), dtype=np.float64)
+        rows = np.ascontiguousarray(self.data.T).T if self.data.ndim == 2 else self.data  # feature-major, see block
+        values = np.asarray(self.kernel(rows, rows), dtype=np.float64)
         if values.shape != (self.n,):
             raise ValueError(f"kernel(X, X) must return the {self.n} diagonal values, got shape {values.shape}")
         return values
