@@ -1004,8 +1004,8 @@ def _progressive_logdet(ev, state, items, weights, a, threshold):
     perm = np.arange(m)
     where = np.arange(m)
     schur = np.maximum(1.0 + a * state.diag[items] * weights * weights, 1.0)
-    lower = np.zeros((m, m), order="F")
-    values = np.zeros((m, m), order="F")  # lower triangle of the permuted Lt, for the sample
+    lower = np.zeros((m, m))  # C order: the pivot row swaps below move contiguous rows
+    values = np.zeros((m, m))  # lower triangle of the permuted Lt, for the sample
     done = 0
     logdet = 0.0
     while done < m:
