@@ -851,16 +851,22 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
     Ldd = 0.5 * (Ldd + Ldd.T)
     state.dictionary = dictionary
     if method == "alpha":
-        weighted = Ldd / np.sqrt(np.outer(probs, probs))
-        theta, V = np.linalg.eigh(weighted)
-        keep = theta > 1e-12 * max(theta.max(), 1e-300)
-        theta, V = theta[keep], V[:, keep]
+        from scipy.linalg import lapack as scipy_lapack
+
+        weighted = Ldd / np.sqrt(np.outer(probs, probs))  # W = P^{-1/2} L_DD P^{-1/2}
+        theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
         state.alpha = 1.0 if k is None else _solve_alpha(lambda a: float((a * theta / (a * theta + 1)).sum()), k)
         a = state.alpha
+        # l_i = a (L_ii - a |R^{-1} P^{-1/2} L_{D,i}|^2) with R R^T = a W + I (Cholesky): the same
+        # as a (L_ii - a |(a Theta + I)^{-1/2} V^T P^{-1/2} L_{D,i}|^2) for W = V Theta V^T, with
+        # eigenvalues only (for alpha) and a triangular solve per refinement
+        R, info = scipy_lapack.dpotrf(a * weighted + np.eye(weighted.shape[0]), lower=1, clean=1)
+        if info != 0:
+            raise RuntimeError("the dictionary kernel is not positive semidefinite")
         state.z = float((a * theta / (a * theta + 1)).sum())
-        state.logdet = float(np.log1p(a * theta).sum())
-        # l_i = a (L_ii - a |(a Theta + I)^{-1/2} V^T P^{-1/2} L_{D,i}|^2)
-        state.project = (V / np.sqrt(a * theta + 1.0)).T / np.sqrt(probs)[None, :]
+        state.logdet = 2.0 * float(np.log(np.diagonal(R)).sum())
+        state.chol = R
+        state.scale = 1.0 / np.sqrt(probs)
         state.R = max(state.z, 1.0)
         state.bound = a * diag  # lazily refined upper bounds of l_i
         state.refined = np.zeros(diag.size, dtype=bool)
@@ -895,8 +901,10 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
 
 def _refine(state, ev, items):
     """Exact l_i (alpha-DPP scores) for the given items."""
+    from scipy.linalg import solve_triangular
+
     cross = ev.block(state.dictionary, items)  # |D| x m
-    proj = state.project @ cross
+    proj = solve_triangular(state.chol, cross * state.scale[:, None], lower=True, check_finite=False)
     a = state.alpha
     return np.maximum(a * (state.diag[items] - a * np.einsum("ij,ij->j", proj, proj)), 0.0)
 
