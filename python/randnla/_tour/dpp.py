@@ -85,6 +85,9 @@ def run(quick: bool) -> bool:
     rows = []
     with timed() as t_ldl:
         DPP(K=K).sample(method="ldl", rng=3)
+    with timed() as t_from_L:
+        S = DPP(L).sample(method="ldl", rng=3)  # one Cholesky of I + L, then O(n |S|^2)
+    ok &= bool(S.size == 0 or (np.all(np.diff(S) > 0) and S[-1] < n))
     with timed() as t_eigh:
         dense._get_spectrum()
     dense.sample(k=10, rng=4)
@@ -120,6 +123,7 @@ def run(quick: bool) -> bool:
 
     rows.append([f"one DPP sample, dense K, n={n} (ldl)", fmt_seconds(t_ldl.seconds),
                  fmt_seconds(anchor["ldl"]) if "ldl" in anchor else "-", ratio("ldl", t_ldl.seconds)])
+    rows.append([f"one DPP sample, dense L, n={n} (ldl: one Cholesky)", fmt_seconds(t_from_L.seconds), "", ""])
     rows.append([f"  eigendecomposition of L, n={n} (for comparison)", fmt_seconds(t_eigh.seconds), "", ""])
     rows.append([f"k-DPP sample given eig, n={n}, k=10", fmt_seconds(t_k.seconds / 20),
                  fmt_seconds(anchor["k"]) if "k" in anchor else "-", ratio("k", t_k.seconds / 20)])
