@@ -78,6 +78,22 @@ inline double exp_lanes(double x) {
   return x < -708.0 ? 0.0 : big;
 }
 
+// sum_j x_j y_j with 16 independent partial sums (two to four vector registers): a single
+// accumulator makes the loop wait on the latency of each add. The order depends on m alone.
+inline double dot_lanes(const double* x, const double* y, index_t m) {
+  constexpr index_t L = 16;
+  double acc[L] = {};
+  index_t j = 0;
+  for (; j + L <= m; j += L) {
+    RANDNLA_OT_SIMD
+    for (index_t l = 0; l < L; ++l) acc[l] += x[j + l] * y[j + l];
+  }
+  for (index_t l = 0; j + l < m; ++l) acc[l] += x[j + l] * y[j + l];
+  for (index_t h = L / 2; h > 0; h /= 2)
+    for (index_t l = 0; l < h; ++l) acc[l] += acc[l + h];
+  return acc[0];
+}
+
 // Block sizes (fixed: they decide the order of floating-point reductions, so they must not depend on
 // the thread count).
 constexpr index_t kRowChunk = 16;     // rows per task in row passes
@@ -315,47 +331,73 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   bool have_k = false;
   // Over-relaxation (successive over-relaxation of the two-block Gauss-Seidel that Sinkhorn is):
   // u <- u^(1 - w) (a / K v)^w, likewise v. relax >= 1 fixes w; relax == 0 adapts it: plain sweeps
-  // until the linear rate kappa of the last five is measured, then w = 2 / (1 + sqrt(1 - kappa)), the
-  // optimal SOR factor for a 2-cyclic iteration (asymptotic rate w - 1 instead of kappa); back to
-  // w = 1 (and a longer plain stretch) if the error stops improving.
+  // until the linear rate kappa of the last five is measured (two consecutive five-sweep rates within
+  // 10 %, the error below half the total mass), then w = 2 / (1 + sqrt(1 - kappa)), the optimal SOR
+  // factor for a 2-cyclic iteration (asymptotic rate w - 1 instead of kappa). Every ten sweeps the
+  // observed rate lambda refines kappa through the SOR eigenvalue relation
+  // (lambda + w - 1)^2 = lambda w^2 kappa (w only grows: a rate above w - 1 means w is below the
+  // optimum). Back to w = 1 (and a longer plain stretch) if the error diverges or stops improving.
   double omega = relax >= 1.0 ? relax : 1.0;
   const bool adaptive = !(relax >= 1.0);
-  index_t plain_needed = 12, since_switch = 0, plain_count = 0;
+  index_t plain_needed = 12, since_switch = 0, plain_count = 0, since_estimate = 0;
   index_t hold_until = 0;  // no handover right after w changes (the error has a transient bump)
+  double switch_err = 0.0;  // the error when w left 1: no handover before the error is below it again
   double best_err = std::numeric_limits<double>::infinity();
   std::vector<double> recent;
   double mass = 0.0;
   for (index_t i = 0; i < n; ++i) mass += a[i];
+  const double w_max = 1.9;
   auto adapt_omega = [&](double err) {
     if (!adaptive) return;
     recent.push_back(err);
+    const size_t q = recent.size();
     if (omega == 1.0) {
       ++plain_count;
-      const size_t q = recent.size();
-      // Only in the linear regime: the error well below the total mass (while mass still travels
-      // across the support, 1-D costs at small reg, the error plateaus near 2 sum(a)).
-      // and a steady rate (two consecutive five-sweep rates within 5 %).
-      if (plain_count >= plain_needed && q >= 11 && err <= 0.1 * mass) {
+      // Only in the linear regime: the error below half the total mass (while mass still travels
+      // across the support, 1-D costs at small reg, the error plateaus near 2 sum(a)) and a steady
+      // rate.
+      if (plain_count >= plain_needed && q >= 11 && err <= 0.5 * mass) {
         const double kappa = std::pow(recent[q - 1] / recent[q - 6], 0.2);
         const double kappa_prev = std::pow(recent[q - 6] / recent[q - 11], 0.2);
         if (kappa > 0.5 && kappa < 1.0 && std::fabs(kappa - kappa_prev) <= 0.1 * kappa) {
-          omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
+          omega = std::min(w_max, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
           since_switch = 0;
+          since_estimate = 0;
           best_err = err;
+          switch_err = err;
           hold_until = report.sweeps + 6;
         }
       }
     } else {
       ++since_switch;
+      ++since_estimate;
       if (err < best_err) {
         best_err = err;
         since_switch = 0;
-      } else if (since_switch >= 10 || err > 10.0 * best_err) {
+      } else if (err > 100.0 * best_err || (since_switch >= 20 && !(err < recent[q >= 11 ? q - 11 : 0]))) {
+        // Diverging, or no new best for 20 sweeps and no decrease over the last ten (switching w
+        // starts a transient: the error may rise several-fold before the faster rate shows).
         hold_until = report.sweeps + 6;
         omega = 1.0;
         plain_count = 0;
         plain_needed *= 2;
         recent.clear();
+        return;
+      }
+      if (since_estimate >= 10 && q >= 6 && omega < w_max) {
+        const double lambda = std::pow(recent[q - 1] / recent[q - 6], 0.2);
+        const double lambda_prev = std::pow(recent[q - 2] / recent[q - 7 < q ? q - 7 : 0], 0.2);
+        if (lambda < 1.0 && lambda > omega - 1.0 + 0.02 && std::fabs(lambda - lambda_prev) <= 0.05 * lambda) {
+          const double kappa = (lambda + omega - 1.0) * (lambda + omega - 1.0) / (lambda * omega * omega);
+          if (kappa < 1.0) {
+            const double w_new = std::min(w_max, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
+            if (w_new > omega + 0.02) {
+              omega = w_new;
+              since_estimate = 0;
+              hold_until = report.sweeps + 10;
+            }
+          }
+        }
       }
     }
   };
@@ -404,12 +446,10 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double* vs = v.data();
       for (index_t i = i0; i < i1; ++i) {
         const double* Ki = K.data() + i * m;
-        double s = 0.0;
-        RANDNLA_OT_SIMD_SUM(s)
-        for (index_t j = 0; j < m; ++j) s += Ki[j] * vs[j];
+        const double s = dot_lanes(Ki, vs, m);
         double un = a[i] / s;
         if (w != 1.0 && un > 0 && std::isfinite(un))
-          un = std::exp((1.0 - w) * std::log(u[static_cast<size_t>(i)]) + w * std::log(un));
+          un = u[static_cast<size_t>(i)] * std::exp(w * std::log(un / u[static_cast<size_t>(i)]));
         u_new[static_cast<size_t>(i)] = un;
         row_err[static_cast<size_t>(i)] = std::fabs(un * s - a[i]);
         if (un >= lo && un <= hi) {
@@ -457,7 +497,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         col_err[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)] * t - b[j]);
         double vn = b[j] / t;
         if (w != 1.0 && vn > 0 && std::isfinite(vn))
-          vn = std::exp((1.0 - w) * std::log(v[static_cast<size_t>(j)]) + w * std::log(vn));
+          vn = v[static_cast<size_t>(j)] * std::exp(w * std::log(vn / v[static_cast<size_t>(j)]));
         vn_buf[static_cast<size_t>(j)] = vn;
       }
     });
@@ -468,7 +508,8 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     report.sweeps = k + 1;
     record(err);
     {
-      const bool hand = err > tol && report.sweeps >= hold_until && handover.stop(report.errors, k + 1);
+      const bool transient = omega != 1.0 && !(err < switch_err);
+      const bool hand = err > tol && report.sweeps >= hold_until && !transient && handover.stop(report.errors, k + 1);
       if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand) {
         report.reached_tol = err <= tol;
         report.handed_over = hand;
