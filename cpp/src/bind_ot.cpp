@@ -103,13 +103,13 @@ py::dict plan_pass(carray<T> C, carray<double> f, carray<double> g, double eps, 
   py::dict d;
   d["r"] = py::array_t<double>(s.r.size(), s.r.data());
   d["c"] = py::array_t<double>(s.c.size(), s.c.data());
-  d["row_argmax"] = py::array_t<std::int64_t>(s.row_argmax.size(), s.row_argmax.data());
-  d["col_argmax"] = py::array_t<std::int64_t>(s.col_argmax.size(), s.col_argmax.data());
   d["total"] = s.total;
   d["cost"] = s.cost;
   d["plogp"] = s.plogp;
   d["max_logp"] = s.max_logp;
   if (histogram) {
+    d["row_argmax"] = py::array_t<std::int64_t>(s.row_argmax.size(), s.row_argmax.data());
+    d["col_argmax"] = py::array_t<std::int64_t>(s.col_argmax.size(), s.col_argmax.data());
     d["hist_count"] = py::array_t<std::int64_t>(s.hist_count.size(), s.hist_count.data());
     d["hist_mass"] = py::array_t<double>(s.hist_mass.size(), s.hist_mass.data());
   }
