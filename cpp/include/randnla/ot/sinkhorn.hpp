@@ -216,6 +216,7 @@ struct SweepReport {
   index_t sweeps = 0;       // completed sweeps (row + column half-steps)
   bool reached_tol = false;
   bool handed_over = false; // stopped by the Handover rule
+  bool plateau = false;     // stopped by the Handover plateau probe
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
   std::vector<index_t> at;      // the sweep count at each error measurement
@@ -265,6 +266,13 @@ struct Handover {
   bool enabled = false;
   index_t min_sweeps = 10, warmup = 20, budget = 220, offset = 0;
   double switch_tol = 0.0, tol = 0.0;
+  // Plateau probe (0: off): stop after `plateau` sweeps if the error is still above 0.9 times that
+  // of the first (mass has to travel across the support: a larger regularisation first is cheaper).
+  index_t plateau = 0;
+
+  bool stalled(const std::vector<double>& errors) const {
+    return plateau > 0 && errors.size() == static_cast<size_t>(plateau) && errors.back() > 0.9 * errors.front();
+  }
 
   bool stop(const std::vector<double>& errors, index_t k) const {
     if (!enabled) return false;
@@ -436,11 +444,13 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double err = row_update(C, g, log_a, a, eps, f, n_threads);
       if (k > 0) {
         record(err);
-        const bool hand = err > tol && handover.stop(report.errors, k);
-        if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand) {
+        const bool plateau = err > tol && handover.stalled(report.errors);
+        const bool hand = err > tol && !plateau && handover.stop(report.errors, k);
+        if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand || plateau) {
           std::copy(f_old.begin(), f_old.end(), f);
           report.reached_tol = err <= tol;
           report.handed_over = hand;
+          report.plateau = plateau;
           return report;
         }
       }
@@ -522,10 +532,13 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     record(err);
     {
       const bool transient = omega != 1.0 && !(err < switch_err);
-      const bool hand = err > tol && report.sweeps >= hold_until && !transient && handover.stop(report.errors, k + 1);
-      if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand) {
+      const bool plateau = err > tol && handover.stalled(report.errors);
+      const bool hand =
+          err > tol && !plateau && report.sweeps >= hold_until && !transient && handover.stop(report.errors, k + 1);
+      if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand || plateau) {
         report.reached_tol = err <= tol;
         report.handed_over = hand;
+        report.plateau = plateau;
         absorb();  // the plan (u_new, v) whose error was measured
         return report;
       }
