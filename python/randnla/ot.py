@@ -529,10 +529,13 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         less than 10x, trigger ``fallback_sweeps`` = 50 Sinkhorn sweeps and a denser pattern; after
         ``newton_max_iter`` = 500 steps it finishes with sweeps.
         The SNS sweeps are over-relaxed (``overrelaxation="auto"``, the SNS default): plain
-        sweeps until the error is below ``0.1 * sum(a)`` and its linear rate ``kappa`` is steady,
+        sweeps until the error is below ``0.5 * sum(a)`` and its linear rate ``kappa`` is steady,
         then ``u <- u^(1 - w) (a / K v)^w`` (likewise ``v``) with ``w = 2 / (1 + sqrt(1 - kappa))``
-        (at most 1.9), the optimal successive over-relaxation factor of the two-block iteration,
-        back to ``w = 1`` if the error stops improving. ``overrelaxation`` may also be a fixed
+        (at most 1.9), the optimal successive over-relaxation factor of the two-block iteration;
+        every ten sweeps the observed rate ``lambda`` refines ``kappa`` through the SOR relation
+        ``(lambda + w - 1)^2 = lambda w^2 kappa`` (``w`` only grows). No handover to Newton while the
+        error is still above its value at the switch (the transient of a new ``w``); back to
+        ``w = 1`` if the error grows 100-fold or stops decreasing. ``overrelaxation`` may also be a fixed
         ``w`` in [1, 2), and applies to ``"sinkhorn"`` too (default 1: plain sweeps).
         ``"sinkhorn_log"``: log-domain Sinkhorn, one fused streaming log-sum-exp pass over C per
         half-iteration. ``"sinkhorn"``: scaling form ``diag(u) K diag(v)`` with absorption of scalings

@@ -95,8 +95,8 @@ inline double dot_lanes(const double* x, const double* y, index_t m) {
 }
 
 // The over-relaxation factor r^w of a scaling update (r = plain update / current scaling). Near the
-// fixed point (|r - 1| <= 1/32) the cubic Taylor polynomial in r - 1 (relative error below 2e-7 for
-// w < 2) instead of a log and an exp: it keeps r = 1 fixed and the slope w, so the fixed point and the
+// fixed point (|r - 1| <= 1/32) the cubic Taylor polynomial in r - 1 (relative error below 3e-8 for
+// 1 <= w <= 2) instead of a log and an exp: it keeps r = 1 fixed and the slope w, so the fixed point and the
 // local rate of the over-relaxed iteration are unchanged, at a few flops per row and column.
 inline double sor_factor(double r, double w) {
   const double t = r - 1.0;
@@ -405,9 +405,9 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         recent.clear();
         return;
       }
-      if (since_estimate >= 10 && q >= 6 && omega < w_max) {
+      if (since_estimate >= 10 && q >= 7 && omega < w_max) {
         const double lambda = std::pow(recent[q - 1] / recent[q - 6], 0.2);
-        const double lambda_prev = std::pow(recent[q - 2] / recent[q - 7 < q ? q - 7 : 0], 0.2);
+        const double lambda_prev = std::pow(recent[q - 2] / recent[q - 7], 0.2);
         if (lambda < 1.0 && lambda > omega - 1.0 + 0.02 && std::fabs(lambda - lambda_prev) <= 0.05 * lambda) {
           const double kappa = (lambda + omega - 1.0) * (lambda + omega - 1.0) / (lambda * omega * omega);
           if (kappa < 1.0) {
