@@ -932,10 +932,146 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
   }
 }
 
+// Batches of small matrices (max(m, n) <= kBatchJacobiMaxN) on the singular-value cones (not
+// dual): the r x r Gram matrices (r = min(m, n), scaled to unit max-norm) go through
+// randnla/jacobi's batched (SIMD across matrices) Jacobi solver, and each matrix then takes the
+// Gram route of project_svd_gram: P = Y g(G) (or g(G) Y for wide Y), accurate when the threshold
+// is at least kGramMinRatio * s_max (same bound). Matrices for which it is not (or for which the
+// step says in the cone / in the polar cone, which the Gram matrix's values cannot prove, or
+// whose Jacobi solve did not converge) go through project_svd_small. Returns false (nothing
+// written) when the route does not apply to the call at all.
+template <class T>
+bool project_svd_batch_gram(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind,
+                            double param, bool dual, int n_threads) {
+  if (dual || !gram_kind(kind) || std::max(rows, cols) > kBatchJacobiMaxN || std::min(rows, cols) < 2) return false;
+  const index_t count = rows * cols;
+  const bool tall = rows >= cols;  // X row-major rows x cols; G = X^T X (tall) or X X^T (wide)
+  const index_t r = std::min(rows, cols), rr = r * r;
+  RANDNLA_REQUIRE(all_finite(X, batch * count), "X contains NaN or infinity");
+  thread_local std::vector<double> Gbuf, Wbuf, Vbuf, Sbuf;
+  const std::size_t big = static_cast<std::size_t>(batch * rr);
+  if (Gbuf.size() < big) Gbuf.resize(big);
+  if (Vbuf.size() < big) Vbuf.resize(big);
+  if (Wbuf.size() < static_cast<std::size_t>(batch * r)) Wbuf.resize(static_cast<std::size_t>(batch * r));
+  if (Sbuf.size() < static_cast<std::size_t>(batch)) Sbuf.resize(static_cast<std::size_t>(batch));
+  struct Release {
+    ~Release() {
+      if (Gbuf.size() > kKeepBatchDoubles)
+        Gbuf = std::vector<double>(), Vbuf = std::vector<double>(), Wbuf = std::vector<double>(),
+        Sbuf = std::vector<double>();
+    }
+  } release;
+  double* G = Gbuf.data();
+  double* W = Wbuf.data();
+  double* V = Vbuf.data();
+  double* scale = Sbuf.data();  // max |x_ij|; 0: settled by the norm precheck
+  const int threads = std::max(1, resolve_threads(n_threads));
+  parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
+    double A[kBatchJacobiMaxN * kBatchJacobiMaxN];
+    for (index_t b = begin; b < end; ++b) {
+      const T* x = X + b * count;
+      T* p = P + b * count;
+      double* g = G + b * rr;
+      double amax = 0;
+      for (index_t i = 0; i < count; ++i) amax = std::max(amax, std::abs(static_cast<double>(x[i])));
+      const int pre = detail::norm_precheck(kind, param, t[b], detail::frobenius(x, count), r);
+      if (pre == unchanged || pre == zero || amax == 0) {
+        if (pre == unchanged) {
+          std::copy(x, x + count, p);
+        } else if (pre == zero) {
+          std::fill(p, p + count, T(0));
+          t[b] = 0;
+        }
+        scale[b] = pre == -1 ? -1.0 : 0.0;  // -1: project_svd_small below
+        std::fill(g, g + rr, 0.0);
+        continue;
+      }
+      scale[b] = amax;
+      const double inv = 1 / amax;
+      for (index_t i = 0; i < count; ++i) A[i] = static_cast<double>(x[i]) * inv;
+      for (index_t i = 0; i < r; ++i)
+        for (index_t j = i; j < r; ++j) {
+          double acc = 0;
+          if (tall)
+            for (index_t q = 0; q < rows; ++q) acc += A[q * cols + i] * A[q * cols + j];
+          else
+            for (index_t q = 0; q < cols; ++q) acc += A[i * cols + q] * A[j * cols + q];
+          g[i * r + j] = g[j * r + i] = acc;
+        }
+    }
+  });
+  std::vector<unsigned char> converged(static_cast<std::size_t>(batch), 0);
+  jacobi::EighOptions options;
+  options.n_threads = n_threads;
+  options.tol = batch_jacobi_tol(r);
+  jacobi::EighReport report;
+  report.converged = converged.data();
+  jacobi::eigh_batch<double>(G, batch, static_cast<int>(r), W, V, options, report);
+  parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
+    SymWork<T> wk;
+    double A[kBatchJacobiMaxN * kBatchJacobiMaxN], M[kBatchJacobiMaxN * kBatchJacobiMaxN];
+    double sv[kBatchJacobiMaxN], x[kBatchJacobiMaxN], f[kBatchJacobiMaxN];
+    for (index_t b = begin; b < end; ++b) {
+      const double amax = scale[b];
+      if (amax == 0) continue;
+      const T* xin = X + b * count;
+      T* p = P + b * count;
+      bool ok = amax > 0 && converged[b] != 0;
+      double t1 = t[b], v1 = 0;
+      bool full = false;
+      if (ok) {
+        const double* w = W + b * r;
+        for (index_t i = 0; i < r; ++i) x[i] = sv[i] = amax * std::sqrt(std::max(w[r - 1 - i], 0.0));  // descending
+        ok = apply_step(kind, param, false, t1, v1, x, r, wk.scratch) == moved;
+        if (ok) {
+          const bool l1 = kind == Kind::l1 || kind == Kind::l1_ball;
+          const double smax = sv[0], theta = l1 ? smax - x[0] : x[0];
+          ok = smax > 0 && theta >= kGramMinRatio * smax;
+        }
+      }
+      if (!ok) {
+        project_svd_small<T>(xin, p, rows, cols, t[b], kind, param, false, wk);
+        continue;
+      }
+      index_t nnz = 0, nch = 0;
+      for (index_t i = 0; i < r; ++i) {
+        nnz += x[i] != 0;
+        nch += x[i] != sv[i];
+      }
+      full = nnz <= nch;
+      // f, indexed by ascending eigenvector column: coefficient / s (the columns of Y V are s u).
+      for (index_t i = 0; i < r; ++i) {
+        const double c = full ? x[i] : x[i] - sv[i];
+        f[r - 1 - i] = (c == 0 || sv[i] == 0) ? 0.0 : c / sv[i];
+      }
+      const double* vb = V + b * rr;
+      for (index_t i = 0; i < r; ++i)
+        for (index_t j = 0; j <= i; ++j) {
+          double acc = 0;
+          for (index_t k = 0; k < r; ++k) acc += vb[i * r + k] * f[k] * vb[j * r + k];
+          M[i * r + j] = M[j * r + i] = acc;
+        }
+      for (index_t i = 0; i < count; ++i) A[i] = static_cast<double>(xin[i]);
+      for (index_t i = 0; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) {
+          double acc = 0;
+          if (tall)  // (Y M)_{ij} = sum_k Y_ik M_kj
+            for (index_t k = 0; k < cols; ++k) acc += A[i * cols + k] * M[k * r + j];
+          else  // (M Y)_{ij} = sum_k M_ik Y_kj
+            for (index_t k = 0; k < rows; ++k) acc += M[i * r + k] * A[k * cols + j];
+          p[i * cols + j] = static_cast<T>(full ? acc : A[i * cols + j] + acc);
+        }
+      t[b] = t1;
+    }
+  });
+  return true;
+}
+
 template <class T>
 void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind, double param,
                        bool dual, int n_threads = 0) {
   RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
+  if (project_svd_batch_gram<T>(X, P, t, batch, rows, cols, kind, param, dual, n_threads)) return;
   if (std::max(rows, cols) <= kSvdSmallMaxN) {
     const index_t count = rows * cols;
     parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {
