@@ -889,7 +889,9 @@ def svd_reference(kind, t0, X, param=None):
     return float(t), (U * np.asarray(x)) @ Vt
 
 
-SHAPES_LARGE = [(50, 34), (34, 50), (120, 3), (3, 120)]
+# LAPACK routes (Gram route with sytrd/stevd, or gesdd), then the small Gram route (r <= 32,
+# m, n <= 64: tridiagonal QL on the Gram matrix) above the batched-Jacobi sizes.
+SHAPES_LARGE = [(50, 34), (34, 50), (120, 3), (3, 120), (30, 30), (40, 25), (25, 40), (64, 2), (17, 17)]
 
 
 @pytest.mark.parametrize("shape", SHAPES_LARGE)
