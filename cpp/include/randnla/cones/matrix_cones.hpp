@@ -75,12 +75,30 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
         h -= f * g;
         Z(i, l) = f - g;
         f = 0;
+        // e = A u / h with A the leading i x i block (lower triangle stored by rows): a dot product
+        // per row (four partial sums) plus the transposed part as a row update (vectorised).
+        const double* u = &Z(i, 0);
         for (index_t j = 0; j < i; ++j) {
-          Z(j, i) = Z(i, j) / h;
-          g = 0;
-          for (index_t k = 0; k <= j; ++k) g += Z(j, k) * Z(i, k);
-          for (index_t k = j + 1; k < i; ++k) g += Z(k, j) * Z(i, k);
-          e[j] = g / h;
+          Z(j, i) = u[j] / h;
+          e[j] = 0;
+        }
+        for (index_t j = 0; j < i; ++j) {
+          const double* row = &Z(j, 0);
+          const double uj = u[j];
+          double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          index_t k = 0;
+          for (; k + 4 <= j + 1; k += 4) {
+            s0 += row[k] * u[k];
+            s1 += row[k + 1] * u[k + 1];
+            s2 += row[k + 2] * u[k + 2];
+            s3 += row[k + 3] * u[k + 3];
+          }
+          for (; k <= j; ++k) s0 += row[k] * u[k];
+          for (k = 0; k < j; ++k) e[k] += row[k] * uj;
+          e[j] += (s0 + s1) + (s2 + s3);
+        }
+        for (index_t j = 0; j < i; ++j) {
+          e[j] /= h;
           f += e[j] * Z(i, j);
         }
         const double hh = f / (h + h);
@@ -97,12 +115,21 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
   }
   d[0] = 0;
   e[0] = 0;
+  thread_local std::vector<double> gbuf;
+  if (gbuf.size() < static_cast<std::size_t>(n)) gbuf.resize(static_cast<std::size_t>(n));
+  double* __restrict gv = gbuf.data();
   for (index_t i = 0; i < n; ++i) {
-    if (d[i] != 0) {
-      for (index_t j = 0; j < i; ++j) {
-        double g = 0;
-        for (index_t k = 0; k < i; ++k) g += Z(i, k) * Z(k, j);
-        for (index_t k = 0; k < i; ++k) Z(k, j) -= g * Z(k, i);
+    if (d[i] != 0) {  // Z[0:i, 0:i] -= Z[0:i, i] (Z[i, 0:i] Z[0:i, 0:i]), by row updates
+      for (index_t j = 0; j < i; ++j) gv[j] = 0;
+      for (index_t k = 0; k < i; ++k) {
+        const double a = Z(i, k);
+        const double* __restrict row = &Z(k, 0);
+        for (index_t j = 0; j < i; ++j) gv[j] += a * row[j];
+      }
+      for (index_t k = 0; k < i; ++k) {
+        const double a = Z(k, i);
+        double* __restrict row = &Z(k, 0);
+        for (index_t j = 0; j < i; ++j) row[j] -= gv[j] * a;
       }
     }
     d[i] = Z(i, i);
