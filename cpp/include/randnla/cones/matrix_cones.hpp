@@ -473,20 +473,34 @@ struct SymWork {
 };
 
 // P += sum_{i in [lo, hi]} coef[i] q_i q_i^T (or P = that sum when `full`), where column i - lo
-// of Q (column-major, leading dimension n) is q_i. Two SYRKs, one per sign, so P stays exactly
-// symmetric. P holds the symmetrised input on entry.
+// of Q (column-major, leading dimension n; scratch, may be scaled in place) is q_i. Two SYRKs, one
+// per sign, so P stays exactly symmetric. P holds the symmetrised input on entry.
 template <class T>
-void reassemble_sym_range(T* P, const T* Q, index_t lo, index_t hi, const double* coef, bool full, index_t n,
+void reassemble_sym_range(T* P, T* Q, index_t lo, index_t hi, const double* coef, bool full, index_t n,
                           std::vector<T>& B) {
-  index_t count = 0;
-  for (index_t i = lo; i <= hi; ++i) count += coef[i] != 0;
+  index_t count = 0, positive = 0;
+  for (index_t i = lo; i <= hi; ++i) {
+    count += coef[i] != 0;
+    positive += coef[i] > 0;
+  }
   if (count == 0) {
     if (full) std::fill(P, P + n * n, T(0));
     return;
   }
-  B.resize(static_cast<std::size_t>(n * count));
   const lapack::fint ln = static_cast<lapack::fint>(n);
   T beta = full ? T(0) : T(1);
+  if (positive == hi - lo + 1) {  // every coefficient positive (log-det): scale Q in place, one SYRK
+    for (index_t i = lo; i <= hi; ++i) {
+      const T f = static_cast<T>(std::sqrt(coef[i]));
+      T* q = Q + (i - lo) * n;
+      for (index_t r = 0; r < n; ++r) q[r] *= f;
+    }
+    lapack::syrk<T>('L', 'N', ln, static_cast<lapack::fint>(positive), T(1), Q, ln, beta, P, ln);
+    for (index_t j = 0; j < n; ++j)  // lower (column-major) to upper
+      for (index_t i = j + 1; i < n; ++i) P[i * n + j] = P[j * n + i];
+    return;
+  }
+  B.resize(static_cast<std::size_t>(n * count));
   for (int sign = 1; sign >= -1; sign -= 2) {
     index_t p = 0;
     for (index_t i = lo; i <= hi; ++i) {
@@ -556,7 +570,7 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
     t = t1, v = v1;
     return true;
   }
-  const T* Z = nullptr;
+  T* Z = nullptr;
   if (values_first) {
     index_t first = 0;
     if (!tridiag_selected_vectors(n, lo, hi, tw, &first)) return false;
