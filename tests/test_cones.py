@@ -917,6 +917,10 @@ def test_large_singular_value_cones_all_thresholds(rng, shape):
                 sc = max(1.0, abs(t0), np.abs(X).max())
                 assert abs(float(tt) - tr) <= 1e-11 * sc * r, (kind, frac)
                 np.testing.assert_allclose(P, R, atol=1e-11 * sc * r, rtol=0)
+                if max(m, n) <= 64:  # the small Gram route in float32 too
+                    tf, Pf = f(np.float32(t0), X.astype(np.float32))
+                    assert Pf.dtype == np.float32
+                    np.testing.assert_allclose(Pf, R, atol=1e-5 * sc * r, rtol=0)
                 if kind == "nuclear":
                     dual_nuclear_ok(np.asarray(t0), X, P, np.asarray(tt), TOL)
                 else:
@@ -1003,16 +1007,20 @@ def spectraplex_reference(X, total=1.0):
     return (Q * np.maximum(w - hi, 0)) @ Q.T
 
 
-@pytest.mark.parametrize("n", [33, 48])
+@pytest.mark.parametrize("n", [33, 48, 120])
 def test_large_symmetric_cones_partial_spectra(rng, n):
     """The LAPACK path computes only the eigenvectors that enter the reassembly: few or many
-    negative eigenvalues, ties across the split, zero eigenvalues, every k."""
+    negative eigenvalues, ties across the split, zero eigenvalues, every k; the spectraplex's
+    inverse iteration on exactly tied, clustered (1e-12 apart) and graded kept eigenvalues."""
     spectra = [
         np.linalg.eigvalsh(sym(rng, n)),
         np.r_[np.full(n - 2, 1.0), -1.0, -1.0],  # two negatives
         np.r_[np.full(n - 2, -1.0), 1.0, 1.0],  # two positives
         np.round(rng.standard_normal(n)),  # integer spectrum: many ties and zeros
         np.r_[np.zeros(n - 3), 3.0, -2.0, 1e-14],
+        np.r_[np.full(4, 3.0), rng.uniform(-1, 1, n - 4)],  # tied top eigenvalues
+        np.r_[5.0, 5.0 + 1e-12, 5.0 + 2e-12, rng.uniform(-1, 1, n - 3)],  # tight cluster on top
+        np.r_[np.logspace(0, -12, 6) + 2.0, -np.logspace(0, -14, n - 6)],  # graded
     ]
     for w in spectra:
         X = with_spectrum(rng, w)
