@@ -889,7 +889,9 @@ def svd_reference(kind, t0, X, param=None):
     return float(t), (U * np.asarray(x)) @ Vt
 
 
-SHAPES_LARGE = [(50, 34), (34, 50), (120, 3), (3, 120)]
+# LAPACK routes (Gram route with sytrd/stevd, or gesdd), then the small Gram route (r <= 32,
+# m, n <= 64: tridiagonal QL on the Gram matrix) above the batched-Jacobi sizes.
+SHAPES_LARGE = [(50, 34), (34, 50), (120, 3), (3, 120), (30, 30), (40, 25), (25, 40), (64, 2), (17, 17)]
 
 
 @pytest.mark.parametrize("shape", SHAPES_LARGE)
@@ -915,6 +917,10 @@ def test_large_singular_value_cones_all_thresholds(rng, shape):
                 sc = max(1.0, abs(t0), np.abs(X).max())
                 assert abs(float(tt) - tr) <= 1e-11 * sc * r, (kind, frac)
                 np.testing.assert_allclose(P, R, atol=1e-11 * sc * r, rtol=0)
+                if max(m, n) <= 64:  # the small Gram route in float32 too
+                    tf, Pf = f(np.float32(t0), X.astype(np.float32))
+                    assert Pf.dtype == np.float32
+                    np.testing.assert_allclose(Pf, R, atol=1e-5 * sc * r, rtol=0)
                 if kind == "nuclear":
                     dual_nuclear_ok(np.asarray(t0), X, P, np.asarray(tt), TOL)
                 else:
@@ -931,6 +937,67 @@ def test_large_singular_value_cones_all_thresholds(rng, shape):
                                        svd_reference("nuclear_ball", 0, X, rad)[1], atol=1e-11 * max(1, smax) * r)
 
 
+SHAPES_SMALL = [(8, 8), (8, 5), (5, 8), (16, 16), (2, 2), (16, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES_SMALL)
+def test_batched_small_singular_value_cones_all_thresholds(rng, shape):
+    """Stacks of small matrices (batched Jacobi on the Gram matrices, each matrix falling back to
+    one-sided Jacobi below the Gram-route limit or on in-cone / polar points): every threshold,
+    ties, graded and rank-deficient spectra in one stack, against a dense SVD reference and the
+    certificates; each matrix equal to its projection alone; thread count invariant; float32."""
+    m, n = shape
+    r = min(m, n)
+    spectra = [
+        np.sort(np.abs(rng.standard_normal(r)))[::-1] * 3,
+        np.r_[np.full((r + 1) // 2, 2.0), np.full(r // 2, 1e-12)],
+        np.logspace(0, -14, r),
+        np.r_[np.full(min(3, r), 5.0), np.zeros(r - min(3, r))],
+        np.full(r, 1.5),  # all tied
+    ]
+    fracs = (-1.5, -0.3, -0.04, 0.0, 0.045, 0.055, 0.3, 0.99, 1.2)
+    Xs, tn, tsp = [], [], []
+    for s in spectra:
+        X = rect_with_singular_values(rng, m, n, s)
+        for frac in fracs:
+            Xs.append(X)
+            tn.append(frac * s.sum())
+            tsp.append(frac * s.max())
+    X = np.stack(Xs)
+    for kind, f, t0 in (("nuclear", cones.project_nuclear_norm_cone, np.array(tn)),
+                        ("spectral", cones.project_spectral_norm_cone, np.array(tsp))):
+        tt, P = f(t0, X, n_threads=1)
+        tt2, P2 = f(t0, X, n_threads=2)
+        assert np.array_equal(tt, tt2) and np.array_equal(P, P2)
+        tf, Pf = f(t0.astype(np.float32), X.astype(np.float32))
+        assert Pf.dtype == np.float32
+        for i in range(len(X)):
+            tr, R = svd_reference(kind, t0[i], X[i])
+            sc = max(1.0, abs(t0[i]), np.abs(X[i]).max())
+            assert abs(float(tt[i]) - tr) <= 1e-11 * sc * r, (kind, i)
+            np.testing.assert_allclose(P[i], R, atol=1e-11 * sc * r, rtol=0)
+            if kind == "nuclear":
+                dual_nuclear_ok(np.asarray(t0[i]), X[i], P[i], np.asarray(tt[i]), TOL)
+            else:
+                dt, D = float(tt[i]) - t0[i], P[i] - X[i]
+                assert res_spectral(float(tt[i]), P[i]) <= TOL * sc
+                assert res_nuclear(dt, D) <= TOL * sc * r
+                assert abs(float(tt[i]) * dt + (P[i] * D).sum()) <= TOL * sc * sc * r
+            np.testing.assert_allclose(Pf[i], R, atol=1e-5 * sc * r, rtol=0)
+        for i in (0, len(X) // 2, len(X) - 1):
+            t1, P1 = f(t0[i], X[i])
+            assert float(t1) == float(tt[i]) and np.array_equal(P1, P[i])
+    for frac in (0.0, 0.045, 0.055, 0.97):
+        rad = frac * spectra[0].max()
+        B = cones.project_spectral_norm_ball(X, rad)
+        for i in range(0, len(X), 7):
+            np.testing.assert_allclose(B[i], svd_reference("spectral_ball", 0, X[i], rad)[1], atol=1e-11 * 5 * r)
+        rad = frac * spectra[0].sum()
+        B = cones.project_nuclear_norm_ball(X, rad)
+        for i in range(0, len(X), 7):
+            np.testing.assert_allclose(B[i], svd_reference("nuclear_ball", 0, X[i], rad)[1], atol=1e-11 * 5 * r)
+
+
 def spectraplex_reference(X, total=1.0):
     w, Q = np.linalg.eigh(X)
     lo, hi = w.min() - total, w.max()
@@ -940,16 +1007,20 @@ def spectraplex_reference(X, total=1.0):
     return (Q * np.maximum(w - hi, 0)) @ Q.T
 
 
-@pytest.mark.parametrize("n", [33, 48])
+@pytest.mark.parametrize("n", [33, 48, 120])
 def test_large_symmetric_cones_partial_spectra(rng, n):
     """The LAPACK path computes only the eigenvectors that enter the reassembly: few or many
-    negative eigenvalues, ties across the split, zero eigenvalues, every k."""
+    negative eigenvalues, ties across the split, zero eigenvalues, every k; the spectraplex's
+    inverse iteration on exactly tied, clustered (1e-12 apart) and graded kept eigenvalues."""
     spectra = [
         np.linalg.eigvalsh(sym(rng, n)),
         np.r_[np.full(n - 2, 1.0), -1.0, -1.0],  # two negatives
         np.r_[np.full(n - 2, -1.0), 1.0, 1.0],  # two positives
         np.round(rng.standard_normal(n)),  # integer spectrum: many ties and zeros
         np.r_[np.zeros(n - 3), 3.0, -2.0, 1e-14],
+        np.r_[np.full(4, 3.0), rng.uniform(-1, 1, n - 4)],  # tied top eigenvalues
+        np.r_[5.0, 5.0 + 1e-12, 5.0 + 2e-12, rng.uniform(-1, 1, n - 3)],  # tight cluster on top
+        np.r_[np.logspace(0, -12, 6) + 2.0, -np.logspace(0, -14, n - 6)],  # graded
     ]
     for w in spectra:
         X = with_spectrum(rng, w)

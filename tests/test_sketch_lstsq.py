@@ -266,3 +266,76 @@ def test_lstsq_sketch_overflow_is_reported():
     A[:, 3] = 1.0
     with pytest.raises(ValueError, match="overflowed"):
         lstsq(A, np.ones(500), rng=0)
+
+
+@pytest.mark.parametrize("n,d", [(3, 5), (4, 1), (7, 8), (1030, 13), (5003, 37), (2050, 64)])
+def test_normal_pass_float32_rows_equal_their_float64_widening(n, d):
+    """Float32 rows are widened to double exactly, so a pass over them is bitwise the pass over the
+    widened float64 array (every vector width, tail and row-group remainder), for 1 or 2 threads."""
+    from randnla import _core
+
+    rng = np.random.default_rng(n + d)
+    a32 = rng.standard_normal((n, d)).astype(np.float32)
+    w = a32.astype(np.float64)
+    t, b = rng.standard_normal(d), rng.standard_normal(n)
+    for rhs in (None, b):
+        u32, q32 = _core.normal_pass(a32, t, rhs, 1)
+        u64, q64 = _core.normal_pass(w, t, rhs, 2)
+        assert np.array_equal(u32, u64) and q32 == q64
+        q = w @ t if rhs is None else rhs - w @ t
+        assert np.allclose(u32, w.T @ q, rtol=1e-12, atol=1e-10) and np.isclose(q32, q @ q, rtol=1e-12)
+
+
+@pytest.mark.parametrize("s", [1, 4, 8])
+def test_sparse_sketch_stacked_equals_the_separate_sketches(s):
+    """S [A, b] in one sweep is bitwise (S A, S b), whatever the thread count."""
+    from randnla import _core
+
+    rng = np.random.default_rng(s)
+    A, b = rng.standard_normal((3001, 23)), rng.standard_normal(3001)
+    S = sketch.sparse_sign(97, 3001, nnz_per_column=s, rng=5)
+    one = _core.sparse_sketch_stacked(S.key, 97, s, A, b, 1)
+    two = _core.sparse_sketch_stacked(S.key, 97, s, A, b, 2)
+    assert one.shape == (97, 24) and np.array_equal(one, two)
+    assert np.array_equal(one[:, :23], S @ A) and np.array_equal(one[:, 23], S @ b)
+    with pytest.raises(ValueError):
+        _core.sparse_sketch_stacked(S.key, 97, s, np.asfortranarray(A), b, 1)
+    with pytest.raises(ValueError):
+        _core.sparse_sketch_stacked(S.key, 97, s, A, b[:-1], 1)
+
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_lstsq_condition_1e10(consistent):
+    """cond(A) = 1e10, with b in the range of A (zero residual: the stopping rule must still be met)
+    or not: as accurate as LAPACK, up to the rounding in evaluating A x - b."""
+    rng = np.random.default_rng(13)
+    n, d = 4000, 40
+    U, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    V, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    A = (U * np.logspace(0, 10, d)) @ V.T
+    x0 = rng.standard_normal(d)
+    b = A @ x0 if consistent else A @ x0 + rng.standard_normal(n)
+    x_ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    res = lstsq(A, b, rng=0)
+    assert res.converged
+    noise = 1e-15 * np.linalg.norm(A, 2) * np.linalg.norm(x_ref)  # rounding in evaluating A x - b
+    r_ref, r_ours = np.linalg.norm(A @ x_ref - b), np.linalg.norm(A @ res.x - b)
+    assert r_ours <= r_ref * (1 + 1e-10) + 10 * noise
+    assert abs(res.residual_norm - r_ours) <= 1e-10 * r_ours + 10 * noise
+    if consistent:  # x is determined: no farther from it than LAPACK's x (cond * eps scale)
+        assert np.linalg.norm(res.x - x0) <= 10 * np.linalg.norm(x_ref - x0) + 1e-12 * np.linalg.norm(x0)
+
+
+def test_lstsq_float32_input_matches_lapack_on_the_same_numbers():
+    """float32 A and b are solved in float64 and the answer is rounded to float32 once."""
+    rng = np.random.default_rng(14)
+    A = (rng.standard_normal((6000, 30)) * np.logspace(0, 3, 30)).astype(np.float32)
+    b = (A.astype(np.float64) @ rng.standard_normal(30) + rng.standard_normal(6000)).astype(np.float32)
+    A64, b64 = A.astype(np.float64), b.astype(np.float64)
+    x_ref = np.linalg.lstsq(A64, b64, rcond=None)[0]
+    res = lstsq(A, b, rng=2)
+    assert res.x.dtype == np.float32 and res.converged
+    assert np.array_equal(res.x, lstsq(A64, b64, rng=2).x.astype(np.float32))
+    assert np.allclose(res.x, x_ref.astype(np.float32), rtol=1e-6, atol=0)
+    r_ref = np.linalg.norm(A64 @ x_ref - b64)
+    assert abs(res.residual_norm - r_ref) / r_ref < 1e-10

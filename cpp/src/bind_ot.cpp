@@ -33,6 +33,7 @@ py::dict report_dict(const ot::SweepReport& rep) {
   d["sweeps"] = rep.sweeps;
   d["reached_tol"] = rep.reached_tol;
   d["handed_over"] = rep.handed_over;
+  d["plateau"] = rep.plateau;
   d["log_sweeps"] = rep.log_sweeps;
   d["rebuilds"] = rep.rebuilds;
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
@@ -49,7 +50,8 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
   ot::Handover hand;
   if (!handover.is_none()) {
     auto t = handover.cast<py::tuple>();
-    if (t.size() != 6) throw std::invalid_argument("handover must be (min_sweeps, warmup, budget, offset, switch_tol, tol)");
+    if (t.size() != 6 && t.size() != 7)
+      throw std::invalid_argument("handover must be (min_sweeps, warmup, budget, offset, switch_tol, tol[, plateau])");
     hand.enabled = true;
     hand.min_sweeps = t[0].cast<index_t>();
     hand.warmup = t[1].cast<index_t>();
@@ -57,6 +59,7 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
     hand.offset = t[3].cast<index_t>();
     hand.switch_tol = t[4].cast<double>();
     hand.tol = t[5].cast<double>();
+    if (t.size() == 7) hand.plateau = t[6].cast<index_t>();
   }
   check_vec(a, Cv.rows, "a");
   check_vec(log_a, Cv.rows, "log_a");
@@ -103,13 +106,13 @@ py::dict plan_pass(carray<T> C, carray<double> f, carray<double> g, double eps, 
   py::dict d;
   d["r"] = py::array_t<double>(s.r.size(), s.r.data());
   d["c"] = py::array_t<double>(s.c.size(), s.c.data());
-  d["row_argmax"] = py::array_t<std::int64_t>(s.row_argmax.size(), s.row_argmax.data());
-  d["col_argmax"] = py::array_t<std::int64_t>(s.col_argmax.size(), s.col_argmax.data());
   d["total"] = s.total;
   d["cost"] = s.cost;
   d["plogp"] = s.plogp;
   d["max_logp"] = s.max_logp;
   if (histogram) {
+    d["row_argmax"] = py::array_t<std::int64_t>(s.row_argmax.size(), s.row_argmax.data());
+    d["col_argmax"] = py::array_t<std::int64_t>(s.col_argmax.size(), s.col_argmax.data());
     d["hist_count"] = py::array_t<std::int64_t>(s.hist_count.size(), s.hist_count.data());
     d["hist_mass"] = py::array_t<double>(s.hist_mass.size(), s.hist_mass.data());
   }

@@ -353,6 +353,27 @@ void register_sketch(py::module_& m) {
         return py::make_tuple(u, qq);
       },
       py::arg("a"), py::arg("t"), py::arg("b"), py::arg("n_threads"), py::arg("copy") = py::none());
+  m.def(
+      "sparse_sketch_stacked",
+      [](key_array key, index_t m, index_t s, py::array a, carray<double> b, int n_threads) {
+        // S [A, b] (m x (d + 1)) for C-contiguous float64 A (n x d) and b (n): the sparse sign
+        // pattern generated once for both.
+        if (a.ndim() != 2 || !py::isinstance<py::array_t<double>>(a) || !(a.flags() & py::array::c_style))
+          throw std::invalid_argument("A must be a C-contiguous 2-D float64 array");
+        const index_t n = a.shape(0), d = a.shape(1);
+        RANDNLA_REQUIRE(b.ndim() == 1 && b.shape(0) == n, "b must have length ", n);
+        const sketch::SparseSpec spec = sparse_spec(key, m, n, s, false);
+        py::array_t<double> out(std::vector<py::ssize_t>{m, d + 1});
+        double* data = out.mutable_data();
+        const double* ap = static_cast<const double*>(a.data());
+        const double* bp = b.data();
+        {
+          py::gil_scoped_release release;
+          sketch::sparse_apply_left_stacked<double>(spec, ap, d, d, bp, data, n_threads);
+        }
+        return out;
+      },
+      py::arg("key"), py::arg("m"), py::arg("s"), py::arg("a"), py::arg("b"), py::arg("n_threads"));
   m.def("threshold_constant", [](carray<double> w, index_t k) {
     RANDNLA_REQUIRE(k >= 1, "k must be >= 1");
     py::gil_scoped_release release;

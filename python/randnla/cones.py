@@ -5,8 +5,9 @@ the singular values (any matrix). By the reduction theorem (Lewis 1995/1996; Ced
 2025), projecting a matrix onto such a cone reduces to projecting its eigenvalues or singular
 values onto the matching vector cone and reassembling with the same vectors. The cost is one
 decomposition through LAPACK (a tridiagonal reduction and its eigenproblem, then only the
-eigenvectors that change are back-transformed; the singular-value cones take that route on the
-Gram matrix when only singular values above 5% of the largest change, ``gesdd`` otherwise), an
+eigenvectors that change are back-transformed; the spectraplex computes the eigenvalues first and
+only the eigenvectors it keeps; the singular-value cones take that route on the Gram matrix when
+only singular values above 5% of the largest change, ``gesdd`` otherwise), an
 O(n log n) vector step that is exact to machine precision (ties, faces and polar points
 included), and one BLAS-3 reassembly; inputs that a cheap test proves to be in the cone or its
 polar cone skip the decomposition.
@@ -16,8 +17,10 @@ Every projection
 - accepts a leading batch dimension (``X`` of shape ``(..., n, n)`` or ``(..., m, n)``, with ``t``
   and ``v`` of the batch shape or broadcastable to it); small matrices (n <= 32 symmetric, m, n <= 16
   rectangular) use double-precision solvers threaded across the batch with OpenMP (the batched
-  Jacobi eigensolver of :mod:`randnla.linalg` for n <= 16, tridiagonal QL up to 32, one-sided
-  Jacobi for the SVD); larger ones call LAPACK one after the other,
+  Jacobi eigensolver of :mod:`randnla.linalg` for n <= 16, on the Gram matrices for the
+  singular-value cones, with one-sided Jacobi where the Gram route does not apply; tridiagonal QL
+  up to 32, also on the Gram matrix of a single rectangular matrix with min(m, n) <= 32); larger
+  ones call LAPACK one after the other,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector

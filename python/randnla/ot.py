@@ -56,6 +56,11 @@ _SNS_DEFAULTS = {
 
 NEWTON_SOLVERS = ("cg", "ldl")
 
+# SNS warm-up from scratch: if the L1 error after this many sweeps is still above 0.9 times the first,
+# the sweeps restart from a solution at 10 times the regularisation (at most this many levels).
+_PLATEAU_SWEEPS = 8
+_PLATEAU_LEVELS = 3
+
 
 @dataclass
 class OTResult:
@@ -145,7 +150,10 @@ def _prepare(a, b, C, reg):
     n, m = C.shape
     if n == 0 or m == 0:
         raise ValueError(f"C must be non-empty, got shape {tuple(C.shape)}")
-    _validate.check_finite(C, "C")
+    # A finite sum proves every entry finite (NaN and infinities propagate), with no boolean temporary
+    # of C's size; an overflowing sum of finite entries takes the exact check.
+    if not math.isfinite(float(C.sum())):
+        _validate.check_finite(C, "C")
     reg = _validate.check_positive(reg, "reg")
     a_arr = _marginal(a, "a", n, xp, C.dtype)
     b_arr = _marginal(b, "b", m, xp, C.dtype)
@@ -225,9 +233,10 @@ class _CpuProblem:
         self.n_threads = n_threads
         self.n, self.m = self.C.shape
 
-    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None, relax=1.0):
+    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None, relax=1.0, eps=None):
         fn = getattr(self.core, "ot_sweeps_" + self.suffix)
-        return fn("log" if method != "sinkhorn" else "scaling", self.C, self.a, self.b, self.log_a, self.log_b, self.eps,
+        eps = self.eps if eps is None else eps
+        return fn("log" if method != "sinkhorn" else "scaling", self.C, self.a, self.b, self.log_a, self.log_b, eps,
                   f, g, int(max_sweeps), float(tol), float(tau), self.n_threads, handover, float(relax))
 
     def plan_pass(self, f, g, histogram=False, plan_out=None):
@@ -346,7 +355,7 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     relax = opts["overrelaxation"]
     relax = (0.0 if method == "sns" else 1.0) if relax is None else (0.0 if relax == "auto" else float(relax))
 
-    def run_sweeps(count, stop_tol, handover=None):
+    def run_sweeps(count, stop_tol, handover=None, eps_k=None):
         remaining = count
         report = None
         while remaining > 0 and not tracker.stopped:
@@ -354,11 +363,27 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
             if step <= 0:
                 break
             hand = None if handover is None else handover[:3] + (tracker.n_sinkhorn,) + handover[3:]
-            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"], hand, relax)
+            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"], hand, relax, eps_k)
             tracker.sweeps_done(report)
             remaining -= max(int(report["sweeps"]), 1)
-            if report["reached_tol"] or report["handed_over"] or not np.all(np.isfinite(report["errors"])):
+            if (report["reached_tol"] or report["handed_over"] or report["plateau"]
+                    or not np.all(np.isfinite(report["errors"]))):
                 break
+            if handover is not None:
+                handover = handover[:5]  # the plateau probe counts from the first sweep only
+        return report
+
+    def scaled_warm_up(eps_k, handover, stop_tol, level):
+        # Sweeps at eps_k with a plateau probe: if the error has not moved after _PLATEAU_SWEEPS
+        # sweeps (mass must travel across the support, e.g. 1-D W1 costs), first solve at 10 eps_k
+        # to a loose tolerance (recursively), then resume at eps_k from those potentials.
+        probe = handover + (_PLATEAU_SWEEPS,) if level < _PLATEAU_LEVELS else handover
+        report = run_sweeps(max_iter - tracker.total(), stop_tol, probe, eps_k)
+        if report is not None and report["plateau"]:
+            coarse_tol = max(stop_tol, 1e-3 * float(problem.a.sum()))
+            coarse = (10, 20, 10**9, coarse_tol, coarse_tol)
+            scaled_warm_up(10.0 * eps_k, coarse, coarse_tol, level + 1)
+            report = run_sweeps(max_iter - tracker.total(), stop_tol, handover, eps_k)
         return report
 
     if method in ("sinkhorn_log", "sinkhorn"):
@@ -374,7 +399,10 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
         switch = max(tol, opts["switch_tol"] * float(problem.a.sum()))
         handover = (min(10, opts["warmup_iter"]), opts["warmup_iter"], opts["warmup_iter"] + opts["sinkhorn_budget"],
                     switch, tol)
-        report = run_sweeps(max_iter - tracker.total(), tol, handover)
+        if warm is None:
+            report = scaled_warm_up(eps, handover, tol, 0)
+        else:
+            report = run_sweeps(max_iter - tracker.total(), tol, handover)
         if report is not None and report["reached_tol"]:
             return f, g, dual_history
     summary = problem.plan_pass(f, g, histogram=True)
@@ -479,7 +507,11 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         sweeps continue while the linear rate of the last five predicts convergence within
         ``warmup_iter + sinkhorn_budget`` sweeps in all (default budget 200: such problems, e.g. large
         ``reg`` or 1-D costs, are solved faster by Sinkhorn alone), else Newton steps on the dual
-        follow. Each Newton step
+        follow. From a cold start, if the error after 8 sweeps is still above 0.9 times that after
+        the first (mass has to travel across the support, as for 1-D W1 costs), the warm-up first
+        solves at ``10 * reg`` to an L1 error of ``1e-3 * sum(a)`` (the same rule applies there, up
+        to ``1000 * reg``) and resumes from those potentials (the history then records the errors
+        of the plans at the larger regularisation too). Each Newton step
         keeps the largest plan entries (fewest entries whose
         dropped mass is at most ``sparsity_mass * marginal_error * sum(P)``, default ``sparsity_mass``
         1e-2, at least ``2 max(n, m)`` and at most ``max_density * n * m`` entries, default 0.2, doubled
@@ -497,10 +529,13 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         less than 10x, trigger ``fallback_sweeps`` = 50 Sinkhorn sweeps and a denser pattern; after
         ``newton_max_iter`` = 500 steps it finishes with sweeps.
         The SNS sweeps are over-relaxed (``overrelaxation="auto"``, the SNS default): plain
-        sweeps until the error is below ``0.1 * sum(a)`` and its linear rate ``kappa`` is steady,
+        sweeps until the error is below ``0.5 * sum(a)`` and its linear rate ``kappa`` is steady,
         then ``u <- u^(1 - w) (a / K v)^w`` (likewise ``v``) with ``w = 2 / (1 + sqrt(1 - kappa))``
-        (at most 1.9), the optimal successive over-relaxation factor of the two-block iteration,
-        back to ``w = 1`` if the error stops improving. ``overrelaxation`` may also be a fixed
+        (at most 1.9), the optimal successive over-relaxation factor of the two-block iteration;
+        every ten sweeps the observed rate ``lambda`` refines ``kappa`` through the SOR relation
+        ``(lambda + w - 1)^2 = lambda w^2 kappa`` (``w`` only grows). No handover to Newton while the
+        error is still above its value at the switch (the transient of a new ``w``); back to
+        ``w = 1`` if the error grows 100-fold or stops decreasing. ``overrelaxation`` may also be a fixed
         ``w`` in [1, 2), and applies to ``"sinkhorn"`` too (default 1: plain sweeps).
         ``"sinkhorn_log"``: log-domain Sinkhorn, one fused streaming log-sum-exp pass over C per
         half-iteration. ``"sinkhorn"``: scaling form ``diag(u) K diag(v)`` with absorption of scalings

@@ -1531,20 +1531,34 @@ def lstsq(A, b, *, rng=None, tol=None, sketch="sparse_sign", oversampling=10, ma
         A = A.astype(np.float64)
     b64 = np.asarray(b, dtype=np.float64)
     if sketch == "sparse_sign":
-        S = sparse_sign(m, n, nnz_per_column=min(8, m), rng=rng, n_threads=n_threads)
+        # four nonzeros per column: at m = 10 d, A R^-1 is about as well conditioned as with eight
+        # (the same iteration count on incoherent A, a few more on strongly coherent A; measured)
+        # for half the cost of S A
+        S = sparse_sign(m, n, nnz_per_column=min(4, m), rng=rng, n_threads=n_threads)
     else:
         S = (srht if sketch == "srht" else gaussian)(m, n, rng=rng, n_threads=n_threads)
-    SA = np.asarray(S @ A, dtype=np.float64)
-    if not (is_scipy_sparse(A) or is_linear_operator(A)):
-        _check_sketch_finite(SA, A)
     import scipy.linalg as la
     from scipy.sparse.linalg import LinearOperator, lsqr
 
+    if sketch == "sparse_sign" and isinstance(A, np.ndarray) and A.flags.c_contiguous:
+        # S [A, b] in one sweep over A (the pattern of S generated once)
+        s_nnz, _ = S._sparse_spec()
+        sab = _core.sparse_sketch_stacked(S.key, m, s_nnz, A, b64, S.n_threads)
+        _check_sketch_finite(sab[:, :d], A)
+    else:
+        SA = np.asarray(S @ A, dtype=np.float64)
+        if not (is_scipy_sparse(A) or is_linear_operator(A)):
+            _check_sketch_finite(SA, A)
+        sab = np.column_stack([SA, np.asarray(S @ b64, dtype=np.float64)])
     # R of [S A, S b]: its top-left block is R of S A and its last column holds Q^T S b, the
-    # sketched solution's right-hand side (no explicit Q).
-    r_aug = la.qr(np.column_stack([SA, np.asarray(S @ b64, dtype=np.float64)]), mode="r", overwrite_a=True,
-                  check_finite=False)[0]
-    r, y0 = np.ascontiguousarray(r_aug[:d, :d]), r_aug[:d, d].copy()
+    # sketched solution's right-hand side (no explicit Q). geqrt factors each block of 64 columns
+    # by recursive halving (level-3 BLAS): far fewer BLAS calls, hence thread synchronisations,
+    # than geqrf's column-by-column panels, for about the same flops (measured several times
+    # faster than geqrf when the cores are shared with other work, at 2000 x 201 and 5000 x 501).
+    from scipy.linalg import lapack
+
+    r_aug = lapack.dgeqrt(min(m, d + 1, 64), np.asfortranarray(sab), overwrite_a=True)[0]
+    r, y0 = np.triu(r_aug[:d, :d]), r_aug[:d, d].copy()
     diag = np.abs(np.diag(r))
     if diag.min() <= diag.max() * 1e-15 * max(m, d):
         raise ValueError("A is rank deficient (its sketch has a zero pivot); lstsq needs full column rank")

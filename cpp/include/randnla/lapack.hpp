@@ -38,7 +38,8 @@ using fint = int;
   X(stevd, (char*, fint*, T*, T*, T*, fint*, T*, fint*, fint*, fint*, fint*))                               \
   X(sterf, (fint*, T*, T*, fint*))                                                                          \
   X(sytrd, (char*, fint*, T*, fint*, T*, T*, T*, T*, fint*, fint*))                                         \
-  X(ormtr, (char*, char*, char*, fint*, fint*, T*, fint*, T*, T*, fint*, T*, fint*, fint*))
+  X(ormtr, (char*, char*, char*, fint*, fint*, T*, fint*, T*, T*, fint*, T*, fint*, fint*))                \
+  X(stein, (fint*, T*, T*, fint*, T*, fint*, fint*, T*, fint*, T*, fint*, fint*, fint*))
 
 template <class T>
 struct Routines {
@@ -213,6 +214,17 @@ inline fint ormtr(char side, char uplo, char trans, fint m, fint n, const T* a, 
   fint info = 0;
   routines<T>().ormtr(&side, &uplo, &trans, &m, &n, const_cast<T*>(a), &lda, const_cast<T*>(tau), c, &ldc, work,
                       &lwork, &info);
+  return info;
+}
+
+// Eigenvectors of a symmetric tridiagonal matrix for the m given eigenvalues w (ascending within
+// each block of iblock / isplit) by inverse iteration; work >= 5n, iwork >= n, ifail >= m.
+template <class T>
+inline fint stein(fint n, const T* d, const T* e, fint m, const T* w, const fint* iblock, const fint* isplit, T* z,
+                  fint ldz, T* work, fint* iwork, fint* ifail) {
+  fint info = 0;
+  routines<T>().stein(&n, const_cast<T*>(d), const_cast<T*>(e), &m, const_cast<T*>(w), const_cast<fint*>(iblock),
+                      const_cast<fint*>(isplit), z, &ldz, work, iwork, ifail, &info);
   return info;
 }
 

@@ -9,7 +9,10 @@
 // changed (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly
 // symmetric. The singular-value cones change only the singular values above a threshold and take
 // the same route on the Gram matrix when that threshold is not small (project_svd_gram); gesdd
-// otherwise. Single precision and the log-det cone (every eigenvalue moves) use syevd / gesdd.
+// otherwise. The spectraplex, whose reassembly typically needs few eigenpairs, takes the
+// eigenvalues first (sterf) and only the needed vectors by inverse iteration (stein). The log-det
+// cone (every eigenvalue moves) back-transforms all vectors and reassembles with one SYRK. Single
+// precision uses syevd / gesdd.
 // Inputs already in the cone or in its polar cone skip the decomposition when a cheap test
 // (Cholesky, Frobenius-norm bounds) proves it.
 //
@@ -72,12 +75,30 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
         h -= f * g;
         Z(i, l) = f - g;
         f = 0;
+        // e = A u / h with A the leading i x i block (lower triangle stored by rows): a dot product
+        // per row (four partial sums) plus the transposed part as a row update (vectorised).
+        const double* u = &Z(i, 0);
         for (index_t j = 0; j < i; ++j) {
-          Z(j, i) = Z(i, j) / h;
-          g = 0;
-          for (index_t k = 0; k <= j; ++k) g += Z(j, k) * Z(i, k);
-          for (index_t k = j + 1; k < i; ++k) g += Z(k, j) * Z(i, k);
-          e[j] = g / h;
+          Z(j, i) = u[j] / h;
+          e[j] = 0;
+        }
+        for (index_t j = 0; j < i; ++j) {
+          const double* row = &Z(j, 0);
+          const double uj = u[j];
+          double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          index_t k = 0;
+          for (; k + 4 <= j + 1; k += 4) {
+            s0 += row[k] * u[k];
+            s1 += row[k + 1] * u[k + 1];
+            s2 += row[k + 2] * u[k + 2];
+            s3 += row[k + 3] * u[k + 3];
+          }
+          for (; k <= j; ++k) s0 += row[k] * u[k];
+          for (k = 0; k < j; ++k) e[k] += row[k] * uj;
+          e[j] += (s0 + s1) + (s2 + s3);
+        }
+        for (index_t j = 0; j < i; ++j) {
+          e[j] /= h;
           f += e[j] * Z(i, j);
         }
         const double hh = f / (h + h);
@@ -94,19 +115,33 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
   }
   d[0] = 0;
   e[0] = 0;
+  thread_local std::vector<double> gbuf;
+  if (gbuf.size() < static_cast<std::size_t>(n)) gbuf.resize(static_cast<std::size_t>(n));
+  double* __restrict gv = gbuf.data();
   for (index_t i = 0; i < n; ++i) {
-    if (d[i] != 0) {
-      for (index_t j = 0; j < i; ++j) {
-        double g = 0;
-        for (index_t k = 0; k < i; ++k) g += Z(i, k) * Z(k, j);
-        for (index_t k = 0; k < i; ++k) Z(k, j) -= g * Z(k, i);
+    if (d[i] != 0) {  // Z[0:i, 0:i] -= Z[0:i, i] (Z[i, 0:i] Z[0:i, 0:i]), by row updates
+      for (index_t j = 0; j < i; ++j) gv[j] = 0;
+      for (index_t k = 0; k < i; ++k) {
+        const double a = Z(i, k);
+        const double* __restrict row = &Z(k, 0);
+        for (index_t j = 0; j < i; ++j) gv[j] += a * row[j];
+      }
+      for (index_t k = 0; k < i; ++k) {
+        const double a = Z(k, i);
+        double* __restrict row = &Z(k, 0);
+        for (index_t j = 0; j < i; ++j) row[j] -= gv[j] * a;
       }
     }
     d[i] = Z(i, i);
     Z(i, i) = 1;
     for (index_t j = 0; j < i; ++j) Z(j, i) = Z(i, j) = 0;
   }
-  // implicit QL
+  // implicit QL, with Z transposed so that each rotation updates two contiguous rows (vectorised)
+  auto transpose = [&] {
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = i + 1; j < n; ++j) std::swap(Z(i, j), Z(j, i));
+  };
+  transpose();
   for (index_t i = 1; i < n; ++i) e[i - 1] = e[i];
   e[n - 1] = 0;
   const double eps = std::numeric_limits<double>::epsilon();
@@ -119,7 +154,10 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
         if (std::abs(e[m]) <= eps * dd) break;
       }
       if (m != l) {
-        if (iter++ == 60) return false;
+        if (iter++ == 60) {
+          transpose();
+          return false;
+        }
         double g = (d[l + 1] - d[l]) / (2 * e[l]);
         double r = std::sqrt(g * g + 1.0);
         g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::abs(r) : -std::abs(r)));
@@ -141,10 +179,12 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
           r = (d[i] - g) * s + 2 * c * b;
           d[i + 1] = g + (p = s * r);
           g = c * r - b;
+          double* __restrict zi = z + i * n;
+          double* __restrict zi1 = z + (i + 1) * n;
           for (index_t k = 0; k < n; ++k) {
-            f = Z(k, i + 1);
-            Z(k, i + 1) = s * Z(k, i) + c * f;
-            Z(k, i) = c * Z(k, i) - s * f;
+            const double a = zi[k], b1 = zi1[k];
+            zi1[k] = s * a + c * b1;
+            zi[k] = c * a - s * b1;
           }
         }
         if (early) continue;
@@ -154,6 +194,7 @@ inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
       }
     } while (m != l);
   }
+  transpose();
   return true;
 }
 
@@ -209,8 +250,9 @@ inline bool onesided_jacobi_svd(index_t m, index_t n, double* A, double* s, doub
 namespace detail {
 
 // Copies the symmetric part of X (row-major n x n) into P, checking finiteness and symmetry.
+// Returns max |x_ij|.
 template <class T>
-void symmetrize_checked(const T* X, T* P, index_t n, const char* name) {
+double symmetrize_checked(const T* X, T* P, index_t n, const char* name) {
   double asym = 0, mx = 0;
   bool finite = true;
   for (index_t i = 0; i < n; ++i) {
@@ -227,6 +269,25 @@ void symmetrize_checked(const T* X, T* P, index_t n, const char* name) {
   RANDNLA_REQUIRE(finite, name, " contains NaN or infinity");
   RANDNLA_REQUIRE(asym <= 100 * epsilon_of<T>() * mx, name, " must be symmetric: relative asymmetry ",
                   mx > 0 ? asym / mx : asym, " exceeds ", 100 * epsilon_of<T>());
+  return mx;
+}
+
+// +1 when every diagonal entry is positive, -1 when every one is negative, else 0 (then neither
+// X nor -X can be positive definite).
+template <class T>
+int diagonal_sign(const T* P, index_t n) {
+  bool pos = true, neg = true;
+  for (index_t i = 0; i < n; ++i) {
+    pos = pos && P[i * n + i] > 0;
+    neg = neg && P[i * n + i] < 0;
+  }
+  return pos ? 1 : (neg ? -1 : 0);
+}
+
+// Whether norm_precheck can prove anything for this kind (it needs ||X||_F, one more pass).
+inline bool norm_precheck_applies(Kind kind) {
+  return kind == Kind::l1 || kind == Kind::linf || kind == Kind::l1_ball || kind == Kind::linf_ball ||
+         kind == Kind::top_k;
 }
 
 template <class T>
@@ -285,8 +346,8 @@ inline int norm_precheck(Kind kind, double param, double t, double fro, index_t 
 // Workspace sizes follow LAPACK's documented minima (block size 64), so no queries run.
 template <class T>
 struct TridiagWork {
-  std::vector<T> A, d, e, tau, lam, Z, work;
-  std::vector<lapack::fint> iwork;
+  std::vector<T> A, d, e, tau, lam, Z, work, d0, e0;
+  std::vector<lapack::fint> iwork, iblock, ifail;
 };
 
 // Scale at which sytrd/stevd are used without the rescaling syevd does internally.
@@ -321,16 +382,83 @@ bool tridiag_eigen(index_t n, TridiagWork<T>& tw) {
   return info == 0;
 }
 
+// Back-transforms the k tridiagonal eigenvectors starting at Z (leading dimension n) in place.
+template <class T>
+bool tridiag_backtransform(index_t n, T* Z, index_t k, TridiagWork<T>& tw) {
+  if (n == 1 || k == 0) return true;
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  return lapack::ormtr<T>('L', 'L', 'N', ln, static_cast<lapack::fint>(k), tw.A.data(), ln, tw.tau.data(), Z, ln,
+                          tw.work.data(), static_cast<lapack::fint>(tw.work.size())) == 0;
+}
+
 // Back-transforms eigenvectors lo..hi (0-based, inclusive) in place; returns their first column.
 template <class T>
 T* tridiag_vectors(index_t n, index_t lo, index_t hi, TridiagWork<T>& tw) {
   T* Z = tw.Z.data() + lo * n;
-  if (n == 1) return Z;
+  return tridiag_backtransform(n, Z, hi - lo + 1, tw) ? Z : nullptr;
+}
+
+// Values first, then only the needed vectors: for the cone whose reassembly typically involves
+// few eigenpairs (the spectraplex: only the eigenvalues above the threshold stay nonzero), the
+// tridiagonal eigenvalues come from sterf (O(n^2), a third of stevd's cost at n = 100-300), the
+// vector step picks the eigenpairs that change, and inverse iteration (stein) computes just those
+// k tridiagonal vectors when k <= n / kSteinMaxFraction; otherwise (or when stein reports a
+// failure) stevd solves the whole tridiagonal problem as in tridiag_eigen.
+constexpr index_t kSteinMaxFraction = 5;
+
+inline bool values_first_kind(Kind kind, index_t n) { return n >= 8 && kind == Kind::simplex; }
+
+// sytrd, then eigenvalues only (ascending in tw.lam); tw.d0 / tw.e0 keep the tridiagonal matrix.
+template <class T>
+bool tridiag_values(index_t n, TridiagWork<T>& tw) {
   const lapack::fint ln = static_cast<lapack::fint>(n);
-  const lapack::fint info =
-      lapack::ormtr<T>('L', 'L', 'N', ln, static_cast<lapack::fint>(hi - lo + 1), tw.A.data(), ln, tw.tau.data(), Z,
-                       ln, tw.work.data(), static_cast<lapack::fint>(tw.work.size()));
-  return info == 0 ? Z : nullptr;
+  const std::size_t sn = static_cast<std::size_t>(n);
+  tw.d.resize(sn);
+  tw.e.resize(sn);
+  tw.tau.resize(sn);
+  const std::size_t lwork = std::max<std::size_t>(64 * sn + 8192, 1 + 4 * sn + sn * sn);
+  if (tw.work.size() < lwork) tw.work.resize(lwork);
+  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
+  if (lapack::sytrd<T>('L', ln, tw.A.data(), ln, tw.d.data(), tw.e.data(), tw.tau.data(), tw.work.data(),
+                       static_cast<lapack::fint>(tw.work.size())) != 0)
+    return false;
+  tw.d0.assign(tw.d.begin(), tw.d.end());
+  tw.e0.assign(tw.e.begin(), tw.e.end());
+  if (lapack::sterf<T>(ln, tw.d.data(), tw.e.data()) != 0) return false;
+  tw.lam.swap(tw.d);
+  return true;
+}
+
+// Tridiagonal eigenvectors for the ascending eigenvalues lo..hi of tw.lam, into tw.Z (n x k, k =
+// hi - lo + 1) by stein, or all n into tw.Z by stevd (then *first = lo, else 0). False on failure.
+template <class T>
+bool tridiag_selected_vectors(index_t n, index_t lo, index_t hi, TridiagWork<T>& tw, index_t* first) {
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  const std::size_t sn = static_cast<std::size_t>(n);
+  const index_t k = hi - lo + 1;
+  if (k * kSteinMaxFraction <= n) {
+    tw.Z.resize(sn * static_cast<std::size_t>(k));
+    tw.iblock.assign(sn, 1);
+    tw.ifail.resize(sn + 1);
+    tw.ifail[sn] = ln;  // isplit: one block of n
+    if (tw.iwork.size() < sn) tw.iwork.resize(sn);
+    const lapack::fint info =
+        lapack::stein<T>(ln, tw.d0.data(), tw.e0.data(), static_cast<lapack::fint>(k), tw.lam.data() + lo,
+                         tw.iblock.data(), tw.ifail.data() + sn, tw.Z.data(), ln, tw.work.data(), tw.iwork.data(),
+                         tw.ifail.data());
+    if (info == 0) {
+      *first = 0;
+      return true;
+    }
+  }
+  tw.Z.resize(sn * sn);
+  tw.d.assign(tw.d0.begin(), tw.d0.end());
+  tw.e.assign(tw.e0.begin(), tw.e0.end());
+  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
+  *first = lo;
+  return lapack::stevd<T>('V', ln, tw.d.data(), tw.e.data(), tw.Z.data(), ln, tw.work.data(),
+                          static_cast<lapack::fint>(tw.work.size()), tw.iwork.data(),
+                          static_cast<lapack::fint>(tw.iwork.size())) == 0;
 }
 
 // ---------------------------------------------------------------- symmetric (eigenvalue) cones
@@ -345,20 +473,34 @@ struct SymWork {
 };
 
 // P += sum_{i in [lo, hi]} coef[i] q_i q_i^T (or P = that sum when `full`), where column i - lo
-// of Q (column-major, leading dimension n) is q_i. Two SYRKs, one per sign, so P stays exactly
-// symmetric. P holds the symmetrised input on entry.
+// of Q (column-major, leading dimension n; scratch, may be scaled in place) is q_i. Two SYRKs, one
+// per sign, so P stays exactly symmetric. P holds the symmetrised input on entry.
 template <class T>
-void reassemble_sym_range(T* P, const T* Q, index_t lo, index_t hi, const double* coef, bool full, index_t n,
+void reassemble_sym_range(T* P, T* Q, index_t lo, index_t hi, const double* coef, bool full, index_t n,
                           std::vector<T>& B) {
-  index_t count = 0;
-  for (index_t i = lo; i <= hi; ++i) count += coef[i] != 0;
+  index_t count = 0, positive = 0;
+  for (index_t i = lo; i <= hi; ++i) {
+    count += coef[i] != 0;
+    positive += coef[i] > 0;
+  }
   if (count == 0) {
     if (full) std::fill(P, P + n * n, T(0));
     return;
   }
-  B.resize(static_cast<std::size_t>(n * count));
   const lapack::fint ln = static_cast<lapack::fint>(n);
   T beta = full ? T(0) : T(1);
+  if (positive == hi - lo + 1) {  // every coefficient positive (log-det): scale Q in place, one SYRK
+    for (index_t i = lo; i <= hi; ++i) {
+      const T f = static_cast<T>(std::sqrt(coef[i]));
+      T* q = Q + (i - lo) * n;
+      for (index_t r = 0; r < n; ++r) q[r] *= f;
+    }
+    lapack::syrk<T>('L', 'N', ln, static_cast<lapack::fint>(positive), T(1), Q, ln, beta, P, ln);
+    for (index_t j = 0; j < n; ++j)  // lower (column-major) to upper
+      for (index_t i = j + 1; i < n; ++i) P[i * n + j] = P[j * n + i];
+    return;
+  }
+  B.resize(static_cast<std::size_t>(n * count));
   for (int sign = 1; sign >= -1; sign -= 2) {
     index_t p = 0;
     for (index_t i = lo; i <= hi; ++i) {
@@ -410,7 +552,8 @@ template <class T>
 bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual, SymWork<T>& wk) {
   TridiagWork<T>& tw = wk.tri;
   tw.A.assign(P, P + n * n);
-  if (!tridiag_eigen(n, tw)) return false;
+  const bool values_first = values_first_kind(kind, n);
+  if (!(values_first ? tridiag_values(n, tw) : tridiag_eigen(n, tw))) return false;
   wk.x.resize(static_cast<std::size_t>(n));
   wk.dw.resize(static_cast<std::size_t>(n));
   for (index_t i = 0; i < n; ++i) wk.x[i] = wk.dw[i] = static_cast<double>(tw.lam[i]);
@@ -427,7 +570,16 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
     t = t1, v = v1;
     return true;
   }
-  const T* Z = tridiag_vectors(n, lo, hi, tw);
+  T* Z = nullptr;
+  if (values_first) {
+    index_t first = 0;
+    if (!tridiag_selected_vectors(n, lo, hi, tw, &first)) return false;
+    T* Zs = tw.Z.data() + first * n;
+    if (!tridiag_backtransform(n, Zs, hi - lo + 1, tw)) return false;
+    Z = Zs;
+  } else {
+    Z = tridiag_vectors(n, lo, hi, tw);
+  }
   if (Z == nullptr) return false;
   t = t1, v = v1;
   reassemble_sym_range<T>(P, Z, lo, hi, wk.coef.data(), full, n, wk.B);
@@ -438,19 +590,24 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
 template <class T>
 void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
                         SymWork<T>& wk) {
-  detail::symmetrize_checked(X, P, n, "X");
+  const double amax = detail::symmetrize_checked(X, P, n, "X");
   const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
   wk.A.resize(static_cast<std::size_t>(n * n));
-  if (kind == Kind::nonneg && !dual) {  // PSD: Cholesky proves membership of X or of -X
+  // Cholesky proves membership (PSD: of X or of -X; log-det: gives log det) without an
+  // eigendecomposition; tried only when the diagonal's signs allow definiteness.
+  const int dsign = (kind == Kind::nonneg || kind == Kind::log_epi) && !dual ? detail::diagonal_sign(P, n) : 0;
+  if (kind == Kind::nonneg && !dual && dsign > 0) {
     std::copy(P, P + n * n, wk.A.begin());
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return;
+  }
+  if (kind == Kind::nonneg && !dual && dsign < 0) {
     for (index_t i = 0; i < n * n; ++i) wk.A[i] = -P[i];
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
       std::fill(P, P + n * n, T(0));
       return;
     }
   }
-  if (kind == Kind::log_epi && !dual && v > 0) {  // Cholesky gives log det: membership without eig
+  if (kind == Kind::log_epi && !dual && v > 0 && dsign > 0) {
     std::copy(P, P + n * n, wk.A.begin());
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
       double logdet = 0;
@@ -458,7 +615,7 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
       if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return;
     }
   }
-  if (!dual) {
+  if (!dual && detail::norm_precheck_applies(kind)) {
     const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, n * n), n);
     if (pre == unchanged) return;
     if (pre == zero) {
@@ -467,9 +624,10 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
       return;
     }
   }
-  // Partial spectrum unless every eigenvalue moves anyway (log-det). Double precision only:
+  // Partial spectrum (all of it for log-det, where every eigenvalue moves; sytrd + stevd + ormtr
+  // skip syevd's norm, scaling and copy passes). Double precision only:
   // single-precision MRRR (sstemr) loses orthogonality (measured 3e-5 at n = 40), syevd does not.
-  if (std::is_same<T, double>::value && kind != Kind::log_epi && tridiag_safe_scale<T>(detail::max_abs(P, n * n)) &&
+  if (std::is_same<T, double>::value && tridiag_safe_scale<T>(amax) &&
       project_sym_partial<T>(P, n, t, v, kind, param, dual, wk))
     return;
   std::copy(P, P + n * n, wk.A.begin());
@@ -675,7 +833,8 @@ template <class T>
 struct SvdWork {
   std::vector<T> A, s, U, VT, work, B, C;
   std::vector<lapack::fint> iwork;
-  std::vector<double> x, sv, coef;
+  std::vector<double> x, sv, coef, dX, dA, dG, dE, dw, dM;
+  std::vector<index_t> order;
   TridiagWork<T> tri;
   StepScratch scratch;
   index_t work_m = -1, work_n = -1;  // shape the gesdd workspace was queried for
@@ -770,6 +929,129 @@ bool project_svd_gram(T* P, index_t m, index_t n, double& t, Kind kind, double p
   }
 }
 
+// Reassembly of the small Gram routes: with V (r x r, row-major, eigenvectors of the Gram matrix
+// as columns) and f (per column: coefficient / singular value), M = V diag(f) V^T and
+// P = [X +] X M (tall, r = cols) or [X +] M X (wide, r = rows). Xd is X in double; M is scratch.
+// All loops are row updates (axpy) over contiguous memory, which vectorise; M and Vt (r x r) and
+// row (max(m, n)) are scratch.
+template <class T>
+void gram_reassemble_small(const double* Xd, T* P, index_t rows, index_t cols, const double* V, const double* f,
+                           bool full, double* M, double* Vt, double* row) {
+  const bool tall = rows >= cols;
+  const index_t r = std::min(rows, cols);
+  for (index_t i = 0; i < r; ++i)
+    for (index_t k = 0; k < r; ++k) Vt[k * r + i] = V[i * r + k];
+  std::fill(M, M + r * r, 0.0);
+  for (index_t k = 0; k < r; ++k) {
+    if (f[k] == 0) continue;
+    const double* __restrict q = Vt + k * r;
+    for (index_t i = 0; i < r; ++i) {
+      const double a = f[k] * q[i];
+      double* __restrict mi = M + i * r;
+      for (index_t j = 0; j < r; ++j) mi[j] += a * q[j];
+    }
+  }
+  // tall: row i of X M = sum_k X_ik M_k.; wide: row i of M X = sum_k M_ik X_k.
+  for (index_t i = 0; i < rows; ++i) {
+    double* __restrict acc = row;
+    std::fill(acc, acc + cols, 0.0);
+    const index_t inner = tall ? cols : rows;
+    for (index_t k = 0; k < inner; ++k) {
+      const double a = tall ? Xd[i * cols + k] : M[i * r + k];
+      if (a == 0) continue;
+      const double* __restrict src = tall ? M + k * r : Xd + k * cols;
+      for (index_t j = 0; j < cols; ++j) acc[j] += a * src[j];
+    }
+    for (index_t j = 0; j < cols; ++j) P[i * cols + j] = static_cast<T>(full ? acc[j] : Xd[i * cols + j] + acc[j]);
+  }
+}
+
+// Lower triangle and mirror of the Gram matrix G = A^T A (tall, r = cols) or A A^T (wide, r = rows)
+// of the row-major rows x cols matrix A, by row updates; At (wide only, cols x rows) is scratch.
+inline void gram_small(const double* A, index_t rows, index_t cols, double* G, double* At) {
+  const bool tall = rows >= cols;
+  const index_t r = std::min(rows, cols), len = tall ? rows : cols;
+  const double* B = A;  // len x r row-major, G = B^T B
+  if (!tall) {
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t q = 0; q < cols; ++q) At[q * rows + i] = A[i * cols + q];
+    B = At;
+  }
+  std::fill(G, G + r * r, 0.0);
+  for (index_t q = 0; q < len; ++q) {
+    const double* __restrict b = B + q * r;
+    for (index_t i = 0; i < r; ++i) {
+      const double a = b[i];
+      double* __restrict gi = G + i * r;
+      for (index_t j = 0; j <= i; ++j) gi[j] += a * b[j];
+    }
+  }
+  for (index_t i = 0; i < r; ++i)
+    for (index_t j = 0; j < i; ++j) G[j * r + i] = G[i * r + j];
+}
+
+// The Gram route for one small matrix (r = min(m, n) <= kJacobiMaxN, max(m, n) <= 2 kJacobiMaxN):
+// as project_svd_gram (same accuracy bound and threshold), with the in-house tridiagonal QL solver
+// on the Gram matrix and plain loops for the products, since LAPACK's per-call overheads dominate
+// at these sizes. P (row-major rows x cols) holds X. Returns false (t untouched) when the route
+// does not apply; the caller then takes the LAPACK routes.
+template <class T>
+bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind kind, double param, SvdWork<T>& wk) {
+  const index_t r = std::min(rows, cols), count = rows * cols;
+  if (!gram_kind(kind) || r < 2 || r > kJacobiMaxN || std::max(rows, cols) > 2 * kJacobiMaxN) return false;
+  const double amax = detail::max_abs(P, count);
+  if (!(amax > 0)) return false;
+  const std::size_t sr = static_cast<std::size_t>(r);
+  wk.dX.resize(static_cast<std::size_t>(count));
+  wk.dA.resize(static_cast<std::size_t>(count));
+  wk.dG.resize(sr * sr);
+  wk.dM.resize(sr * sr);
+  wk.dE.resize(sr);
+  wk.dw.resize(sr);
+  wk.x.resize(sr);
+  wk.sv.resize(sr);
+  wk.coef.resize(sr);
+  wk.order.resize(sr);
+  double* Xd = wk.dX.data();
+  double* A = wk.dA.data();
+  double* G = wk.dG.data();
+  double* w = wk.dw.data();
+  const double inv = 1 / amax;
+  for (index_t i = 0; i < count; ++i) {
+    Xd[i] = static_cast<double>(P[i]);
+    A[i] = Xd[i] * inv;
+  }
+  wk.dM.resize(std::max(sr * sr, static_cast<std::size_t>(count)));
+  gram_small(A, rows, cols, G, wk.dM.data());
+  if (!tridiagonal_ql_eigh(r, G, w, wk.dE.data())) return false;  // G: eigenvectors as columns
+  index_t* order = wk.order.data();
+  for (index_t i = 0; i < r; ++i) order[i] = i;
+  std::sort(order, order + r, [&](index_t a, index_t b) { return w[a] > w[b]; });
+  double* x = wk.x.data();
+  double* sv = wk.sv.data();
+  for (index_t i = 0; i < r; ++i) x[i] = sv[i] = amax * std::sqrt(std::max(w[order[i]], 0.0));  // descending
+  double t1 = t, v1 = 0;
+  if (apply_step(kind, param, false, t1, v1, x, r, wk.scratch) != moved) return false;
+  const bool l1 = kind == Kind::l1 || kind == Kind::l1_ball;
+  const double smax = sv[0], theta = l1 ? smax - x[0] : x[0];
+  if (!(smax > 0 && theta >= kGramMinRatio * smax)) return false;
+  index_t nnz = 0, nch = 0;
+  for (index_t i = 0; i < r; ++i) {
+    nnz += x[i] != 0;
+    nch += x[i] != sv[i];
+  }
+  const bool full = nnz <= nch;
+  double* f = wk.coef.data();  // per eigenvector column
+  for (index_t i = 0; i < r; ++i) {
+    const double c = full ? x[i] : x[i] - sv[i];
+    f[order[i]] = (c == 0 || sv[i] == 0) ? 0.0 : c / sv[i];
+  }
+  wk.dE.resize(std::max(sr * sr, static_cast<std::size_t>(std::max(rows, cols))) + sr * sr);
+  gram_reassemble_small(Xd, P, rows, cols, G, f, full, wk.dM.data(), wk.dE.data(), wk.dE.data() + sr * sr);
+  t = t1;
+  return true;
+}
+
 // X is rows x cols row-major, i.e. the column-major cols x rows matrix Y = X^T; the projection of
 // Y's singular values gives Y' whose column-major storage is X' row-major.
 template <class T>
@@ -789,6 +1071,7 @@ void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t,
       return;
     }
   }
+  if (!dual && project_svd_gram_small<T>(P, rows, cols, t, kind, param, wk)) return;
   if (!dual && project_svd_gram<T>(P, m, n, t, kind, param, wk)) return;
   const lapack::fint lm = static_cast<lapack::fint>(m), ln = static_cast<lapack::fint>(n),
                      lr = static_cast<lapack::fint>(r);
@@ -932,10 +1215,123 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
   }
 }
 
+// Batches of small matrices (max(m, n) <= kBatchJacobiMaxN) on the singular-value cones (not
+// dual): the r x r Gram matrices (r = min(m, n), scaled to unit max-norm) go through
+// randnla/jacobi's batched (SIMD across matrices) Jacobi solver, and each matrix then takes the
+// Gram route of project_svd_gram: P = Y g(G) (or g(G) Y for wide Y), accurate when the threshold
+// is at least kGramMinRatio * s_max (same bound). Matrices for which it is not (or for which the
+// step says in the cone / in the polar cone, which the Gram matrix's values cannot prove, or
+// whose Jacobi solve did not converge) go through project_svd_small. Returns false (nothing
+// written) when the route does not apply to the call at all.
+template <class T>
+bool project_svd_batch_gram(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind,
+                            double param, bool dual, int n_threads) {
+  if (dual || !gram_kind(kind) || std::max(rows, cols) > kBatchJacobiMaxN || std::min(rows, cols) < 2) return false;
+  const index_t count = rows * cols;
+  const index_t r = std::min(rows, cols), rr = r * r;
+  RANDNLA_REQUIRE(all_finite(X, batch * count), "X contains NaN or infinity");
+  thread_local std::vector<double> Gbuf, Wbuf, Vbuf, Sbuf;
+  const std::size_t big = static_cast<std::size_t>(batch * rr);
+  if (Gbuf.size() < big) Gbuf.resize(big);
+  if (Vbuf.size() < big) Vbuf.resize(big);
+  if (Wbuf.size() < static_cast<std::size_t>(batch * r)) Wbuf.resize(static_cast<std::size_t>(batch * r));
+  if (Sbuf.size() < static_cast<std::size_t>(batch)) Sbuf.resize(static_cast<std::size_t>(batch));
+  struct Release {
+    ~Release() {
+      if (Gbuf.size() > kKeepBatchDoubles)
+        Gbuf = std::vector<double>(), Vbuf = std::vector<double>(), Wbuf = std::vector<double>(),
+        Sbuf = std::vector<double>();
+    }
+  } release;
+  double* G = Gbuf.data();
+  double* W = Wbuf.data();
+  double* V = Vbuf.data();
+  double* scale = Sbuf.data();  // max |x_ij|; 0: settled by the norm precheck
+  const int threads = std::max(1, resolve_threads(n_threads));
+  parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
+    double A[kBatchJacobiMaxN * kBatchJacobiMaxN], At[kBatchJacobiMaxN * kBatchJacobiMaxN];
+    for (index_t b = begin; b < end; ++b) {
+      const T* x = X + b * count;
+      T* p = P + b * count;
+      double* g = G + b * rr;
+      double amax = 0;
+      for (index_t i = 0; i < count; ++i) amax = std::max(amax, std::abs(static_cast<double>(x[i])));
+      const int pre = detail::norm_precheck(kind, param, t[b], detail::frobenius(x, count), r);
+      if (pre == unchanged || pre == zero || amax == 0) {
+        if (pre == unchanged) {
+          std::copy(x, x + count, p);
+        } else if (pre == zero) {
+          std::fill(p, p + count, T(0));
+          t[b] = 0;
+        }
+        scale[b] = pre == -1 ? -1.0 : 0.0;  // -1: project_svd_small below
+        std::fill(g, g + rr, 0.0);
+        continue;
+      }
+      scale[b] = amax;
+      const double inv = 1 / amax;
+      for (index_t i = 0; i < count; ++i) A[i] = static_cast<double>(x[i]) * inv;
+      gram_small(A, rows, cols, g, At);
+    }
+  });
+  std::vector<unsigned char> converged(static_cast<std::size_t>(batch), 0);
+  jacobi::EighOptions options;
+  options.n_threads = n_threads;
+  options.tol = batch_jacobi_tol(r);
+  jacobi::EighReport report;
+  report.converged = converged.data();
+  jacobi::eigh_batch<double>(G, batch, static_cast<int>(r), W, V, options, report);
+  parallel_for_chunks(batch, 64, threads, [&](index_t begin, index_t end, index_t) {
+    SymWork<T> wk;
+    double A[kBatchJacobiMaxN * kBatchJacobiMaxN], M[kBatchJacobiMaxN * kBatchJacobiMaxN],
+        Vt[kBatchJacobiMaxN * kBatchJacobiMaxN], row[kBatchJacobiMaxN];
+    double sv[kBatchJacobiMaxN], x[kBatchJacobiMaxN], f[kBatchJacobiMaxN];
+    for (index_t b = begin; b < end; ++b) {
+      const double amax = scale[b];
+      if (amax == 0) continue;
+      const T* xin = X + b * count;
+      T* p = P + b * count;
+      bool ok = amax > 0 && converged[b] != 0;
+      double t1 = t[b], v1 = 0;
+      bool full = false;
+      if (ok) {
+        const double* w = W + b * r;
+        for (index_t i = 0; i < r; ++i) x[i] = sv[i] = amax * std::sqrt(std::max(w[r - 1 - i], 0.0));  // descending
+        ok = apply_step(kind, param, false, t1, v1, x, r, wk.scratch) == moved;
+        if (ok) {
+          const bool l1 = kind == Kind::l1 || kind == Kind::l1_ball;
+          const double smax = sv[0], theta = l1 ? smax - x[0] : x[0];
+          ok = smax > 0 && theta >= kGramMinRatio * smax;
+        }
+      }
+      if (!ok) {
+        project_svd_small<T>(xin, p, rows, cols, t[b], kind, param, false, wk);
+        continue;
+      }
+      index_t nnz = 0, nch = 0;
+      for (index_t i = 0; i < r; ++i) {
+        nnz += x[i] != 0;
+        nch += x[i] != sv[i];
+      }
+      full = nnz <= nch;
+      // f, indexed by ascending eigenvector column: coefficient / s (the columns of Y V are s u).
+      for (index_t i = 0; i < r; ++i) {
+        const double c = full ? x[i] : x[i] - sv[i];
+        f[r - 1 - i] = (c == 0 || sv[i] == 0) ? 0.0 : c / sv[i];
+      }
+      for (index_t i = 0; i < count; ++i) A[i] = static_cast<double>(xin[i]);
+      gram_reassemble_small(A, p, rows, cols, V + b * rr, f, full, M, Vt, row);
+      t[b] = t1;
+    }
+  });
+  return true;
+}
+
 template <class T>
 void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind, double param,
                        bool dual, int n_threads = 0) {
   RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
+  if (project_svd_batch_gram<T>(X, P, t, batch, rows, cols, kind, param, dual, n_threads)) return;
   if (std::max(rows, cols) <= kSvdSmallMaxN) {
     const index_t count = rows * cols;
     parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {

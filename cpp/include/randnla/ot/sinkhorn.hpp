@@ -78,6 +78,35 @@ inline double exp_lanes(double x) {
   return x < -708.0 ? 0.0 : big;
 }
 
+// sum_j x_j y_j with 16 independent partial sums (two to four vector registers): a single
+// accumulator makes the loop wait on the latency of each add. The order depends on m alone.
+inline double dot_lanes(const double* x, const double* y, index_t m) {
+  constexpr index_t L = 16;
+  double acc[L] = {};
+  index_t j = 0;
+  for (; j + L <= m; j += L) {
+    RANDNLA_OT_SIMD
+    for (index_t l = 0; l < L; ++l) acc[l] += x[j + l] * y[j + l];
+  }
+  for (index_t l = 0; j + l < m; ++l) acc[l] += x[j + l] * y[j + l];
+  for (index_t h = L / 2; h > 0; h /= 2)
+    for (index_t l = 0; l < h; ++l) acc[l] += acc[l + h];
+  return acc[0];
+}
+
+// The over-relaxation factor r^w of a scaling update (r = plain update / current scaling). Near the
+// fixed point (|r - 1| <= 1/32) the cubic Taylor polynomial in r - 1 (relative error below 3e-8 for
+// 1 <= w <= 2) instead of a log and an exp: it keeps r = 1 fixed and the slope w, so the fixed point and the
+// local rate of the over-relaxed iteration are unchanged, at a few flops per row and column.
+inline double sor_factor(double r, double w) {
+  const double t = r - 1.0;
+  if (std::fabs(t) <= 0.03125) {
+    const double c2 = 0.5 * w * (w - 1.0), c3 = c2 * (w - 2.0) / 3.0;
+    return 1.0 + t * (w + t * (c2 + t * c3));
+  }
+  return std::exp(w * std::log(r));
+}
+
 // Block sizes (fixed: they decide the order of floating-point reductions, so they must not depend on
 // the thread count).
 constexpr index_t kRowChunk = 16;     // rows per task in row passes
@@ -187,6 +216,7 @@ struct SweepReport {
   index_t sweeps = 0;       // completed sweeps (row + column half-steps)
   bool reached_tol = false;
   bool handed_over = false; // stopped by the Handover rule
+  bool plateau = false;     // stopped by the Handover plateau probe
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
   std::vector<index_t> at;      // the sweep count at each error measurement
@@ -236,6 +266,13 @@ struct Handover {
   bool enabled = false;
   index_t min_sweeps = 10, warmup = 20, budget = 220, offset = 0;
   double switch_tol = 0.0, tol = 0.0;
+  // Plateau probe (0: off): stop after `plateau` sweeps if the error is still above 0.9 times that
+  // of the first (mass has to travel across the support: a larger regularisation first is cheaper).
+  index_t plateau = 0;
+
+  bool stalled(const std::vector<double>& errors) const {
+    return plateau > 0 && errors.size() == static_cast<size_t>(plateau) && errors.back() > 0.9 * errors.front();
+  }
 
   bool stop(const std::vector<double>& errors, index_t k) const {
     if (!enabled) return false;
@@ -315,47 +352,73 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   bool have_k = false;
   // Over-relaxation (successive over-relaxation of the two-block Gauss-Seidel that Sinkhorn is):
   // u <- u^(1 - w) (a / K v)^w, likewise v. relax >= 1 fixes w; relax == 0 adapts it: plain sweeps
-  // until the linear rate kappa of the last five is measured, then w = 2 / (1 + sqrt(1 - kappa)), the
-  // optimal SOR factor for a 2-cyclic iteration (asymptotic rate w - 1 instead of kappa); back to
-  // w = 1 (and a longer plain stretch) if the error stops improving.
+  // until the linear rate kappa of the last five is measured (two consecutive five-sweep rates within
+  // 10 %, the error below half the total mass), then w = 2 / (1 + sqrt(1 - kappa)), the optimal SOR
+  // factor for a 2-cyclic iteration (asymptotic rate w - 1 instead of kappa). Every ten sweeps the
+  // observed rate lambda refines kappa through the SOR eigenvalue relation
+  // (lambda + w - 1)^2 = lambda w^2 kappa (w only grows: a rate above w - 1 means w is below the
+  // optimum). Back to w = 1 (and a longer plain stretch) if the error diverges or stops improving.
   double omega = relax >= 1.0 ? relax : 1.0;
   const bool adaptive = !(relax >= 1.0);
-  index_t plain_needed = 12, since_switch = 0, plain_count = 0;
+  index_t plain_needed = 12, since_switch = 0, plain_count = 0, since_estimate = 0;
   index_t hold_until = 0;  // no handover right after w changes (the error has a transient bump)
+  double switch_err = 0.0;  // the error when w left 1: no handover before the error is below it again
   double best_err = std::numeric_limits<double>::infinity();
   std::vector<double> recent;
   double mass = 0.0;
   for (index_t i = 0; i < n; ++i) mass += a[i];
+  const double w_max = 1.9;
   auto adapt_omega = [&](double err) {
     if (!adaptive) return;
     recent.push_back(err);
+    const size_t q = recent.size();
     if (omega == 1.0) {
       ++plain_count;
-      const size_t q = recent.size();
-      // Only in the linear regime: the error well below the total mass (while mass still travels
-      // across the support, 1-D costs at small reg, the error plateaus near 2 sum(a)).
-      // and a steady rate (two consecutive five-sweep rates within 5 %).
-      if (plain_count >= plain_needed && q >= 11 && err <= 0.1 * mass) {
+      // Only in the linear regime: the error below half the total mass (while mass still travels
+      // across the support, 1-D costs at small reg, the error plateaus near 2 sum(a)) and a steady
+      // rate.
+      if (plain_count >= plain_needed && q >= 11 && err <= 0.5 * mass) {
         const double kappa = std::pow(recent[q - 1] / recent[q - 6], 0.2);
         const double kappa_prev = std::pow(recent[q - 6] / recent[q - 11], 0.2);
         if (kappa > 0.5 && kappa < 1.0 && std::fabs(kappa - kappa_prev) <= 0.1 * kappa) {
-          omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
+          omega = std::min(w_max, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
           since_switch = 0;
+          since_estimate = 0;
           best_err = err;
+          switch_err = err;
           hold_until = report.sweeps + 6;
         }
       }
     } else {
       ++since_switch;
+      ++since_estimate;
       if (err < best_err) {
         best_err = err;
         since_switch = 0;
-      } else if (since_switch >= 10 || err > 10.0 * best_err) {
+      } else if (err > 100.0 * best_err || (since_switch >= 20 && !(err < recent[q >= 11 ? q - 11 : 0]))) {
+        // Diverging, or no new best for 20 sweeps and no decrease over the last ten (switching w
+        // starts a transient: the error may rise several-fold before the faster rate shows).
         hold_until = report.sweeps + 6;
         omega = 1.0;
         plain_count = 0;
         plain_needed *= 2;
         recent.clear();
+        return;
+      }
+      if (since_estimate >= 10 && q >= 7 && omega < w_max) {
+        const double lambda = std::pow(recent[q - 1] / recent[q - 6], 0.2);
+        const double lambda_prev = std::pow(recent[q - 2] / recent[q - 7], 0.2);
+        if (lambda < 1.0 && lambda > omega - 1.0 + 0.02 && std::fabs(lambda - lambda_prev) <= 0.05 * lambda) {
+          const double kappa = (lambda + omega - 1.0) * (lambda + omega - 1.0) / (lambda * omega * omega);
+          if (kappa < 1.0) {
+            const double w_new = std::min(w_max, 2.0 / (1.0 + std::sqrt(1.0 - kappa)));
+            if (w_new > omega + 0.02) {
+              omega = w_new;
+              since_estimate = 0;
+              hold_until = report.sweeps + 10;
+            }
+          }
+        }
       }
     }
   };
@@ -381,11 +444,13 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double err = row_update(C, g, log_a, a, eps, f, n_threads);
       if (k > 0) {
         record(err);
-        const bool hand = err > tol && handover.stop(report.errors, k);
-        if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand) {
+        const bool plateau = err > tol && handover.stalled(report.errors);
+        const bool hand = err > tol && !plateau && handover.stop(report.errors, k);
+        if (err <= tol || k == max_sweeps || !std::isfinite(err) || hand || plateau) {
           std::copy(f_old.begin(), f_old.end(), f);
           report.reached_tol = err <= tol;
           report.handed_over = hand;
+          report.plateau = plateau;
           return report;
         }
       }
@@ -404,12 +469,10 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double* vs = v.data();
       for (index_t i = i0; i < i1; ++i) {
         const double* Ki = K.data() + i * m;
-        double s = 0.0;
-        RANDNLA_OT_SIMD_SUM(s)
-        for (index_t j = 0; j < m; ++j) s += Ki[j] * vs[j];
+        const double s = dot_lanes(Ki, vs, m);
         double un = a[i] / s;
         if (w != 1.0 && un > 0 && std::isfinite(un))
-          un = std::exp((1.0 - w) * std::log(u[static_cast<size_t>(i)]) + w * std::log(un));
+          un = u[static_cast<size_t>(i)] * sor_factor(un / u[static_cast<size_t>(i)], w);
         u_new[static_cast<size_t>(i)] = un;
         row_err[static_cast<size_t>(i)] = std::fabs(un * s - a[i]);
         if (un >= lo && un <= hi) {
@@ -457,7 +520,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         col_err[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)] * t - b[j]);
         double vn = b[j] / t;
         if (w != 1.0 && vn > 0 && std::isfinite(vn))
-          vn = std::exp((1.0 - w) * std::log(v[static_cast<size_t>(j)]) + w * std::log(vn));
+          vn = v[static_cast<size_t>(j)] * sor_factor(vn / v[static_cast<size_t>(j)], w);
         vn_buf[static_cast<size_t>(j)] = vn;
       }
     });
@@ -468,10 +531,14 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     report.sweeps = k + 1;
     record(err);
     {
-      const bool hand = err > tol && report.sweeps >= hold_until && handover.stop(report.errors, k + 1);
-      if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand) {
+      const bool transient = omega != 1.0 && !(err < switch_err);
+      const bool plateau = err > tol && handover.stalled(report.errors);
+      const bool hand =
+          err > tol && !plateau && report.sweeps >= hold_until && !transient && handover.stop(report.errors, k + 1);
+      if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand || plateau) {
         report.reached_tol = err <= tol;
         report.handed_over = hand;
+        report.plateau = plateau;
         absorb();  // the plan (u_new, v) whose error was measured
         return report;
       }
@@ -523,8 +590,9 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
 }
 
 // One fused pass over C at potentials (f, g): row sums r, column sums c, sum P, <C, P>, sum P logP,
-// row and column argmax of logP, the largest logP, and optionally a histogram of logP (count and mass
-// per bucket, for the sparsification rule) and the dense plan.
+// the largest logP, optionally the dense plan, and with `histogram` (the Newton stage) a histogram of
+// logP (count and mass per bucket, for the sparsification rule) and the row and column argmax of logP
+// (left at 0 without it).
 struct PlanSummary {
   std::vector<double> r, c;
   std::vector<std::int64_t> row_argmax, col_argmax;
@@ -587,19 +655,19 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
       plogp += rl;
       RANDNLA_OT_SIMD
       for (index_t j = 0; j < m; ++j) cs[j] += ps[j];
-      // Row argmax: the first index attaining the maximum.
-      index_t arg = 0;
-      while (arg + 1 < m && !(xs[arg] == best)) ++arg;
-      out.row_argmax[static_cast<size_t>(i)] = arg;
       bmax = std::max(bmax, best);
-      // Column argmax, branch-free (strictly greater keeps the first row on ties).
-      RANDNLA_OT_SIMD
-      for (index_t j = 0; j < m; ++j) {
-        const bool greater = xs[j] > cmax[j];
-        cmax[j] = greater ? xs[j] : cmax[j];
-        carg[j] = greater ? static_cast<std::int64_t>(i) : carg[j];
-      }
       if (histogram) {
+        // Row argmax: the first index attaining the maximum.
+        index_t arg = 0;
+        while (arg + 1 < m && !(xs[arg] == best)) ++arg;
+        out.row_argmax[static_cast<size_t>(i)] = arg;
+        // Column argmax, branch-free (strictly greater keeps the first row on ties).
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < m; ++j) {
+          const bool greater = xs[j] > cmax[j];
+          cmax[j] = greater ? xs[j] : cmax[j];
+          carg[j] = greater ? static_cast<std::int64_t>(i) : carg[j];
+        }
         int* bk = buckets.data();
         RANDNLA_OT_SIMD
         for (index_t j = 0; j < m; ++j) bk[j] = hist_bucket(xs[j]);

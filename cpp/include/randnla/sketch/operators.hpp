@@ -454,6 +454,24 @@ void sparse_apply_left(const SparseSpec& spec, index_t d, T* out, int n_threads,
   });
 }
 
+// out (m x (d + 1), C-contiguous) = S [A, b] for dense C-order A (n x d, row stride rs) and b (n):
+// the pattern of S is generated once for both, and each output element is summed in the order
+// of sparse_apply_left_dense (the same bits as S A and S b computed apart).
+template <class T>
+void sparse_apply_left_stacked(const SparseSpec& spec, const T* a, index_t d, index_t rs, const T* b, T* out,
+                               int n_threads) {
+  sparse_apply_left<T>(spec, d + 1, out, n_threads, [&](index_t j, bool plus, T* __restrict dst) {
+    const T* __restrict src = a + j * rs;
+    if (plus) {
+      for (index_t c = 0; c < d; ++c) dst[c] += src[c];
+      dst[d] += b[j];
+    } else {
+      for (index_t c = 0; c < d; ++c) dst[c] -= src[c];
+      dst[d] -= b[j];
+    }
+  });
+}
+
 // out (m x d, C-contiguous) = S A for dense A (n x d, strides rs, cs).
 template <class T>
 void sparse_apply_left_dense(const SparseSpec& spec, const T* a, index_t d, index_t rs, index_t cs, T* out,
