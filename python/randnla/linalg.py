@@ -25,7 +25,8 @@ across the batch, is faster on stacks) run a blocked solver: the indices are spl
 of ``BLOCK_SIZE`` columns (automatic by default: 16 below n = 256, 32 below 512, then 64); a
 sweep visits every pair of blocks once in round-robin order, the disjoint pairs of one step in
 parallel; each pair's ``2b x 2b`` diagonal block gets one sweep of the element-wise kernel
-(SIMD across the pairs, threads across groups of pairs) and its orthogonal transform is applied
+(every other step only over the ``b x b`` pairs between the two blocks; SIMD across the pairs,
+threads across groups of pairs) and its orthogonal transform is applied
 to the rest of ``A`` and to the eigenvectors with BLAS-3 matrix products. A pair whose block
 already passes the relative test is skipped, and the solve stops after a sweep that skips every
 pair, so the stopping rule is the same element-wise relative test and the eigenvalues are still

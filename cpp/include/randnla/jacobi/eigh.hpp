@@ -453,7 +453,8 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
 // other (chunk k holds positions [k m, (k + 1) m)), and
 //   1. skips every chunk whose m x m diagonal block already passes the relative test
 //      |a_ij| <= tol sqrt(|a_ii a_jj|) entry by entry;
-//   2. runs one sweep of the element-wise kernel above on the other chunks' m x m blocks (one
+//   2. runs one sweep of the element-wise kernel above on the other chunks' m x m blocks (all
+//      pairs on even steps, only the pairs between the two blocks on odd steps; row-cyclic; one
 //      SIMD lane per chunk, lane groups spread over threads), accumulating each chunk's
 //      orthogonal W_k, and keeps the rotated block as the new diagonal block (relative accuracy
 //      as for one matrix: the diagonal block is never recomputed from W_k);
@@ -583,6 +584,15 @@ inline void blocked_eigh(const T* in, int n, T* values, T* vectors, const EighOp
   // the round-robin order at m = 64 and 128, same outer sweep counts).
   const auto inner_pairs = sweep_pairs(m, Pivot::cyclic);
   const int round_size = 1;
+  // On odd steps only the b x b pairs between the chunk's two blocks are rotated (the pairs
+  // inside a block were just rotated at the previous step, where that block sat in another
+  // chunk): about a quarter fewer rotations for the same outer sweep counts (measured at
+  // n = 256 to 1024). Step 0 of every sweep is a full one, so every pair, the ones inside a
+  // block included, is tested once per sweep and a sweep without rotations still proves the
+  // element-wise relative test.
+  std::vector<std::pair<int, int>> cross_pairs;
+  for (int i = 0; i < b; ++i)
+    for (int j = b; j < m; ++j) cross_pairs.emplace_back(i, j);
   // Layout: slot s (positions [s b, (s + 1) b)) holds block blk[s]; slot_of[block] inverts it.
   std::vector<int> blk(nb), slot_of(nb), blk_new(nb), players(nb);
   std::iota(blk.begin(), blk.end(), 0);
@@ -648,17 +658,21 @@ inline void blocked_eigh(const T* in, int n, T* values, T* vectors, const EighOp
         if (need) active.push_back(k);
       }
       if (!active.empty()) {
-        any = true;
+        any = true;  // some pair fails the test (even if this step's pair list leaves it alone)
         if (lanes == 4)
-          blocked_solve_dispatch<T, 4>(g.data(), N, m, active, inner_pairs, round_size, tol, W.data(), d.data(),
+          blocked_solve_dispatch<T, 4>(g.data(), N, m, active, step % 2 ? cross_pairs : inner_pairs, round_size, tol, W.data(), d.data(),
                                        chunk_rotations.data(), threads);
         else if (lanes == 8)
-          blocked_solve_dispatch<T, 8>(g.data(), N, m, active, inner_pairs, round_size, tol, W.data(), d.data(),
+          blocked_solve_dispatch<T, 8>(g.data(), N, m, active, step % 2 ? cross_pairs : inner_pairs, round_size, tol, W.data(), d.data(),
                                        chunk_rotations.data(), threads);
         else
-          blocked_solve_dispatch<T, 16>(g.data(), N, m, active, inner_pairs, round_size, tol, W.data(), d.data(),
+          blocked_solve_dispatch<T, 16>(g.data(), N, m, active, step % 2 ? cross_pairs : inner_pairs, round_size, tol, W.data(), d.data(),
                                         chunk_rotations.data(), threads);
-        for (int k : active) rotations += chunk_rotations[static_cast<std::size_t>(k)];
+        for (int k : active) {
+          rotations += chunk_rotations[static_cast<std::size_t>(k)];
+          // No rotation: W_k = I and the block is unchanged, the GEMMs would copy bit for bit.
+          if (chunk_rotations[static_cast<std::size_t>(k)] == 0) rotated[static_cast<std::size_t>(k)] = 0;
+        }
       }
       // A <- Q^T G Q on the upper chunk triangle: H = G Q above the diagonal chunks, then
       // A = Q^T H to the right of them; the diagonal chunks are the solved diagonals.
