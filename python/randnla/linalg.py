@@ -22,7 +22,7 @@ Three pivot rules choose the pairs:
 
 Large matrices (``n >= BLOCKED_MIN_N``, default 128; below it the element-wise kernel, SIMD
 across the batch, is faster on stacks) run a blocked solver: the indices are split into blocks
-of ``BLOCK_SIZE`` columns (automatic by default: 16 below n = 256, 32 below 512, then 64); a
+of ``BLOCK_SIZE`` columns (automatic by default: 16 below n = 256, 32 below 1024, then 64); a
 sweep visits every pair of blocks once in round-robin order, the disjoint pairs of one step in
 parallel; each pair's ``2b x 2b`` diagonal block gets one sweep of the element-wise kernel
 (every other step only over the ``b x b`` pairs between the two blocks; SIMD across the pairs,

@@ -473,7 +473,7 @@ constexpr u64 kRandomBlockPurpose = 0x4A41434F42490002ULL;  // "JACOBI" + 2
 
 inline int blocked_block_size(int n, int requested) {
   if (requested > 0) return requested;
-  return n >= 512 ? 64 : (n >= 256 ? 32 : 16);
+  return n >= 1024 ? 64 : (n >= 256 ? 32 : 16);
 }
 
 template <class T>
