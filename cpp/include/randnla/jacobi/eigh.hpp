@@ -400,8 +400,8 @@ inline void eigh_groups(const T* in, index_t batch, int n, T* values, T* vectors
   std::vector<double> asymmetry(static_cast<std::size_t>(batch), 0.0);
   // Waking threads costs more than a small batch takes on one core (and much more on a loaded
   // machine): use about one thread per 2^18 units of n^3 work (a second thread from about 4000
-  // matrices of 4 x 4 or 500 of 8 x 8, where it takes 10^4 of them from 3.4 / 18 ms to 2.7 /
-  // 10.5 ms on two busy cores). Results do not depend on it.
+  // matrices of 4 x 4 or 500 of 8 x 8; it takes 10^4 matrices of 4 x 4 from 3.4 to 2.7 ms on
+  // two busy cores). Results do not depend on it.
   const double work = static_cast<double>(batch) * n * n * n;
   const int wanted = resolve_threads(options.n_threads);
   const int threads = static_cast<int>(std::max(1.0, std::min<double>(wanted, 1.0 + work / 262144.0)));
