@@ -21,19 +21,20 @@ Three pivot rules choose the pairs:
   on ``rng`` only, never on the number of threads. ``max_sweeps`` counts blocks of N rotations.
 
 Large matrices (``n >= BLOCKED_MIN_N``, default 128; below it the element-wise kernel, SIMD
-across the batch, is faster on stacks) run a blocked solver: the indices are split
-into blocks of ``BLOCK_SIZE`` columns (automatic by default: 16, 32 or 64 as n grows); a sweep
-visits every pair of blocks once in round-robin order, the disjoint pairs of one step in
-parallel; each pair's ``2b x 2b`` diagonal block gets one sweep of the element-wise kernel
-(SIMD across the pairs, threads across groups of pairs) and its orthogonal transform is applied
-to the rest of ``A`` and to the eigenvectors with BLAS-3 matrix products. A pair whose block
-already passes the relative test is skipped, and the solve stops after a sweep that skips every
-pair, so the stopping rule is the same element-wise relative test and the eigenvalues are still
-read off the diagonal (no tridiagonalization, no shift). There ``pivot`` chooses the order
-inside each pair (``"cyclic"``: row-cyclic; ``"round_robin"`` and ``"random"``: round-robin),
-and ``"random"`` relabels the blocks by a random permutation (from ``rng``) at every sweep, so
-that the pairs of blocks met together are random; the exact ``1 - 1/N`` law of the random rule
-holds on the element-wise path (``n < BLOCKED_MIN_N``) only.
+across the batch, is faster on stacks) run a blocked solver: the indices are split into blocks
+of ``BLOCK_SIZE`` columns (automatic by default: 16 below n = 256, 32 below 1024, then 64); a
+sweep visits every pair of blocks once in round-robin order, the disjoint pairs of one step
+together; each pair's ``2b x 2b`` diagonal block gets one sweep of the element-wise kernel
+(every other step only over the ``b x b`` pairs between the two blocks; SIMD across the pairs,
+on the calling thread) and its orthogonal transform is applied to the rest of ``A`` and to the
+eigenvectors with BLAS-3 matrix products (the BLAS's own threads are the only threads there:
+``n_threads`` does not apply). A pair whose block already passes the relative test is skipped,
+and the solve stops after a sweep that skips every pair, so the stopping rule is the same
+element-wise relative test and the eigenvalues are still read off the diagonal (no
+tridiagonalization, no shift). Inside each pair the order is row-cyclic for every ``pivot``
+(the fastest there); ``"random"`` relabels the blocks by a random permutation (from ``rng``) at
+every sweep, so that the pairs of blocks met together are random; the exact ``1 - 1/N`` law of
+the random rule holds on the element-wise path (``n < BLOCKED_MIN_N``) only.
 
 Functions: :func:`eigh`, :func:`eigvalsh`, :func:`svd` (one-sided Hestenes Jacobi) and
 :func:`eigh_spd` (Cholesky, then one-sided Jacobi on the factor: the accurate route for
@@ -262,7 +263,8 @@ def eigh(A, *, pivot="cyclic", tol=None, max_sweeps=None, rng=None, return_info=
     return_info : bool
         Also return a :class:`JacobiInfo`.
     n_threads : int, optional
-        Threads across the batch (default: all cores). Results do not depend on it.
+        Threads across the batch (default: all cores). Results do not depend on it. The
+        blocked solver (``n >= BLOCKED_MIN_N``) leaves its threading to the BLAS.
 
     Returns
     -------
