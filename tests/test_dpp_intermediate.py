@@ -120,3 +120,29 @@ def test_cholesky_route_for_large_intermediate_samples(monkeypatch):
     assert_cardinality_mean(samples, lam / (1 + lam))
     subsets, pk = kdpp_law(L, 2)
     assert_law(DPP(kernel=kernel, X=X).sample(k=2, size=3000, method="alpha", rng=10), subsets, pk)
+
+
+def test_alpha_refined_scores_and_alpha_match_the_direct_formulas():
+    # l_i = a (L_ii - a L_{D,i}^T P^{-1/2} (a W + I)^{-1} P^{-1/2} L_{D,i}), W = P^{-1/2} L_DD P^{-1/2},
+    # with a such that sum_j a theta_j / (a theta_j + 1) = k (theta: eigenvalues of W)
+    from randnla import dpp as dpp_module
+
+    X = np.random.default_rng(11).standard_normal((300, 3))
+    kernel = lambda x, y: dpp_rbf(x, y, sigma=1.5)  # noqa: E731
+    L = kernel(X[:, None], X[None, :])
+    dpp = DPP(kernel=kernel, X=X)
+    dpp.sample(k=4, method="alpha", rng=12)
+    state = dpp._intermediate[("alpha", 4, 4.0)]
+    D = state.dictionary
+    a = state.alpha
+    # the sampler's scores for every item, against the formula evaluated with dense solves
+    items = np.arange(300)
+    got = dpp_module._refine(state, dpp._evaluator(), items)
+    P = state.probs
+    W = L[np.ix_(D, D)] / np.sqrt(np.outer(P, P))
+    C = L[D][:, items] / np.sqrt(P)[:, None]
+    want = a * (np.diag(L) - a * np.einsum("ij,ij->j", C, np.linalg.solve(a * W + np.eye(D.size), C)))
+    assert np.allclose(got, np.maximum(want, 0.0), rtol=1e-9, atol=1e-12)
+    theta = np.linalg.eigvalsh(W)
+    assert abs((a * theta / (a * theta + 1)).sum() - 4) < 1e-8
+    assert abs(state.z - 4) < 1e-8
