@@ -762,19 +762,23 @@ def _generator(key, stream, purpose):
     return np.random.Generator(np.random.Philox(key=key, counter=counter))
 
 
-def _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen):
-    """One BLESS ``reduce_lambda`` step: a new dictionary at ``lam`` from the previous one."""
+def _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen, Ldd=None):
+    """One BLESS ``reduce_lambda`` step: a new dictionary at ``lam`` from the previous one
+    (``Ldd``: its symmetrised kernel block when already evaluated)."""
     n = diag.size
     ucb = np.minimum(oversampling * diag / (diag + lam), 1.0)
     candidates = np.flatnonzero(gen.random(n) < ucb)
     if dictionary.size == 0:
         scores = diag[candidates] / (diag[candidates] + lam)
     else:
+        from scipy.linalg import solve_triangular
+
         cross = ev.block(candidates, dictionary)  # |U| x |D|
-        W = ev.block(dictionary, dictionary)
-        W = 0.5 * (W + W.T) + lam * np.diag(probs)
-        chol = np.linalg.cholesky(W)
-        half = np.linalg.solve(chol, cross.T)  # |D| x |U|
+        if Ldd is None:
+            Ldd = ev.block(dictionary, dictionary)
+            Ldd = 0.5 * (Ldd + Ldd.T)
+        chol = np.linalg.cholesky(Ldd + lam * np.diag(probs))
+        half = solve_triangular(chol, cross.T, lower=True, check_finite=False)  # |D| x |U|
         scores = np.maximum(diag[candidates] - np.einsum("ij,ij->j", half, half), 0.0) / lam
     keep_p = np.minimum(oversampling * scores, ucb[candidates])
     kept = gen.random(candidates.size) < keep_p / ucb[candidates]
@@ -785,23 +789,30 @@ def _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen):
 
 def _bless(ev, diag, oversampling, gen, stop):
     """BLESS (Rudi et al. 2018) down a geometric lambda path until stop(lam, eig of the weighted
-    dictionary) is true; returns (dictionary, probabilities, lam)."""
+    dictionary) is true; returns (dictionary, probabilities, lam, the symmetrised kernel block of
+    the dictionary or None when it is empty)."""
     n = diag.size
     total = float(diag.sum())
     lam = max(total, 1e-300)
     floor = 1e-10 * total / max(n, 1)
     dictionary = np.zeros(0, dtype=np.int64)
     probs = np.zeros(0)
+    Ldd = None
     while True:
-        dictionary, probs = _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen)
+        previous = dictionary
+        dictionary, probs = _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen, Ldd)
+        if dictionary is not previous:  # a new dictionary (a step that keeps nothing returns the old one)
+            Ldd = None
+            if dictionary.size:
+                Ldd = ev.block(dictionary, dictionary)
+                Ldd = 0.5 * (Ldd + Ldd.T)
         if dictionary.size:
-            Ldd = ev.block(dictionary, dictionary)
-            weighted = (0.5 * (Ldd + Ldd.T)) / np.sqrt(np.outer(probs, probs))
+            weighted = Ldd / np.sqrt(np.outer(probs, probs))
             theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
         else:
             theta = np.zeros(0)
         if stop(lam, theta) or lam <= floor:
-            return dictionary, probs, lam
+            return dictionary, probs, lam, Ldd
         lam = lam / 2.0
 
 
@@ -844,17 +855,23 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
         stop = lambda lam, theta: lam <= 1.0  # noqa: E731
     else:
         stop = lambda lam, theta: (theta / (theta + lam)).sum() >= 2.0 * k + 2.0  # noqa: E731
-    dictionary, probs, lam = _bless(ev, diag, oversampling, gen, stop)
+    dictionary, probs, lam, Ldd = _bless(ev, diag, oversampling, gen, stop)
     if method == "alpha" and k is not None and k > _ALPHA_K_SCALE:
         # The acceptance rate of alpha-DPP is about exp(-(sum_j delta_j^2 / 2) - 1/2), delta_j the
         # relative errors of the dictionary covariance on the ~k directions that matter: with a
         # fixed oversampling it decays exponentially in k (6% at k = 50 with 4.0). One last BLESS
         # step with oversampling proportional to k keeps it about constant (35% at k = 50).
-        dictionary, probs = _bless_step(ev, diag, dictionary, probs, lam, oversampling * k / _ALPHA_K_SCALE, gen)
+        previous = dictionary
+        dictionary, probs = _bless_step(
+            ev, diag, dictionary, probs, lam, oversampling * k / _ALPHA_K_SCALE, gen, Ldd
+        )
+        if dictionary is not previous:
+            Ldd = None
     if dictionary.size == 0:
         raise ValueError("the kernel is zero: nothing to sample")
-    Ldd = ev.block(dictionary, dictionary)
-    Ldd = 0.5 * (Ldd + Ldd.T)
+    if Ldd is None:
+        Ldd = ev.block(dictionary, dictionary)
+        Ldd = 0.5 * (Ldd + Ldd.T)
     state.dictionary = dictionary
     if method == "alpha":
         from scipy.linalg import lapack as scipy_lapack
