@@ -812,7 +812,7 @@ def _bless(ev, diag, oversampling, gen, stop):
         else:
             theta = np.zeros(0)
         if stop(lam, theta) or lam <= floor:
-            return dictionary, probs, lam, Ldd
+            return dictionary, probs, lam, Ldd, theta
         lam = lam / 2.0
 
 
@@ -855,7 +855,7 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
         stop = lambda lam, theta: lam <= 1.0  # noqa: E731
     else:
         stop = lambda lam, theta: (theta / (theta + lam)).sum() >= 2.0 * k + 2.0  # noqa: E731
-    dictionary, probs, lam, Ldd = _bless(ev, diag, oversampling, gen, stop)
+    dictionary, probs, lam, Ldd, theta = _bless(ev, diag, oversampling, gen, stop)
     if method == "alpha" and k is not None and k > _ALPHA_K_SCALE:
         # The acceptance rate of alpha-DPP is about exp(-(sum_j delta_j^2 / 2) - 1/2), delta_j the
         # relative errors of the dictionary covariance on the ~k directions that matter: with a
@@ -866,7 +866,7 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
             ev, diag, dictionary, probs, lam, oversampling * k / _ALPHA_K_SCALE, gen, Ldd
         )
         if dictionary is not previous:
-            Ldd = None
+            Ldd = theta = None
     if dictionary.size == 0:
         raise ValueError("the kernel is zero: nothing to sample")
     if Ldd is None:
@@ -877,7 +877,8 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
         from scipy.linalg import lapack as scipy_lapack
 
         weighted = Ldd / np.sqrt(np.outer(probs, probs))  # W = P^{-1/2} L_DD P^{-1/2}
-        theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
+        if theta is None:  # (BLESS computed them for its last dictionary)
+            theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
         state.alpha = 1.0 if k is None else _solve_alpha(lambda a: float((a * theta / (a * theta + 1)).sum()), k)
         a = state.alpha
         # l_i = a (L_ii - a |R^{-1} P^{-1/2} L_{D,i}|^2) with R R^T = a W + I (Cholesky): the same
