@@ -986,7 +986,9 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
                     continue
             else:
                 block = ev.block(items, items)
-                Lt = a * (0.5 * (block + block.T)) * np.outer(weights, weights)
+                Lt = block + block.T  # symmetrised; the outer product keeps it exactly symmetric
+                scaled = weights * math.sqrt(0.5 * a)
+                Lt *= np.outer(scaled, scaled)
                 # one Cholesky factorization of I + Lt: the acceptance test and, on acceptance, the sample
                 U, info = _core.dpp_cholesky_factor(Lt)
                 if info != 0:
