@@ -146,3 +146,26 @@ def test_alpha_refined_scores_and_alpha_match_the_direct_formulas():
     theta = np.linalg.eigvalsh(W)
     assert abs((a * theta / (a * theta + 1)).sum() - 4) < 1e-8
     assert abs(state.z - 4) < 1e-8
+
+
+def test_symmetric_kernel_blocks_from_three_quarters(monkeypatch):
+    # square kernel blocks of intermediate samples and dictionaries are evaluated as two diagonal
+    # halves and one mirrored off-diagonal half: same values, 3/4 of the evaluations, exact laws
+    from randnla import dpp as dpp_module
+
+    X, kernel, L = ground_set(seed=3)
+    ev = DPP(kernel=kernel, X=X)._evaluator()
+    items = np.array([7, 1, 4, 9, 0, 2, 8])
+    monkeypatch.setattr(dpp_module, "_SYMMETRIC_SPLIT", 2)
+    got = ev.symmetric_block(items)
+    assert np.allclose(got, L[np.ix_(items, items)], rtol=1e-14, atol=1e-15)
+    assert np.array_equal(got[:3, 3:], got[3:, :3].T)
+    assert ev.count == 3 * 3 + 3 * 4 + 4 * 4
+    subsets, p = dpp_law(L)
+    samples = DPP(kernel=kernel, X=X).sample(size=4000, method="alpha", rng=13)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+    subsets, pk = kdpp_law(L, 3)
+    assert_law(DPP(kernel=kernel, X=X).sample(k=3, size=3000, method="alpha", rng=14), subsets, pk)
+    assert_law(DPP(kernel=kernel, X=X).sample(k=3, size=3000, method="vfx", rng=15), subsets, pk)
