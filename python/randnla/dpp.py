@@ -108,6 +108,7 @@ class _Evaluator:
         self.kernel = kernel
         self.count = 0
         self.n = data.shape[0]
+        self.features = int(np.prod(data.shape[1:])) if data.ndim > 1 else 1
 
     def diag(self):
         self.count += self.n
@@ -132,8 +133,7 @@ class _Evaluator:
         out = np.empty((rows.size, cols.size))
         if out.size == 0:
             return out
-        features = int(np.prod(self.data.shape[1:])) if self.data.ndim > 1 else 1
-        chunk = max(1, (1 << 22) // max(1, cols.size * features))
+        chunk = max(1, (1 << 22) // max(1, cols.size * self.features))
         if self.data.ndim == 2:
             # the same arrays in feature-major memory order: the elementwise work of a kernel on the
             # (rows, cols, features) broadcast then runs over whole planes, and a reduction over the
