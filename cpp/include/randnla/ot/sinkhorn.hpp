@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "randnla/common.hpp"
@@ -634,7 +635,10 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
       const T* Ci = C.row(i);
       const double fi = f[i];
       double* xs = x.data();
+      // A float64 plan is written in place (no copy from a scratch row).
       double* ps = p.data();
+      if constexpr (std::is_same<PlanT, double>::value)
+        if (plan != nullptr) ps = plan + i * m;
       double best = kNegInf;
       RANDNLA_OT_SIMD_MAX(best)
       for (index_t j = 0; j < m; ++j) {
@@ -684,7 +688,7 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
           hm4[static_cast<size_t>(bk[j])] += ps[j];
         }
       }
-      if (plan != nullptr) {
+      if (plan != nullptr && !std::is_same<PlanT, double>::value) {
         PlanT* Pi = plan + i * m;
         for (index_t j = 0; j < m; ++j) Pi[j] = static_cast<PlanT>(ps[j]);
       }
