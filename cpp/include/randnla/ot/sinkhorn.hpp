@@ -79,7 +79,7 @@ inline double exp_lanes(double x) {
   return x < -708.0 ? 0.0 : big;
 }
 
-// sum_j x_j y_j with 16 independent partial sums (two to four vector registers): a single
+// sum_j x_j y_j (explicit FMAs) with 16 independent partial sums (two to four vector registers): a single
 // accumulator makes the loop wait on the latency of each add. The order depends on m alone.
 inline double dot_lanes(const double* x, const double* y, index_t m) {
   constexpr index_t L = 16;
@@ -87,9 +87,9 @@ inline double dot_lanes(const double* x, const double* y, index_t m) {
   index_t j = 0;
   for (; j + L <= m; j += L) {
     RANDNLA_OT_SIMD
-    for (index_t l = 0; l < L; ++l) acc[l] += x[j + l] * y[j + l];
+    for (index_t l = 0; l < L; ++l) acc[l] = std::fma(x[j + l], y[j + l], acc[l]);
   }
-  for (index_t l = 0; j + l < m; ++l) acc[l] += x[j + l] * y[j + l];
+  for (index_t l = 0; j + l < m; ++l) acc[l] = std::fma(x[j + l], y[j + l], acc[l]);
   for (index_t h = L / 2; h > 0; h /= 2)
     for (index_t l = 0; l < h; ++l) acc[l] += acc[l + h];
   return acc[0];
@@ -468,17 +468,33 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       double* y = partial.data() + blk * m;
       std::fill(y, y + m, 0.0);
       const double* vs = v.data();
-      for (index_t i = i0; i < i1; ++i) {
-        const double* Ki = K.data() + i * m;
-        const double s = dot_lanes(Ki, vs, m);
-        double un = a[i] / s;
-        if (w != 1.0 && un > 0 && std::isfinite(un))
-          un = u[static_cast<size_t>(i)] * sor_factor(un / u[static_cast<size_t>(i)], w);
-        u_new[static_cast<size_t>(i)] = un;
-        row_err[static_cast<size_t>(i)] = std::fabs(un * s - a[i]);
-        if (un >= lo && un <= hi) {
-          RANDNLA_OT_SIMD
-          for (index_t j = 0; j < m; ++j) y[j] += un * Ki[j];
+      // Rows in groups of four (they stay in L1): four dot products, then one update of y with
+      // explicit FMAs, so y is loaded and stored once per group instead of once per row. A row
+      // whose scaling leaves [lo, hi] adds nothing (the sweep is then redone after an absorption).
+      for (index_t i = i0; i < i1; i += 4) {
+        const index_t rows = std::min<index_t>(4, i1 - i);
+        double coef[4] = {0.0, 0.0, 0.0, 0.0};
+        const double* Kr[4];
+        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m;
+        for (index_t r = 0; r < rows; ++r) {
+          const index_t ir = i + r;
+          const double s = dot_lanes(Kr[r], vs, m);
+          double un = a[ir] / s;
+          if (w != 1.0 && un > 0 && std::isfinite(un))
+            un = u[static_cast<size_t>(ir)] * sor_factor(un / u[static_cast<size_t>(ir)], w);
+          u_new[static_cast<size_t>(ir)] = un;
+          row_err[static_cast<size_t>(ir)] = std::fabs(un * s - a[ir]);
+          if (un >= lo && un <= hi) coef[r] = un;
+        }
+        const double c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3];
+        const double *K0 = Kr[0], *K1 = Kr[1], *K2 = Kr[2], *K3 = Kr[3];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < m; ++j) {
+          double t = c0 * K0[j];
+          t = std::fma(c1, K1[j], t);
+          t = std::fma(c2, K2[j], t);
+          t = std::fma(c3, K3[j], t);
+          y[j] += t;
         }
       }
     });
