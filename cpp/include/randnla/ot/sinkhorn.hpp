@@ -31,10 +31,12 @@ namespace ot {
 #define RANDNLA_OT_SIMD _Pragma("omp simd")
 #define RANDNLA_OT_SIMD_SUM(v) RANDNLA_OT_PRAGMA(omp simd reduction(+ : v))
 #define RANDNLA_OT_SIMD_MAX(v) RANDNLA_OT_PRAGMA(omp simd reduction(max : v))
+#define RANDNLA_OT_SIMD_SUM3_MAX(s1, s2, s3, mx) RANDNLA_OT_PRAGMA(omp simd reduction(+ : s1, s2, s3) reduction(max : mx))
 #else
 #define RANDNLA_OT_SIMD
 #define RANDNLA_OT_SIMD_SUM(v)
 #define RANDNLA_OT_SIMD_MAX(v)
+#define RANDNLA_OT_SIMD_SUM3_MAX(s1, s2, s3, mx)
 #endif
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
@@ -260,6 +262,12 @@ struct SweepReport {
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
+  // Scaling form with a plan buffer, stopped at the tolerance: the plan P = diag(u) K diag(v) whose
+  // error was measured, written to the buffer, and its summary (as plan_pass: row and column sums,
+  // sum P, <C, P>, sum P logP, the largest logP) at the returned potentials.
+  bool has_plan = false;
+  std::vector<double> plan_r, plan_c;
+  double plan_total = 0.0, plan_cost = 0.0, plan_plogp = 0.0, plan_max_logp = kNegInf;
 };
 
 // Log-domain Sinkhorn: up to max_sweeps sweeps. The L1 error of the plan after sweep k (its columns are
@@ -340,7 +348,8 @@ template <class T>
 SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
                                     index_t max_sweeps, double tol, double tau, int n_threads,
-                                    const Handover& handover = Handover(), double relax = 1.0) {
+                                    const Handover& handover = Handover(), double relax = 1.0,
+                                    T* plan_out = nullptr) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
@@ -595,6 +604,59 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         report.reached_tol = err <= tol;
         report.handed_over = hand;
         report.plateau = plateau;
+        if (plan_out != nullptr && report.reached_tol) {
+          // The plan from K (a product per entry instead of an exp): P_ij = u_i K_ij v_j, logP_ij =
+          // (f_i + g_j - C_ij) / eps at the absorbed potentials. Row blocks as in the sweeps, column
+          // sums merged in block order.
+          std::vector<double> uu(u), vv(v);
+          absorb();
+          report.has_plan = true;
+          report.plan_r.assign(static_cast<size_t>(n), 0.0);
+          std::vector<double> b_cost(static_cast<size_t>(n_blocks), 0.0), b_plogp(static_cast<size_t>(n_blocks), 0.0),
+              b_max(static_cast<size_t>(n_blocks), kNegInf);
+          parallel_for(n_blocks, n_threads, [&](index_t blk) {
+            const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+            double* y = partial.data() + blk * m;
+            std::fill(y, y + m, 0.0);
+            double cost = 0.0, plogp = 0.0, bmax = kNegInf;
+            for (index_t i = i0; i < i1; ++i) {
+              const double* Ki = K.data() + i * m;
+              const T* Ci = C.row(i);
+              T* Pi = plan_out + i * m;
+              const double ui = uu[static_cast<size_t>(i)], fi = f[i];
+              double rs = 0.0, rc = 0.0, rl = 0.0, best = kNegInf;
+              RANDNLA_OT_SIMD_SUM3_MAX(rs, rc, rl, best)
+              for (index_t j = 0; j < m; ++j) {
+                const double pij = ui * Ki[j] * vv[static_cast<size_t>(j)];
+                const double cij = static_cast<double>(Ci[j]);
+                const double x = (fi + g[j] - cij) * inv;
+                Pi[j] = static_cast<T>(pij);
+                y[j] += pij;
+                rs += pij;
+                rc += pij * cij;
+                rl += pij * x;
+                best = x > best ? x : best;
+              }
+              report.plan_r[static_cast<size_t>(i)] = rs;
+              cost += rc;
+              plogp += rl;
+              bmax = std::max(bmax, best);
+            }
+            b_cost[static_cast<size_t>(blk)] = cost;
+            b_plogp[static_cast<size_t>(blk)] = plogp;
+            b_max[static_cast<size_t>(blk)] = bmax;
+          });
+          report.plan_c.assign(static_cast<size_t>(m), 0.0);
+          for (index_t blk = 0; blk < n_blocks; ++blk) {
+            const double* y = partial.data() + blk * m;
+            for (index_t j = 0; j < m; ++j) report.plan_c[static_cast<size_t>(j)] += y[j];
+            report.plan_cost += b_cost[static_cast<size_t>(blk)];
+            report.plan_plogp += b_plogp[static_cast<size_t>(blk)];
+            report.plan_max_logp = std::max(report.plan_max_logp, b_max[static_cast<size_t>(blk)]);
+          }
+          for (index_t i = 0; i < n; ++i) report.plan_total += report.plan_r[static_cast<size_t>(i)];
+          return report;
+        }
         absorb();  // the plan (u_new, v) whose error was measured
         return report;
       }
