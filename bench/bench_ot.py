@@ -84,10 +84,15 @@ def _case_rows(label, a, b, C, reg, anchors, repeat, per_iter=None):
         kind, name, max_iter = anchor
         try:
             if kind == "pot":
-                t_anchor, (P, its) = best_time(lambda: _pot(a, b, C, reg, name, max_iter), repeat=1)
+                run_anchor = lambda: _pot(a, b, C, reg, name, max_iter)  # noqa: E731
             else:
                 C_f = np.asfortranarray(C)
-                t_anchor, (P, its) = best_time(lambda: _regot(a, b, C_f, reg, name, max_iter), repeat=1)
+                run_anchor = lambda: _regot(a, b, C_f, reg, name, max_iter)  # noqa: E731
+            # Best of `repeat` runs like randnla's, except for anchors that take long (a single run
+            # over 0.3 s: noise is then small against the time and the bench stays short).
+            t_anchor, (P, its) = best_time(run_anchor, repeat=1)
+            if t_anchor < 0.3 and repeat > 1:
+                t_anchor = min(t_anchor, best_time(run_anchor, repeat=repeat - 1)[0])
         except ImportError as err:
             rows.append(row(f"{label}", t_ours, f"{kind} {name}", float("nan"), ok_ours, False,
                             note=f"{ours_note}; anchor unavailable: {err}"))
@@ -202,11 +207,11 @@ def run(quick: bool) -> list[dict]:
             anchors += [("regot", "unavailable", 0)]
         per_iter = _per_iteration_row if label in per_iter_sizes else None
         if not have_regot:
-            rows_case = _case_rows(label, a, b, C, reg, [x for x in anchors if x[0] == "pot"], 1, per_iter)
+            rows_case = _case_rows(label, a, b, C, reg, [x for x in anchors if x[0] == "pot"], 3, per_iter)
             rows_case.append(row(label, rows_case[0]["randnla_s"], "regot (pip install regot failed)", float("nan"),
                                  rows_case[0]["randnla_ok"], False, note="RegOT not importable"))
         else:
-            rows_case = _case_rows(label, a, b, C, reg, anchors, 1, per_iter)
+            rows_case = _case_rows(label, a, b, C, reg, anchors, 3, per_iter)
         rows += rows_case
         _ = time.perf_counter() - start
     if limiter is not None:

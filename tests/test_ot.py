@@ -411,6 +411,40 @@ def test_sparsified_pattern_keeps_argmaxes():
 # ---------------------------------------------------------------------------------------------- API
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_plan_written_by_the_sweeps_matches_the_exp_of_the_potentials(dtype, monkeypatch):
+    # Scaling sweeps that stop at the tolerance return diag(u) K diag(v) and its sums; it must be the
+    # plan exp((f + g - C) / reg) of the returned potentials, with cost, objective and error to match.
+    import randnla.ot as ot_module
+
+    final_passes = []
+    plan_pass = ot_module._CpuProblem.plan_pass
+
+    def counting_plan_pass(self, f, g, histogram=False, plan_out=None):
+        final_passes.append(plan_out is not None)
+        return plan_pass(self, f, g, histogram, plan_out)
+
+    monkeypatch.setattr(ot_module._CpuProblem, "plan_pass", counting_plan_pass)
+    a, b, C = grid_1d(120, 90, 2)
+    C = C.astype(dtype)
+    reg = 1e-2
+    res = sinkhorn(a, b, C, reg, tol=1e-10, n_threads=1)
+    assert res.n_newton == 0 and res.converged
+    assert not any(final_passes)  # the plan came from the sweeps
+    Cd = C.astype(np.float64)
+    P = np.exp((res.f[:, None] + res.g[None, :] - Cd) / reg)
+    if dtype == np.float64:
+        assert np.max(np.abs(res.plan - P)) <= 1e-13 * P.max()
+    else:
+        assert np.max(np.abs(res.plan - P.astype(np.float32))) <= 1e-6 * P.max()
+    assert abs(res.cost - float((Cd * P).sum())) <= 1e-12 * res.cost
+    assert abs(res.objective - entropic_objective(P, Cd, reg)) <= 1e-12 * abs(res.objective)
+    assert abs(res.marginal_error - marginal_error(P, a, b)) <= 1e-13
+    # The same answer as the route that recomputes the plan with one exp per entry (sinkhorn).
+    ref = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=1e-10, n_threads=1)
+    assert np.max(np.abs(res.plan.astype(np.float64) - ref.plan.astype(np.float64))) <= 1e-7
+
+
 def test_float32_input():
     a, b, C = cloud(80, 60, seed=11)
     res32 = sinkhorn(a.astype(np.float32), b.astype(np.float32), C.astype(np.float32), 1e-2, tol=1e-9)

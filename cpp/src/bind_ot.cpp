@@ -39,13 +39,23 @@ py::dict report_dict(const ot::SweepReport& rep) {
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
   d["at"] = py::array_t<index_t>(rep.at.size(), rep.at.data());
   d["seconds"] = py::array_t<double>(rep.seconds.size(), rep.seconds.data());
+  if (rep.has_plan) {
+    py::dict sm;
+    sm["r"] = py::array_t<double>(rep.plan_r.size(), rep.plan_r.data());
+    sm["c"] = py::array_t<double>(rep.plan_c.size(), rep.plan_c.data());
+    sm["total"] = rep.plan_total;
+    sm["cost"] = rep.plan_cost;
+    sm["plogp"] = rep.plan_plogp;
+    sm["max_logp"] = rep.plan_max_logp;
+    d["plan_summary"] = sm;
+  }
   return d;
 }
 
 template <class T>
 py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray<double> b, carray<double> log_a,
                 carray<double> log_b, double eps, py::array_t<double> f, py::array_t<double> g, py::ssize_t max_sweeps,
-                double tol, double tau, int n_threads, py::object handover, double relax) {
+                double tol, double tau, int n_threads, py::object handover, double relax, py::object plan_out) {
   const auto Cv = view_of(C);
   ot::Handover hand;
   if (!handover.is_none()) {
@@ -70,6 +80,15 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
   if (!(eps > 0)) throw std::invalid_argument("reg must be positive");
   double* fp = f.mutable_data();
   double* gp = g.mutable_data();
+  T* plan = nullptr;
+  py::array_t<T> plan_arr;
+  if (!plan_out.is_none()) {
+    plan_arr = plan_out.cast<py::array_t<T>>();
+    if (!(plan_arr.flags() & py::array::c_style) || !plan_arr.writeable() || plan_arr.ndim() != 2 ||
+        plan_arr.shape(0) != Cv.rows || plan_arr.shape(1) != Cv.cols)
+      throw std::invalid_argument("plan_out must be a writeable C-contiguous array shaped like C");
+    plan = plan_arr.mutable_data();
+  }
   ot::SweepReport rep;
   {
     py::gil_scoped_release release;
@@ -78,7 +97,7 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
                                        n_threads);
     else
       rep = ot::sinkhorn_scaling_sweeps<T>(Cv, a.data(), b.data(), log_a.data(), log_b.data(), eps, fp, gp, max_sweeps,
-                                           tol, tau, n_threads, hand, relax);
+                                           tol, tau, n_threads, hand, relax, plan);
   }
   return report_dict(rep);
 }
@@ -257,7 +276,7 @@ void register_dtype(py::module_& m, const std::string& suffix) {
   m.def(("ot_sweeps_" + suffix).c_str(), &sweeps<T>, py::arg("method"), py::arg("C"), py::arg("a"), py::arg("b"),
         py::arg("log_a"), py::arg("log_b"), py::arg("eps"), py::arg("f").noconvert(), py::arg("g").noconvert(),
         py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none(),
-        py::arg("relax") = 1.0);
+        py::arg("relax") = 1.0, py::arg("plan_out") = py::none());
   m.def(("ot_plan_pass_" + suffix).c_str(), &plan_pass<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("histogram"), py::arg("plan_out"), py::arg("n_threads"));
   m.def(("ot_newton_direction_" + suffix).c_str(), &newton_direction<T>, py::arg("C"), py::arg("f"), py::arg("g"),

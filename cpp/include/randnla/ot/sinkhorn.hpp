@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "randnla/common.hpp"
@@ -30,10 +31,12 @@ namespace ot {
 #define RANDNLA_OT_SIMD _Pragma("omp simd")
 #define RANDNLA_OT_SIMD_SUM(v) RANDNLA_OT_PRAGMA(omp simd reduction(+ : v))
 #define RANDNLA_OT_SIMD_MAX(v) RANDNLA_OT_PRAGMA(omp simd reduction(max : v))
+#define RANDNLA_OT_SIMD_SUM3_MAX(s1, s2, s3, mx) RANDNLA_OT_PRAGMA(omp simd reduction(+ : s1, s2, s3) reduction(max : mx))
 #else
 #define RANDNLA_OT_SIMD
 #define RANDNLA_OT_SIMD_SUM(v)
 #define RANDNLA_OT_SIMD_MAX(v)
+#define RANDNLA_OT_SIMD_SUM3_MAX(s1, s2, s3, mx)
 #endif
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
@@ -78,7 +81,7 @@ inline double exp_lanes(double x) {
   return x < -708.0 ? 0.0 : big;
 }
 
-// sum_j x_j y_j with 16 independent partial sums (two to four vector registers): a single
+// sum_j x_j y_j (explicit FMAs) with 16 independent partial sums (two to four vector registers): a single
 // accumulator makes the loop wait on the latency of each add. The order depends on m alone.
 inline double dot_lanes(const double* x, const double* y, index_t m) {
   constexpr index_t L = 16;
@@ -86,12 +89,49 @@ inline double dot_lanes(const double* x, const double* y, index_t m) {
   index_t j = 0;
   for (; j + L <= m; j += L) {
     RANDNLA_OT_SIMD
-    for (index_t l = 0; l < L; ++l) acc[l] += x[j + l] * y[j + l];
+    for (index_t l = 0; l < L; ++l) acc[l] = std::fma(x[j + l], y[j + l], acc[l]);
   }
-  for (index_t l = 0; j + l < m; ++l) acc[l] += x[j + l] * y[j + l];
+  for (index_t l = 0; j + l < m; ++l) acc[l] = std::fma(x[j + l], y[j + l], acc[l]);
   for (index_t h = L / 2; h > 0; h /= 2)
     for (index_t l = 0; l < h; ++l) acc[l] += acc[l + h];
   return acc[0];
+}
+
+// dot_lanes(x_r, y, m) for four rows x_0..x_3 in one pass over y (same lanes and summation order as
+// dot_lanes, so the same results).
+inline void dot_lanes4(const double* const x[4], const double* y, index_t m, double out[4]) {
+  constexpr index_t L = 16;
+  double a0[L] = {}, a1[L] = {}, a2[L] = {}, a3[L] = {};
+  const double *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
+  index_t j = 0;
+  for (; j + L <= m; j += L) {
+    RANDNLA_OT_SIMD
+    for (index_t l = 0; l < L; ++l) {
+      const double yl = y[j + l];
+      a0[l] = std::fma(x0[j + l], yl, a0[l]);
+      a1[l] = std::fma(x1[j + l], yl, a1[l]);
+      a2[l] = std::fma(x2[j + l], yl, a2[l]);
+      a3[l] = std::fma(x3[j + l], yl, a3[l]);
+    }
+  }
+  for (index_t l = 0; j + l < m; ++l) {
+    const double yl = y[j + l];
+    a0[l] = std::fma(x0[j + l], yl, a0[l]);
+    a1[l] = std::fma(x1[j + l], yl, a1[l]);
+    a2[l] = std::fma(x2[j + l], yl, a2[l]);
+    a3[l] = std::fma(x3[j + l], yl, a3[l]);
+  }
+  for (index_t h = L / 2; h > 0; h /= 2)
+    for (index_t l = 0; l < h; ++l) {
+      a0[l] += a0[l + h];
+      a1[l] += a1[l + h];
+      a2[l] += a2[l + h];
+      a3[l] += a3[l + h];
+    }
+  out[0] = a0[0];
+  out[1] = a1[0];
+  out[2] = a2[0];
+  out[3] = a3[0];
 }
 
 // The over-relaxation factor r^w of a scaling update (r = plain update / current scaling). Near the
@@ -222,6 +262,12 @@ struct SweepReport {
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
+  // Scaling form with a plan buffer, stopped at the tolerance: the plan P = diag(u) K diag(v) whose
+  // error was measured, written to the buffer, and its summary (as plan_pass: row and column sums,
+  // sum P, <C, P>, sum P logP, the largest logP) at the returned potentials.
+  bool has_plan = false;
+  std::vector<double> plan_r, plan_c;
+  double plan_total = 0.0, plan_cost = 0.0, plan_plogp = 0.0, plan_max_logp = kNegInf;
 };
 
 // Log-domain Sinkhorn: up to max_sweeps sweeps. The L1 error of the plan after sweep k (its columns are
@@ -302,7 +348,8 @@ template <class T>
 SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* a, const double* b,
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
                                     index_t max_sweeps, double tol, double tau, int n_threads,
-                                    const Handover& handover = Handover(), double relax = 1.0) {
+                                    const Handover& handover = Handover(), double relax = 1.0,
+                                    T* plan_out = nullptr) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
@@ -467,17 +514,35 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       double* y = partial.data() + blk * m;
       std::fill(y, y + m, 0.0);
       const double* vs = v.data();
-      for (index_t i = i0; i < i1; ++i) {
-        const double* Ki = K.data() + i * m;
-        const double s = dot_lanes(Ki, vs, m);
-        double un = a[i] / s;
-        if (w != 1.0 && un > 0 && std::isfinite(un))
-          un = u[static_cast<size_t>(i)] * sor_factor(un / u[static_cast<size_t>(i)], w);
-        u_new[static_cast<size_t>(i)] = un;
-        row_err[static_cast<size_t>(i)] = std::fabs(un * s - a[i]);
-        if (un >= lo && un <= hi) {
-          RANDNLA_OT_SIMD
-          for (index_t j = 0; j < m; ++j) y[j] += un * Ki[j];
+      // Rows in groups of four (they stay in L1): four dot products in one pass over v, then one update of y with
+      // explicit FMAs, so y is loaded and stored once per group instead of once per row. A row
+      // whose scaling leaves [lo, hi] adds nothing (the sweep is then redone after an absorption).
+      for (index_t i = i0; i < i1; i += 4) {
+        const index_t rows = std::min<index_t>(4, i1 - i);
+        double coef[4] = {0.0, 0.0, 0.0, 0.0};
+        const double* Kr[4];
+        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m;
+        double dots[4];
+        dot_lanes4(Kr, vs, m, dots);
+        for (index_t r = 0; r < rows; ++r) {
+          const index_t ir = i + r;
+          const double s = dots[r];
+          double un = a[ir] / s;
+          if (w != 1.0 && un > 0 && std::isfinite(un))
+            un = u[static_cast<size_t>(ir)] * sor_factor(un / u[static_cast<size_t>(ir)], w);
+          u_new[static_cast<size_t>(ir)] = un;
+          row_err[static_cast<size_t>(ir)] = std::fabs(un * s - a[ir]);
+          if (un >= lo && un <= hi) coef[r] = un;
+        }
+        const double c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3];
+        const double *K0 = Kr[0], *K1 = Kr[1], *K2 = Kr[2], *K3 = Kr[3];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < m; ++j) {
+          double t = c0 * K0[j];
+          t = std::fma(c1, K1[j], t);
+          t = std::fma(c2, K2[j], t);
+          t = std::fma(c3, K3[j], t);
+          y[j] += t;
         }
       }
     });
@@ -539,6 +604,59 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         report.reached_tol = err <= tol;
         report.handed_over = hand;
         report.plateau = plateau;
+        if (plan_out != nullptr && report.reached_tol) {
+          // The plan from K (a product per entry instead of an exp): P_ij = u_i K_ij v_j, logP_ij =
+          // (f_i + g_j - C_ij) / eps at the absorbed potentials. Row blocks as in the sweeps, column
+          // sums merged in block order.
+          std::vector<double> uu(u), vv(v);
+          absorb();
+          report.has_plan = true;
+          report.plan_r.assign(static_cast<size_t>(n), 0.0);
+          std::vector<double> b_cost(static_cast<size_t>(n_blocks), 0.0), b_plogp(static_cast<size_t>(n_blocks), 0.0),
+              b_max(static_cast<size_t>(n_blocks), kNegInf);
+          parallel_for(n_blocks, n_threads, [&](index_t blk) {
+            const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+            double* y = partial.data() + blk * m;
+            std::fill(y, y + m, 0.0);
+            double cost = 0.0, plogp = 0.0, bmax = kNegInf;
+            for (index_t i = i0; i < i1; ++i) {
+              const double* Ki = K.data() + i * m;
+              const T* Ci = C.row(i);
+              T* Pi = plan_out + i * m;
+              const double ui = uu[static_cast<size_t>(i)], fi = f[i];
+              double rs = 0.0, rc = 0.0, rl = 0.0, best = kNegInf;
+              RANDNLA_OT_SIMD_SUM3_MAX(rs, rc, rl, best)
+              for (index_t j = 0; j < m; ++j) {
+                const double pij = ui * Ki[j] * vv[static_cast<size_t>(j)];
+                const double cij = static_cast<double>(Ci[j]);
+                const double x = (fi + g[j] - cij) * inv;
+                Pi[j] = static_cast<T>(pij);
+                y[j] += pij;
+                rs += pij;
+                rc += pij * cij;
+                rl += pij * x;
+                best = x > best ? x : best;
+              }
+              report.plan_r[static_cast<size_t>(i)] = rs;
+              cost += rc;
+              plogp += rl;
+              bmax = std::max(bmax, best);
+            }
+            b_cost[static_cast<size_t>(blk)] = cost;
+            b_plogp[static_cast<size_t>(blk)] = plogp;
+            b_max[static_cast<size_t>(blk)] = bmax;
+          });
+          report.plan_c.assign(static_cast<size_t>(m), 0.0);
+          for (index_t blk = 0; blk < n_blocks; ++blk) {
+            const double* y = partial.data() + blk * m;
+            for (index_t j = 0; j < m; ++j) report.plan_c[static_cast<size_t>(j)] += y[j];
+            report.plan_cost += b_cost[static_cast<size_t>(blk)];
+            report.plan_plogp += b_plogp[static_cast<size_t>(blk)];
+            report.plan_max_logp = std::max(report.plan_max_logp, b_max[static_cast<size_t>(blk)]);
+          }
+          for (index_t i = 0; i < n; ++i) report.plan_total += report.plan_r[static_cast<size_t>(i)];
+          return report;
+        }
         absorb();  // the plan (u_new, v) whose error was measured
         return report;
       }
@@ -634,7 +752,10 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
       const T* Ci = C.row(i);
       const double fi = f[i];
       double* xs = x.data();
+      // A float64 plan is written in place (no copy from a scratch row).
       double* ps = p.data();
+      if constexpr (std::is_same<PlanT, double>::value)
+        if (plan != nullptr) ps = plan + i * m;
       double best = kNegInf;
       RANDNLA_OT_SIMD_MAX(best)
       for (index_t j = 0; j < m; ++j) {
@@ -684,7 +805,7 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
           hm4[static_cast<size_t>(bk[j])] += ps[j];
         }
       }
-      if (plan != nullptr) {
+      if (plan != nullptr && !std::is_same<PlanT, double>::value) {
         PlanT* Pi = plan + i * m;
         for (index_t j = 0; j < m; ++j) Pi[j] = static_cast<PlanT>(ps[j]);
       }
