@@ -28,6 +28,18 @@ py::array_t<double> writable_vec(py::array_t<double> x, py::ssize_t size, const 
   return x;
 }
 
+// The optional output array for the plan (None: the caller gets no plan written); `keep` holds the
+// cast array alive for as long as the returned pointer is used.
+template <class T>
+T* optional_plan_out(const py::object& plan_out, py::ssize_t rows, py::ssize_t cols, py::array_t<T>& keep) {
+  if (plan_out.is_none()) return nullptr;
+  keep = plan_out.cast<py::array_t<T>>();
+  if (!(keep.flags() & py::array::c_style) || !keep.writeable() || keep.ndim() != 2 || keep.shape(0) != rows ||
+      keep.shape(1) != cols)
+    throw std::invalid_argument("plan_out must be a writeable C-contiguous array shaped like C");
+  return keep.mutable_data();
+}
+
 py::dict report_dict(const ot::SweepReport& rep) {
   py::dict d;
   d["sweeps"] = rep.sweeps;
@@ -80,15 +92,8 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
   if (!(eps > 0)) throw std::invalid_argument("reg must be positive");
   double* fp = f.mutable_data();
   double* gp = g.mutable_data();
-  T* plan = nullptr;
   py::array_t<T> plan_arr;
-  if (!plan_out.is_none()) {
-    plan_arr = plan_out.cast<py::array_t<T>>();
-    if (!(plan_arr.flags() & py::array::c_style) || !plan_arr.writeable() || plan_arr.ndim() != 2 ||
-        plan_arr.shape(0) != Cv.rows || plan_arr.shape(1) != Cv.cols)
-      throw std::invalid_argument("plan_out must be a writeable C-contiguous array shaped like C");
-    plan = plan_arr.mutable_data();
-  }
+  T* plan = optional_plan_out<T>(plan_out, Cv.rows, Cv.cols, plan_arr);
   ot::SweepReport rep;
   {
     py::gil_scoped_release release;
@@ -109,15 +114,8 @@ py::dict plan_pass(carray<T> C, carray<double> f, carray<double> g, double eps, 
   check_vec(f, Cv.rows, "f");
   check_vec(g, Cv.cols, "g");
   ot::PlanSummary s;
-  T* plan = nullptr;
   py::array_t<T> plan_arr;
-  if (!plan_out.is_none()) {
-    plan_arr = plan_out.cast<py::array_t<T>>();
-    if (!(plan_arr.flags() & py::array::c_style) || !plan_arr.writeable() || plan_arr.ndim() != 2 ||
-        plan_arr.shape(0) != Cv.rows || plan_arr.shape(1) != Cv.cols)
-      throw std::invalid_argument("plan_out must be a writeable C-contiguous array shaped like C");
-    plan = plan_arr.mutable_data();
-  }
+  T* plan = optional_plan_out<T>(plan_out, Cv.rows, Cv.cols, plan_arr);
   {
     py::gil_scoped_release release;
     s = ot::plan_pass<T, T>(Cv, f.data(), g.data(), eps, histogram, plan, n_threads);

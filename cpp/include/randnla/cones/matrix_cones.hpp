@@ -522,18 +522,33 @@ void reassemble_sym_range(T* P, T* Q, index_t lo, index_t hi, const double* coef
     for (index_t i = j + 1; i < n; ++i) P[i * n + j] = P[j * n + i];
 }
 
+// What the vector step did to the n values `before` (eigenvalues or singular values): how many
+// results are nonzero and how many changed. Every reassembly sums over the smaller set: the
+// nonzero results (P = sum x_i q_i q_i^T, `full`) or the changes (P = X + sum (x_i - before_i) ...).
+struct StepChange {
+  index_t nonzero = 0, changed = 0;
+  bool none() const { return changed == 0; }
+  bool full() const { return nonzero <= changed; }
+};
+
+template <class S>
+inline StepChange step_change(const double* x, const S* before, index_t n) {
+  StepChange c;
+  for (index_t i = 0; i < n; ++i) {
+    c.nonzero += x[i] != 0;
+    c.changed += x[i] != static_cast<double>(before[i]);
+  }
+  return c;
+}
+
 // Which eigenpairs enter the reassembly: the nonzero values (P = sum x_i q_i q_i^T) or the
 // changed ones (P = X + sum (x_i - lam_i) q_i q_i^T), whichever are fewer. Fills coef and the
 // index range [lo, hi] holding them; returns false when nothing changed.
 inline bool reassembly_plan(const double* x, const double* lam, index_t n, std::vector<double>& coef, bool& full,
                             index_t& lo, index_t& hi) {
-  index_t nnz = 0, nch = 0;
-  for (index_t i = 0; i < n; ++i) {
-    nnz += x[i] != 0;
-    nch += x[i] != lam[i];
-  }
-  if (nch == 0) return false;
-  full = nnz <= nch;
+  const StepChange change = step_change(x, lam, n);
+  if (change.none()) return false;
+  full = change.full();
   coef.resize(static_cast<std::size_t>(n));
   lo = n, hi = -1;
   for (index_t i = 0; i < n; ++i) {
@@ -681,13 +696,9 @@ void finish_sym_small(T* P, index_t n, double& t, double& v, Kind kind, double p
   double* x = wk.x.data();
   for (index_t i = 0; i < n; ++i) x[i] = w[i];
   apply_step(kind, param, dual, t, v, x, n, wk.scratch);
-  index_t nnz = 0, nch = 0;
-  for (index_t i = 0; i < n; ++i) {
-    nnz += x[i] != 0;
-    nch += x[i] != w[i];
-  }
-  if (nch == 0) return;
-  const bool full = nnz <= nch;
+  const StepChange change = step_change(x, w, n);
+  if (change.none()) return;
+  const bool full = change.full();
   for (index_t i = 0; i < n; ++i) w[i] = full ? x[i] : x[i] - w[i];  // coefficients
   // acc (lower triangle) = [P +] sum_k w_k v_k v_k^T, one rank-one update per nonzero
   // coefficient over contiguous rows of V^T; then both triangles from the same sums.
@@ -1035,12 +1046,7 @@ bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind ki
   const bool l1 = kind == Kind::l1 || kind == Kind::l1_ball;
   const double smax = sv[0], theta = l1 ? smax - x[0] : x[0];
   if (!(smax > 0 && theta >= kGramMinRatio * smax)) return false;
-  index_t nnz = 0, nch = 0;
-  for (index_t i = 0; i < r; ++i) {
-    nnz += x[i] != 0;
-    nch += x[i] != sv[i];
-  }
-  const bool full = nnz <= nch;
+  const bool full = step_change(x, sv, r).full();
   double* f = wk.coef.data();  // per eigenvector column
   for (index_t i = 0; i < r; ++i) {
     const double c = full ? x[i] : x[i] - sv[i];
@@ -1094,14 +1100,10 @@ void project_svd_lapack(const T* X, T* P, index_t rows, index_t cols, double& t,
   wk.x.resize(static_cast<std::size_t>(r));
   for (index_t i = 0; i < r; ++i) wk.x[i] = static_cast<double>(wk.s[i]);
   apply_step(kind, param, dual, t, v, wk.x.data(), r, wk.scratch);
-  index_t nnz = 0, nch = 0;
-  for (index_t i = 0; i < r; ++i) {
-    nnz += wk.x[i] != 0;
-    nch += wk.x[i] != static_cast<double>(wk.s[i]);
-  }
-  if (nch == 0) return;
-  const bool full = nnz <= nch;
-  const index_t p_max = std::max<index_t>(std::max(nnz, nch), 1);
+  const StepChange change = step_change(wk.x.data(), wk.s.data(), r);
+  if (change.none()) return;
+  const bool full = change.full();
+  const index_t p_max = std::max<index_t>(std::max(change.nonzero, change.changed), 1);
   wk.B.resize(static_cast<std::size_t>(m * p_max));
   wk.C.resize(static_cast<std::size_t>(p_max * n));
   index_t p = 0;
@@ -1191,13 +1193,9 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
   for (index_t j = 0; j < n; ++j) sv[j] *= amax > 0 ? amax : 1.0;
   for (index_t j = 0; j < n; ++j) x[j] = sv[j];
   apply_step(kind, param, dual, t, v, x, n, wk.scratch);
-  index_t nnz = 0, nch = 0;
-  for (index_t j = 0; j < n; ++j) {
-    nnz += x[j] != 0;
-    nch += x[j] != sv[j];
-  }
-  if (nch == 0) return;
-  const bool full = nnz <= nch;
+  const StepChange change = step_change(x, sv, n);
+  if (change.none()) return;
+  const bool full = change.full();
   // column j of A (scaled) is s_j u_j / amax: coefficient f_j multiplies it so that the sum is
   // sum_j c_j u_j v_j^T with c_j = x_j (full) or x_j - s_j (changed only).
   for (index_t j = 0; j < n; ++j) {
@@ -1308,12 +1306,7 @@ bool project_svd_batch_gram(const T* X, T* P, double* t, index_t batch, index_t 
         project_svd_small<T>(xin, p, rows, cols, t[b], kind, param, false, wk);
         continue;
       }
-      index_t nnz = 0, nch = 0;
-      for (index_t i = 0; i < r; ++i) {
-        nnz += x[i] != 0;
-        nch += x[i] != sv[i];
-      }
-      full = nnz <= nch;
+      full = step_change(x, sv, r).full();
       // f, indexed by ascending eigenvector column: coefficient / s (the columns of Y V are s u).
       for (index_t i = 0; i < r; ++i) {
         const double c = full ? x[i] : x[i] - sv[i];
