@@ -171,6 +171,11 @@ class _Evaluator:
         out[h:, h:] = self.block(second, second)
         return out
 
+    def symmetrised_block(self, items):
+        """``symmetric_block(items)`` averaged with its transpose: exactly symmetric for every kind."""
+        block = self.symmetric_block(items)
+        return 0.5 * (block + block.T)
+
 
 # Below this many items a symmetric kernel block is evaluated whole (one kernel call).
 _SYMMETRIC_SPLIT = 64
@@ -796,8 +801,7 @@ def _bless_step(ev, diag, dictionary, probs, lam, oversampling, gen, Ldd=None):
 
         cross = ev.block(candidates, dictionary)  # |U| x |D|
         if Ldd is None:
-            Ldd = ev.symmetric_block(dictionary)
-            Ldd = 0.5 * (Ldd + Ldd.T)
+            Ldd = ev.symmetrised_block(dictionary)
         chol = np.linalg.cholesky(Ldd + lam * np.diag(probs))
         half = solve_triangular(chol, cross.T, lower=True, check_finite=False)  # |D| x |U|
         scores = np.maximum(diag[candidates] - np.einsum("ij,ij->j", half, half), 0.0) / lam
@@ -825,8 +829,7 @@ def _bless(ev, diag, oversampling, gen, stop):
         if dictionary is not previous:  # a new dictionary (a step that keeps nothing returns the old one)
             Ldd = None
             if dictionary.size:
-                Ldd = ev.symmetric_block(dictionary)
-                Ldd = 0.5 * (Ldd + Ldd.T)
+                Ldd = ev.symmetrised_block(dictionary)
         if dictionary.size:
             weighted = Ldd / np.sqrt(np.outer(probs, probs))
             theta = np.clip(np.linalg.eigvalsh(weighted), 0.0, None)
@@ -891,8 +894,7 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
     if dictionary.size == 0:
         raise ValueError("the kernel is zero: nothing to sample")
     if Ldd is None:
-        Ldd = ev.symmetric_block(dictionary)
-        Ldd = 0.5 * (Ldd + Ldd.T)
+        Ldd = ev.symmetrised_block(dictionary)
     state.dictionary = dictionary
     if method == "alpha":
         from scipy.linalg import lapack as scipy_lapack
