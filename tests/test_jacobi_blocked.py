@@ -169,3 +169,51 @@ def test_blocked_settings_are_validated(rng, blocks):
     bad[3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         eigh(bad)
+
+
+# Many blocks (n = 512 and 1024 run with 16 blocks by default): small blocks at moderate n.
+
+
+@pytest.mark.parametrize("pivot", PIVOTS)
+def test_blocked_many_blocks_residual_threads(pivot, rng, blocks):
+    blocks(8)
+    n = 150  # 20 blocks of 8 (padded to 160)
+    a = random_symmetric((), n, rng)
+    w, v, info = eigh(a, pivot=pivot, rng=3, return_info=True, n_threads=1)
+    assert info.converged and 0 < info.sweeps <= 15 and info.off_diagonal <= info.tol
+    check_eigh(a, w, v)
+    w2, v2 = eigh(a, pivot=pivot, rng=3, n_threads=2)
+    assert np.array_equal(w, w2) and np.array_equal(v, v2)
+    assert np.array_equal(eigvalsh(a, pivot=pivot, rng=3), w)
+    a32 = a.astype(np.float32)
+    w32, v32 = eigh(a32, pivot=pivot, rng=3)
+    check_eigh(a32, w32, v32)
+
+
+@pytest.mark.parametrize("spread", [8, 16])
+def test_blocked_many_blocks_graded_relative_accuracy(spread, blocks):
+    # n = 144, 18 blocks of 8: agreement to 1e-12 relative with the element-wise path and with
+    # Cholesky + one-sided Jacobi (both checked against mpmath in test_jacobi.py).
+    rng = np.random.default_rng(70 + spread)
+    n = 144
+    h = graded_spd(n, spread, rng)
+    blocks(None, min_n=10**9)
+    w_element = eigvalsh(h)
+    w_spd = eigh_spd(h, compute_v=False)
+    blocks(8)
+    for pivot in PIVOTS:
+        w, v, info = eigh(h, pivot=pivot, rng=1, return_info=True)
+        assert info.converged
+        error = max(np.max(np.abs(w / w_element - 1)), np.max(np.abs(w / w_spd - 1)))
+        assert error < 1e-12, (pivot, error)
+        assert np.linalg.norm(v.T @ v - np.eye(n)) <= 20 * n * 2.2e-16
+    if spread >= 16:
+        assert np.max(np.abs(np.linalg.eigvalsh(h) / w_element - 1)) > 1e4 * error
+
+
+def test_blocked_many_blocks_nonconvergence_warns(rng, blocks):
+    blocks(8)
+    a = random_symmetric((), 150, rng)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        _, _, info = eigh(a, max_sweeps=2, return_info=True)
+    assert not info.converged and info.sweeps == 2 and info.off_diagonal > info.tol
