@@ -1083,6 +1083,14 @@ def test_split_merge_route_degenerate_tridiagonals(rng, n):
             assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
             t1, S1 = cones.project_sum_largest_cone(t0, X, k, n_threads=1)
             assert np.array_equal(S, S1) and float(t1) == float(tt)
+    # a batch gives each matrix's own result; float32 (syevd route) keeps its certificates
+    stack = np.stack(inputs[-2:])
+    Pb = cones.project_psd(stack)
+    for i in range(2):
+        assert np.array_equal(Pb[i], cones.project_psd(stack[i]))
+    P32 = cones.project_psd(inputs[-1].astype(np.float32))
+    assert P32.dtype == np.float32
+    check_psd(inputs[-1], P32.astype(float), 1e-5)
 
 
 def test_tour_section_full_size_passes_its_checks(capsys):
