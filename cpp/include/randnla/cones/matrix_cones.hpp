@@ -418,8 +418,11 @@ T* tridiag_vectors(index_t n, index_t lo, index_t hi, TridiagWork<T>& tw) {
 // vectors: n^2 k / 2 ... n^2 k flops instead of n^3. Double precision; the caller falls back to
 // syevd when LAPACK reports a failure.
 // Measured at n = 300, one thread: stevd 3.6 ms; the halves 1.9 ms, laed4 over all roots 0.7 ms,
-// ~n/2 vectors of the merge 0.4 ms (PSD projection 6.8 -> 6.4 ms). Also faster at n = 128, 200.
+// ~n/2 vectors of the merge 0.4 ms (PSD projection 6.8 -> 6.4 ms). Also faster at n = 128, 200 and
+// 500 (23 vs 24 ms); no faster at n = 700 and 1000 (the O(n^2) secular solves and the halves' own
+// merges grow), so larger matrices keep stevd (which also bounds the extra n x n buffers).
 constexpr index_t kSplitMinN = 128;
+constexpr index_t kSplitMaxN = 600;
 
 template <class T>
 struct SplitWork {
@@ -744,7 +747,7 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
   tw.A.assign(P, P + n * n);
   const bool values_first = values_first_kind(kind, n);
   // log-det moves every eigenvalue (all vectors are needed: stevd's merge is as cheap)
-  const bool split = !values_first && n >= kSplitMinN && kind != Kind::log_epi;
+  const bool split = !values_first && n >= kSplitMinN && n <= kSplitMaxN && kind != Kind::log_epi;
   if (split) {
     if (!tridiag_reduce(n, tw) || !split_values(n, tw, wk.split)) return false;
   } else if (!(values_first ? tridiag_values(n, tw) : tridiag_eigen(n, tw))) {
