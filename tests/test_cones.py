@@ -1007,7 +1007,7 @@ def spectraplex_reference(X, total=1.0):
     return (Q * np.maximum(w - hi, 0)) @ Q.T
 
 
-@pytest.mark.parametrize("n", [33, 48, 120])
+@pytest.mark.parametrize("n", [33, 48, 120, 131])
 def test_large_symmetric_cones_partial_spectra(rng, n):
     """The LAPACK path computes only the eigenvectors that enter the reassembly: few or many
     negative eigenvalues, ties across the split, zero eigenvalues, every k; the spectraplex's
@@ -1041,6 +1041,56 @@ def test_large_symmetric_cones_partial_spectra(rng, n):
         S = cones.project_spectraplex(X)
         np.testing.assert_allclose(S, spectraplex_reference(X), atol=1e-12 * s * n)
         assert np.array_equal(S, S.T)
+
+
+@pytest.mark.parametrize("n", [128, 161])
+def test_split_merge_route_degenerate_tridiagonals(rng, n):
+    """From n = 128 the PSD and sum-of-largest projections tear the tridiagonal matrix in two and
+    form only the needed vectors of the top-level merge: inputs whose tridiagonal matrix already
+    splits at the tear (rho = 0: diagonal and block-diagonal X), whose merge deflates everything
+    (multiples of the identity, two-valued spectra) or almost nothing (distinct values), clusters
+    1e-13 apart, graded values; against NumPy's eigh at the same tolerance as the full solver,
+    and identical for every thread count."""
+    h = n // 2
+    blocks = np.zeros((n, n))
+    blocks[:h, :h] = sym(rng, h)
+    blocks[h:, h:] = sym(rng, n - h)
+    inputs = [
+        np.diag(rng.standard_normal(n)),
+        blocks,
+        -2.5 * np.eye(n),
+        with_spectrum(rng, np.r_[np.full(n // 2, 1.0), np.full(n - n // 2, -1.0)]),
+        with_spectrum(rng, np.linspace(-1, 1, n)),
+        with_spectrum(rng, np.r_[1.0 + 1e-13 * np.arange(n // 3), -1.0 - 1e-13 * np.arange(n - n // 3)]),
+        with_spectrum(rng, np.r_[np.logspace(0, -15, n // 2), -np.logspace(1, -15, n - n // 2)]),
+        sym(rng, n),
+    ]
+    for X in inputs:
+        s = scale_of(X)
+        w0, Q = np.linalg.eigh(X)
+        P = cones.project_psd(X)
+        check_psd(X, P, TOL)
+        np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * s * n)
+        assert np.array_equal(P, cones.project_psd(X, n_threads=1))
+        assert np.array_equal(P, cones.project_psd(X, n_threads=2))
+        for k in (1, n // 2):
+            t0 = 0.5 * topk(w0, k) - 1.0
+            tt, S = cones.project_sum_largest_cone(t0, X, k)
+            tv, xv = cones.project_sum_largest_vector_cone(t0, w0, k)
+            assert abs(float(tt) - float(tv)) <= 1e-12 * s * n
+            np.testing.assert_allclose(S, (Q * xv) @ Q.T, atol=1e-12 * s * n)
+            assert res_sum_largest(float(tt), S, k) <= TOL * s
+            assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
+            t1, S1 = cones.project_sum_largest_cone(t0, X, k, n_threads=1)
+            assert np.array_equal(S, S1) and float(t1) == float(tt)
+    # a batch gives each matrix's own result; float32 (syevd route) keeps its certificates
+    stack = np.stack(inputs[-2:])
+    Pb = cones.project_psd(stack)
+    for i in range(2):
+        assert np.array_equal(Pb[i], cones.project_psd(stack[i]))
+    P32 = cones.project_psd(inputs[-1].astype(np.float32))
+    assert P32.dtype == np.float32
+    check_psd(inputs[-1], P32.astype(float), 1e-5)
 
 
 def test_tour_section_full_size_passes_its_checks(capsys):

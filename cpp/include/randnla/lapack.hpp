@@ -39,7 +39,9 @@ using fint = int;
   X(sterf, (fint*, T*, T*, fint*))                                                                          \
   X(sytrd, (char*, fint*, T*, fint*, T*, T*, T*, T*, fint*, fint*))                                         \
   X(ormtr, (char*, char*, char*, fint*, fint*, T*, fint*, T*, T*, fint*, T*, fint*, fint*))                \
-  X(stein, (fint*, T*, T*, fint*, T*, fint*, fint*, T*, fint*, T*, fint*, fint*, fint*))
+  X(stein, (fint*, T*, T*, fint*, T*, fint*, fint*, T*, fint*, T*, fint*, fint*, fint*))                   \
+  X(laed2, (fint*, fint*, fint*, T*, T*, fint*, fint*, T*, T*, T*, T*, T*, fint*, fint*, fint*, fint*, fint*)) \
+  X(laed4, (fint*, fint*, T*, T*, T*, T*, T*, fint*))
 
 template <class T>
 struct Routines {
@@ -225,6 +227,25 @@ inline fint stein(fint n, const T* d, const T* e, fint m, const T* w, const fint
   fint info = 0;
   routines<T>().stein(&n, const_cast<T*>(d), const_cast<T*>(e), &m, const_cast<T*>(w), const_cast<fint*>(iblock),
                       const_cast<fint*>(isplit), z, &ldz, work, iwork, ifail, &info);
+  return info;
+}
+
+// Deflation step of the divide-and-conquer merge of two solved halves (sizes n1, n - n1) coupled
+// by rho z z^T (LAPACK's internal laed2; see its documentation for the argument layout).
+template <class T>
+inline fint laed2(fint& k, fint n, fint n1, T* d, T* q, fint ldq, fint* indxq, T& rho, T* z, T* dlamda, T* w,
+                  T* q2, fint* indx, fint* indxc, fint* indxp, fint* coltyp) {
+  fint info = 0;
+  routines<T>().laed2(&k, &n, &n1, d, q, &ldq, indxq, &rho, z, dlamda, w, q2, indx, indxc, indxp, coltyp, &info);
+  return info;
+}
+
+// The i-th root (1-based) of the secular equation 1 + rho sum z_j^2 / (d_j - x) = 0 and the
+// differences delta_j = d_j - root (LAPACK's internal laed4).
+template <class T>
+inline fint laed4(fint n, fint i, const T* d, const T* z, T* delta, T rho, T& dlam) {
+  fint info = 0;
+  routines<T>().laed4(&n, &i, const_cast<T*>(d), const_cast<T*>(z), delta, &rho, &dlam, &info);
   return info;
 }
 
