@@ -52,6 +52,7 @@ _SNS_DEFAULTS = {
     "absorb_threshold": 1e50,
     "newton_solver": "cg",
     "overrelaxation": None,
+    "truncate": True,
 }
 
 NEWTON_SOLVERS = ("cg", "ldl")
@@ -192,6 +193,9 @@ def _check_options(options):
     if not 1.0 < opts["absorb_threshold"] <= 1e50:
         raise ValueError(f"absorb_threshold must be in (1, 1e50], got {opts['absorb_threshold']!r}")
     opts["max_density"] = _validate.check_positive(opts["max_density"], "max_density")
+    if not isinstance(opts["truncate"], (bool, np.bool_)):
+        raise TypeError(f"truncate must be a bool, got {type(opts['truncate']).__name__}")
+    opts["truncate"] = bool(opts["truncate"])
     return opts
 
 
@@ -238,13 +242,15 @@ class _CpuProblem:
         self.plan_out = None
         self.last_plan = None
 
-    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None, relax=1.0, eps=None):
+    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None, relax=1.0, eps=None, truncate=True):
         fn = getattr(self.core, "ot_sweeps_" + self.suffix)
         own_eps = eps is None or eps == self.eps
         eps = self.eps if eps is None else eps
+        # The plan buffer also holds the scaling form's kernel (float64), at any eps; the plan is
+        # written into it only at the problem's own eps.
         report = fn("log" if method != "sinkhorn" else "scaling", self.C, self.a, self.b, self.log_a, self.log_b, eps,
                     f, g, int(max_sweeps), float(tol), float(tau), self.n_threads, handover, float(relax),
-                    self.plan_out if own_eps else None)
+                    self.plan_out, own_eps, bool(truncate))
         summary = report.get("plan_summary")
         self.last_plan = None if summary is None else (f.copy(), g.copy(), summary)
         return report
@@ -380,7 +386,8 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
             if step <= 0:
                 break
             hand = None if handover is None else handover[:3] + (tracker.n_sinkhorn,) + handover[3:]
-            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"], hand, relax, eps_k)
+            report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"], hand, relax, eps_k,
+                                    opts["truncate"])
             tracker.sweeps_done(report)
             remaining -= max(int(report["sweeps"]), 1)
             if (report["reached_tol"] or report["handed_over"] or report["plateau"]

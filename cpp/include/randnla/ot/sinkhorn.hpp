@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -33,6 +34,7 @@ namespace ot {
 #define RANDNLA_OT_SIMD_MAX(v) RANDNLA_OT_PRAGMA(omp simd reduction(max : v))
 #define RANDNLA_OT_SIMD_SUM3_MAX(s1, s2, s3, mx) RANDNLA_OT_PRAGMA(omp simd reduction(+ : s1, s2, s3) reduction(max : mx))
 #else
+#define RANDNLA_OT_PRAGMA(x)
 #define RANDNLA_OT_SIMD
 #define RANDNLA_OT_SIMD_SUM(v)
 #define RANDNLA_OT_SIMD_MAX(v)
@@ -259,6 +261,7 @@ struct SweepReport {
   bool plateau = false;     // stopped by the Handover plateau probe
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
+  index_t span_passes = 0;  // scaling form: passes over K that recomputed the truncation spans
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
@@ -335,6 +338,41 @@ struct Handover {
   }
 };
 
+// Storage of the stored kernel K of the scaling form: the caller's float64 buffer of n * m entries,
+// or an uninitialised buffer of its own (no zero fill: every entry is written before it is read).
+template <class T>
+class KernelStore {
+ public:
+  KernelStore(T* buffer, index_t size) {
+    if constexpr (std::is_same<T, double>::value) {
+      if (buffer != nullptr) {
+        ptr_ = buffer;
+        return;
+      }
+    }
+    own_.reset(new double[static_cast<size_t>(size)]);
+    ptr_ = own_.get();
+  }
+  double* data() { return ptr_; }
+
+ private:
+  std::unique_ptr<double[]> own_;
+  double* ptr_ = nullptr;
+};
+
+// The largest ratio max_i(x_i / ref_i) / min_i(x_i / ref_i), as a log (+inf if a ratio is not a
+// positive finite number).
+inline double log_ratio_range(const double* x, const double* ref, index_t len) {
+  double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
+  for (index_t i = 0; i < len; ++i) {
+    const double r = x[i] / ref[i];
+    lo = r < lo ? r : lo;
+    hi = r > hi ? r : hi;
+  }
+  if (!(lo > 0.0) || !(hi < std::numeric_limits<double>::infinity())) return std::numeric_limits<double>::infinity();
+  return std::log(hi / lo);
+}
+
 // Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
 // computed once (one exp per entry) from the current potentials; after that a sweep is ONE pass over K
 // with no exp: for each row, s = K_i v gives the row error of the current plan (u_i s - a_i) and the
@@ -349,13 +387,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
                                     index_t max_sweeps, double tol, double tau, int n_threads,
                                     const Handover& handover = Handover(), double relax = 1.0,
-                                    T* plan_out = nullptr) {
+                                    T* plan_out = nullptr, bool write_plan = true, bool truncate = true) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
   const double inv = 1.0 / eps;
   const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
-  std::vector<double> K(static_cast<size_t>(n * m));
+  // K lives in the plan buffer when that is float64 (the final plan u_i K_ij v_j is then written in
+  // place), else in a buffer of its own; rebuild() writes every entry before any read.
+  KernelStore<T> K(plan_out, n * m);
   std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), u_new(static_cast<size_t>(n)),
       row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m)), col_err(static_cast<size_t>(m)),
       partial(static_cast<size_t>(n_blocks * m));
@@ -365,9 +405,32 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   // A dropped entry carries plan mass u_i K_ij v_j <= tau^3 1e-300 (1e-150 for tau = 1e50).
   const double k_cut = std::log(tau) + std::log(1e-300);
   bool fresh = false;  // K was just recomputed and no scaling sweep has completed on it
+  // Truncated sweeps (Schmitzer's sparse scaling, in the form of one column span per row). Row i
+  // reads K only on [span_lo_i, span_hi_i), the smallest range holding every entry with
+  // K_ij v_j >= e^-keep max_j K_ij v_j (row criterion) or u_i K_ij >= e^-keep max_i u_i K_ij (column
+  // criterion), measured at scalings (u_ref, v_ref). A dropped entry of row i then weighs less than
+  // e^-keep R_v times the row's largest term, R_v = max_j(v_j / v_ref_j) / min_j(v_j / v_ref_j)
+  // (gauge-free), so the truncated row sum has relative error below m e^-keep R_v; likewise for
+  // columns with R_u. keep = guard + slack, where m e^-guard <= tol / (100 sum(a)), and the spans are
+  // recomputed (one pass over K, products and compares only) before log R_u or log R_v exceeds slack:
+  // truncation moves every marginal by at most tol / 100 in L1. Where the spans cover most of K
+  // (diffuse plans) they are dropped and retried after a back-off, so dense problems pay at most a
+  // pass now and then. The final plan is always the dense u_i K_ij v_j.
+  double mass_a = 0.0;
+  for (index_t i = 0; i < n; ++i) mass_a += a[i];
+  const double tol_floor = std::max(tol, 1e-14 * mass_a);
+  const double span_slack = 8.0;
+  const double span_keep =
+      std::log(static_cast<double>(std::max(n, m))) + std::log(100.0 * mass_a / tol_floor) + span_slack;
+  const bool truncation = truncate && span_keep <= 60.0 && n >= 8 && m >= 64 && std::isfinite(span_keep);
+  std::vector<index_t> span_lo(static_cast<size_t>(n), 0), span_hi(static_cast<size_t>(n), m);
+  std::vector<double> u_ref, v_ref, span_cthr, row_sum(static_cast<size_t>(n)), col_sum(static_cast<size_t>(m));
+  bool spans_valid = false;
+  index_t span_wait = 0, span_backoff = 16, span_last = -100;
   auto rebuild = [&]() {
     ++report.rebuilds;
     fresh = true;
+    spans_valid = false;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
@@ -397,6 +460,85 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   };
   bool have_k = false;
+  // Spans at scalings (uu, vv) whose row sums sum_j K_ij vv_j are s_row and column sums
+  // sum_i uu_i K_ij are t_col (the sums of the sweep just taken; the sums bound the largest terms, so
+  // a dropped entry is below e^-keep times the row's, and the column's, sum). One pass over K, no
+  // exp. Returns the fraction of K the spans cover.
+  auto compute_spans = [&](const double* uu, const double* vv, const double* s_row, const double* t_col) {
+    ++report.span_passes;
+    const double cut = std::exp(-span_keep);
+    const double inf = std::numeric_limits<double>::infinity();
+    span_cthr.resize(static_cast<size_t>(m));
+    for (index_t j = 0; j < m; ++j) {
+      const double t = t_col[j];
+      span_cthr[static_cast<size_t>(j)] = (t > 0.0 && t < inf) ? t * cut : inf;
+    }
+    const double* ct = span_cthr.data();
+    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      for (index_t i = begin; i < end; ++i) {
+        const double* Ki = K.data() + i * m;
+        const double* vl = vv;
+        const double* cl = ct;
+        const index_t ml = m;
+        const double ui = uu[i], si = s_row[i];
+        const double thr = si * cut;
+        index_t jl = 0, jh = m;
+        if (si > 0.0 && si < inf) {
+          // First and last kept column as index reductions (vectorised, no early exit).
+          index_t first = ml, last = -1;
+          RANDNLA_OT_PRAGMA(omp simd reduction(min : first) reduction(max : last))
+          for (index_t j = 0; j < ml; ++j) {
+            const double kij = Ki[j];
+            const bool kept = (kij * vl[j] >= thr) | (ui * kij >= cl[j]);
+            first = kept && j < first ? j : first;
+            last = kept && j > last ? j : last;
+          }
+          jl = first;
+          jh = last + 1;
+          if (jl >= jh) {
+            jl = 0;
+            jh = m;
+          }
+        }
+        span_lo[static_cast<size_t>(i)] = jl;
+        span_hi[static_cast<size_t>(i)] = jh;
+      }
+    });
+    double covered = 0.0;
+    for (index_t i = 0; i < n; ++i)
+      covered += static_cast<double>(span_hi[static_cast<size_t>(i)] - span_lo[static_cast<size_t>(i)]);
+    u_ref.assign(uu, uu + n);
+    v_ref.assign(vv, vv + m);
+    return covered / (static_cast<double>(n) * static_cast<double>(m));
+  };
+  // After a scaling sweep that took the sums s_row (at v_old) and t_col (at u_new) and before v
+  // moves to v_new: keep the spans if they stay valid for the next sweep, else recompute them at
+  // (u_new, v_old), or back off (spans that lasted under three sweeps, or cover most of K).
+  auto refresh_spans = [&](const double* v_old, const double* v_new, const double* s_row, const double* t_col) {
+    if (!truncation) return;
+    if (span_wait > 0) {
+      --span_wait;
+      spans_valid = false;
+      return;
+    }
+    if (spans_valid && log_ratio_range(v_new, v_ref.data(), m) <= span_slack &&
+        log_ratio_range(u.data(), u_ref.data(), n) <= span_slack)
+      return;
+    spans_valid = false;
+    if (report.sweeps - span_last < 3) {
+      span_wait = span_backoff;
+      span_backoff *= 2;
+      return;
+    }
+    const double density = compute_spans(u.data(), v_old, s_row, t_col);
+    span_last = report.sweeps;
+    if (density > 0.6) {
+      span_wait = span_backoff;
+      span_backoff *= 2;
+      return;
+    }
+    spans_valid = true;
+  };
   // Over-relaxation (successive over-relaxation of the two-block Gauss-Seidel that Sinkhorn is):
   // u <- u^(1 - w) (a / K v)^w, likewise v. relax >= 1 fixes w; relax == 0 adapts it: plain sweeps
   // until the linear rate kappa of the last five is measured (two consecutive five-sweep rates within
@@ -509,6 +651,8 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     // Fused pass: s = K v, the (over-relaxed) u-update, the row sums of the plan (u_new, v), and
     // K^T u_new per row block.
     const double w = omega;
+    if (spans_valid && !(log_ratio_range(v.data(), v_ref.data(), m) <= span_slack)) spans_valid = false;
+    const bool spanned = spans_valid;
     parallel_for(n_blocks, n_threads, [&](index_t blk) {
       const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
       double* y = partial.data() + blk * m;
@@ -517,16 +661,27 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       // Rows in groups of four (they stay in L1): four dot products in one pass over v, then one update of y with
       // explicit FMAs, so y is loaded and stored once per group instead of once per row. A row
       // whose scaling leaves [lo, hi] adds nothing (the sweep is then redone after an absorption).
+      // With spans, the group reads the union of its rows' spans (more entries only add accuracy).
       for (index_t i = i0; i < i1; i += 4) {
         const index_t rows = std::min<index_t>(4, i1 - i);
         double coef[4] = {0.0, 0.0, 0.0, 0.0};
+        index_t jl = 0, jh = m;
+        if (spanned) {
+          jl = m;
+          jh = 0;
+          for (index_t r = 0; r < rows; ++r) {
+            jl = std::min(jl, span_lo[static_cast<size_t>(i + r)]);
+            jh = std::max(jh, span_hi[static_cast<size_t>(i + r)]);
+          }
+        }
         const double* Kr[4];
-        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m;
+        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m + jl;
         double dots[4];
-        dot_lanes4(Kr, vs, m, dots);
+        dot_lanes4(Kr, vs + jl, jh - jl, dots);
         for (index_t r = 0; r < rows; ++r) {
           const index_t ir = i + r;
           const double s = dots[r];
+          row_sum[static_cast<size_t>(ir)] = s;
           double un = a[ir] / s;
           if (w != 1.0 && un > 0 && std::isfinite(un))
             un = u[static_cast<size_t>(ir)] * sor_factor(un / u[static_cast<size_t>(ir)], w);
@@ -536,16 +691,35 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         }
         const double c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3];
         const double *K0 = Kr[0], *K1 = Kr[1], *K2 = Kr[2], *K3 = Kr[3];
+        double* yl = y + jl;
+        const index_t width = jh - jl;
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < m; ++j) {
+        for (index_t j = 0; j < width; ++j) {
           double t = c0 * K0[j];
           t = std::fma(c1, K1[j], t);
           t = std::fma(c2, K2[j], t);
           t = std::fma(c3, K3[j], t);
-          y[j] += t;
+          yl[j] += t;
         }
       }
     });
+    if (spanned && !(log_ratio_range(u_new.data(), u_ref.data(), n) <= span_slack)) {
+      // u moved too far for the column criterion: the column sums again over all of K, and new
+      // spans before the next sweep.
+      spans_valid = false;
+      parallel_for(n_blocks, n_threads, [&](index_t blk) {
+        const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+        double* y = partial.data() + blk * m;
+        std::fill(y, y + m, 0.0);
+        for (index_t i = i0; i < i1; ++i) {
+          const double un = u_new[static_cast<size_t>(i)];
+          if (!(un >= lo && un <= hi)) continue;
+          const double* Ki = K.data() + i * m;
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < m; ++j) y[j] = std::fma(un, Ki[j], y[j]);
+        }
+      });
+    }
     bool bad = false;
     for (index_t i = 0; i < n; ++i) {
       const double un = u_new[static_cast<size_t>(i)];
@@ -582,6 +756,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       }
       for (index_t j = j0; j < j1; ++j) {
         const double t = vn_buf[static_cast<size_t>(j)];
+        col_sum[static_cast<size_t>(j)] = t;
         col_err[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)] * t - b[j]);
         double vn = b[j] / t;
         if (w != 1.0 && vn > 0 && std::isfinite(vn))
@@ -604,7 +779,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         report.reached_tol = err <= tol;
         report.handed_over = hand;
         report.plateau = plateau;
-        if (plan_out != nullptr && report.reached_tol) {
+        if (plan_out != nullptr && write_plan && report.reached_tol) {
           // The plan from K (a product per entry instead of an exp): P_ij = u_i K_ij v_j, logP_ij =
           // (f_i + g_j - C_ij) / eps at the absorbed potentials. Row blocks as in the sweeps, column
           // sums merged in block order.
@@ -698,6 +873,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         log_sweep_rest();
       }
     } else {
+      refresh_spans(v.data(), vn_buf.data(), row_sum.data(), col_sum.data());
       std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
     }
     fresh = false;
