@@ -165,6 +165,10 @@ inline int hist_bucket(double x) {
   return static_cast<int>(v);
 }
 
+// Range of a sum of exponentials shifted by a predicted LSE that the half-steps accept: no term
+// overflowed (each is below e^709), and terms flushed to 0 (below e^-708) are below 1e-177 of it.
+constexpr double kShiftLow = 1e-130, kShiftHigh = 1e130;
+
 // Row half-step: f_i <- eps (log a_i - LSE_j((g_j - C_ij)/eps)). Returns the L1 row error of the plan
 // before the update, sum_i |P(f_old, g) 1 - a|_i (the row sums come for free from the same LSE).
 template <class T>
@@ -176,19 +180,37 @@ double row_update(const MatrixView<const T>& C, const double* g, const double* l
   parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
     std::vector<double> x(static_cast<size_t>(m));
     double* xs = x.data();
+    // Local copies: the vectorised loops then keep them in registers (no reloads through the closure).
+    const double* gl = g;
+    const double invl = inv;
+    const index_t ml = m;
     for (index_t i = begin; i < end; ++i) {
       const T* Ci = C.row(i);
-      double mx = kNegInf;
-      RANDNLA_OT_SIMD_MAX(mx)
-      for (index_t j = 0; j < m; ++j) {
-        const double v = (g[j] - static_cast<double>(Ci[j])) * inv;
-        xs[j] = v;
-        mx = v > mx ? v : mx;
+      // One pass, shifted by the LSE of the previous half-step (log a_i - f_i / eps); kept when the
+      // scaled sum lies in [kShiftLow, kShiftHigh] (no term overflowed, none that matters underflowed),
+      // else the exact two-pass form (max, then the shifted sum).
+      const double shift = log_a[i] - f[i] * invl;
+      double s1 = 0.0;
+      if (std::isfinite(shift)) {
+        RANDNLA_OT_SIMD_SUM(s1)
+        for (index_t j = 0; j < ml; ++j) s1 += exp_lanes((gl[j] - static_cast<double>(Ci[j])) * invl - shift);
       }
-      double s = 0.0;
-      RANDNLA_OT_SIMD_SUM(s)
-      for (index_t j = 0; j < m; ++j) s += exp_lanes(xs[j] - mx);
-      const double lse = mx + std::log(s);
+      double lse;
+      if (s1 >= kShiftLow && s1 <= kShiftHigh) {
+        lse = shift + std::log(s1);
+      } else {
+        double mx = kNegInf;
+        RANDNLA_OT_SIMD_MAX(mx)
+        for (index_t j = 0; j < ml; ++j) {
+          const double v = (gl[j] - static_cast<double>(Ci[j])) * invl;
+          xs[j] = v;
+          mx = v > mx ? v : mx;
+        }
+        double s = 0.0;
+        RANDNLA_OT_SIMD_SUM(s)
+        for (index_t j = 0; j < ml; ++j) s += exp_lanes(xs[j] - mx);
+        lse = mx + std::log(s);
+      }
       const double r_old = std::exp(f[i] * inv + lse);
       row_err[static_cast<size_t>(i)] = std::fabs(r_old - a[i]);
       f[i] = eps * (log_a[i] - lse);
@@ -211,20 +233,40 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
   std::vector<double> col_err(static_cast<size_t>(m));
   parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
     const index_t w = j1 - j0;
+    const double* fl = f;
+    const double invl = inv;
     double mx[kColChunk], s[kColChunk], bm[kColChunk];
+    // One pass shifted by the LSE of the previous half-step (log b_j - g_j / eps), as in row_update;
+    // if any column of the chunk falls outside [kShiftLow, kShiftHigh], the exact tiled two-pass form
+    // for the whole chunk.
+    bool shifted = true;
     for (index_t j = 0; j < w; ++j) {
+      mx[j] = log_b[j0 + j] - g[j0 + j] * invl;
+      s[j] = 0.0;
+      shifted = shifted && std::isfinite(mx[j]);
+    }
+    if (shifted) {
+      for (index_t i = 0; i < n; ++i) {
+        const T* Ci = C.row(i) + j0;
+        const double fi = fl[i];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * invl - mx[j]);
+      }
+      for (index_t j = 0; j < w; ++j) shifted = shifted && s[j] >= kShiftLow && s[j] <= kShiftHigh;
+    }
+    for (index_t j = 0; j < w && !shifted; ++j) {
       mx[j] = kNegInf;
       s[j] = 0.0;
     }
-    for (index_t i0 = 0; i0 < n; i0 += kTileRows) {
+    for (index_t i0 = 0; i0 < n && !shifted; i0 += kTileRows) {
       const index_t i1 = std::min(n, i0 + kTileRows);
       for (index_t j = 0; j < w; ++j) bm[j] = kNegInf;
       for (index_t i = i0; i < i1; ++i) {
         const T* Ci = C.row(i) + j0;
-        const double fi = f[i];
+        const double fi = fl[i];
         RANDNLA_OT_SIMD
         for (index_t j = 0; j < w; ++j) {
-          const double v = (fi - static_cast<double>(Ci[j])) * inv;
+          const double v = (fi - static_cast<double>(Ci[j])) * invl;
           bm[j] = v > bm[j] ? v : bm[j];
         }
       }
@@ -236,9 +278,9 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
       }
       for (index_t i = i0; i < i1; ++i) {
         const T* Ci = C.row(i) + j0;
-        const double fi = f[i];
+        const double fi = fl[i];
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * inv - mx[j]);
+        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * invl - mx[j]);
       }
     }
     for (index_t j = 0; j < w; ++j) {
