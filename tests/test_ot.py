@@ -698,3 +698,29 @@ def test_truncated_sweeps_recover_from_a_bad_warm_start():
     ref = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=tol)
     assert res.converged and marginal_error(res.plan, a, b) <= tol
     assert np.abs(res.plan - ref.plan).max() <= 1e-7
+
+
+def test_log_half_steps_shifted_and_exact_forms_agree():
+    # The half-steps shift their exponentials by the LSE of the previous half-step (log a - f / reg,
+    # log b - g / reg). Potentials perturbed by a few hundredths of reg keep the shifted one-pass form;
+    # perturbations of hundreds of reg move the LSE beyond the accepted range of the shifted sum, so
+    # those rows and columns take the exact two-pass form. Both match a SciPy log-sum-exp reference.
+    from scipy.special import logsumexp
+
+    a, b, C = cloud(70, 60, seed=9)
+    reg = 1e-2
+    base = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=1e-12)
+    rng = np.random.default_rng(10)
+    for scale in (1e-2 * reg, 500 * reg):
+        f0 = base.f + scale * rng.standard_normal(len(a))
+        g0 = base.g + scale * rng.standard_normal(len(b))
+        f, g = f0.copy(), g0.copy()
+        _core.ot_sweeps_float64("log", C, a, b, np.log(a), np.log(b), reg, f, g, 1, 1e-300, 1e50, 1)
+        f_ref = reg * (np.log(a) - logsumexp((g0[None, :] - C) / reg, axis=1))
+        g_ref = reg * (np.log(b) - logsumexp((f_ref[:, None] - C) / reg, axis=0))
+        assert np.allclose(f, f_ref, rtol=1e-13, atol=1e-15)
+        assert np.allclose(g, g_ref, rtol=1e-13, atol=1e-15)
+        # And from there to the same optimum.
+        res = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=1e-12, warm_start=(f0, g0))
+        assert res.converged and marginal_error(res.plan, a, b) <= 1e-12
+        assert np.abs(res.plan - base.plan).max() <= 1e-11
