@@ -724,3 +724,17 @@ def test_log_half_steps_shifted_and_exact_forms_agree():
         res = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=1e-12, warm_start=(f0, g0))
         assert res.converged and marginal_error(res.plan, a, b) <= 1e-12
         assert np.abs(res.plan - base.plan).max() <= 1e-11
+
+
+def test_scaling_sweeps_from_a_larger_regularisation_normalise_rows_of_the_kernel():
+    # Potentials solved at 10 reg give, at reg, a kernel whose small-mass rows underflow as a whole;
+    # the sweeps then recompute K with its rows normalised in the log domain (a row half-step fused
+    # with K) instead of taking log-domain sweeps, and reach the same plan as the log-domain method.
+    a, b, C = grid_1d(200, 180, 1)
+    _, f0, g0, _ = _scaling_sweeps(a, b, C, 1e-2, tol=1e-6)
+    report, f, g, P = _scaling_sweeps(a, b, C, 1e-3, tol=1e-11, warm=(f0, g0))
+    assert report["reached_tol"] and report["rebuilds"] == 2 and report["log_sweeps"] == 0
+    assert np.abs(P - np.exp((f[:, None] + g[None, :] - C) / 1e-3)).max() <= 1e-12
+    assert marginal_error(P, a, b) <= 1.01e-11
+    ref = sinkhorn(a, b, C, 1e-3, method="sinkhorn_log", tol=1e-11, warm_start=(f0, g0))
+    assert np.abs(P - ref.plan).max() <= 1e-9

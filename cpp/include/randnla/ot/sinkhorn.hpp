@@ -469,9 +469,11 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   std::vector<double> u_ref, v_ref, span_cthr, row_sum(static_cast<size_t>(n)), col_sum(static_cast<size_t>(m));
   bool spans_valid = false;
   index_t span_wait = 0, span_backoff = 16, span_last = -100;
+  bool normalised = false;  // the current K came from rebuild_rows() and no sweep has completed on it
   auto rebuild = [&]() {
     ++report.rebuilds;
     fresh = true;
+    normalised = false;
     spans_valid = false;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       for (index_t i = begin; i < end; ++i) {
@@ -483,6 +485,47 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
           const double x = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
           Ki[j] = x < k_cut ? 0.0 : exp_lanes(x);
         }
+      }
+    });
+  };
+  // K with its rows normalised in the log domain: the row half-step f_i <- f_i + eps (log a_i - lse_i),
+  // lse_i = LSE_j((f_i + g_j - C_ij) / eps), fused with the recomputation of K at the new f (its
+  // rows then sum to a_i, so no row underflows as a whole). One exp per entry, as rebuild().
+  auto rebuild_rows = [&]() {
+    ++report.rebuilds;
+    fresh = true;
+    normalised = true;
+    spans_valid = false;
+    const double k_min_value = std::exp(k_cut);
+    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      const double* gl = g;
+      const double invl = inv;
+      const index_t ml = m;
+      for (index_t i = begin; i < end; ++i) {
+        const T* Ci = C.row(i);
+        double* Ki = K.data() + i * ml;
+        const double fi = f[i];
+        double mx = kNegInf;
+        RANDNLA_OT_SIMD_MAX(mx)
+        for (index_t j = 0; j < ml; ++j) {
+          const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
+          Ki[j] = x;
+          mx = x > mx ? x : mx;
+        }
+        double sum = 0.0;
+        RANDNLA_OT_SIMD_SUM(sum)
+        for (index_t j = 0; j < ml; ++j) {
+          const double e = exp_lanes(Ki[j] - mx);
+          Ki[j] = e;
+          sum += e;
+        }
+        const double scale = a[i] / sum;
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < ml; ++j) {
+          const double t = Ki[j] * scale;
+          Ki[j] = t < k_min_value ? 0.0 : t;
+        }
+        f[i] = fi + eps * (log_a[i] - (mx + std::log(sum)));
       }
     });
   };
@@ -775,9 +818,17 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       --k;
       continue;
     }
+    if (bad && !normalised) {
+      // Even a fresh K leaves the range (K underflows on a whole row): take the row half-step in
+      // the log domain, fused with K at the new potentials, and redo the sweep on it.
+      absorb();
+      rebuild_rows();
+      --k;
+      continue;
+    }
     if (bad) {
-      // Even a fresh K leaves the range (K underflows on a whole row): take this sweep in the log
-      // domain, which is exact there.
+      // Even a row-normalised K leaves the range: take this sweep in the log domain, which is
+      // exact there.
       absorb();
       have_k = false;
       std::copy(f, f + n, f_old.begin());
@@ -919,6 +970,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
     }
     fresh = false;
+    normalised = false;
     report.sweeps = k + 1;
   }
   absorb();
