@@ -646,7 +646,7 @@ def test_truncated_sweeps_agree_with_dense_sweeps_and_pot(name, shape):
     # 1-D grids at reg 1e-3: near the optimum the plan lives on a band, and the sweeps read K only on
     # each row's span; the dropped entries weigh below tol / 100 on the marginals.
     a, b, C = PROBLEMS[name](*shape)
-    reg, tol = 1e-3, 1e-11
+    reg, tol = 1e-3, 1e-12  # enough sweeps left once the scalings settle for spans to pay
     P_pot = pot.sinkhorn(a, b, C, reg, method="sinkhorn_log", stopThr=1e-14, numItermax=200_000)
     assert marginal_error(P_pot, a, b) <= 1e-10
     trunc, f_t, g_t, P_t = _scaling_sweeps(a, b, C, reg, truncate=True, tol=tol)

@@ -550,7 +550,6 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   // a dropped entry is below e^-keep times the row's, and the column's, sum). One pass over K, no
   // exp. Returns the fraction of K the spans cover.
   auto compute_spans = [&](const double* uu, const double* vv, const double* s_row, const double* t_col) {
-    ++report.span_passes;
     const double cut = std::exp(-span_keep);
     const double inf = std::numeric_limits<double>::infinity();
     span_cthr.resize(static_cast<size_t>(m));
@@ -559,36 +558,49 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       span_cthr[static_cast<size_t>(j)] = (t > 0.0 && t < inf) ? t * cut : inf;
     }
     const double* ct = span_cthr.data();
-    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
-      for (index_t i = begin; i < end; ++i) {
-        const double* Ki = K.data() + i * m;
-        const double* vl = vv;
-        const double* cl = ct;
-        const index_t ml = m;
-        const double ui = uu[i], si = s_row[i];
-        const double thr = si * cut;
-        index_t jl = 0, jh = m;
-        if (si > 0.0 && si < inf) {
-          // First and last kept column as index reductions (vectorised, no early exit).
-          index_t first = ml, last = -1;
-          RANDNLA_OT_PRAGMA(omp simd reduction(min : first) reduction(max : last))
-          for (index_t j = 0; j < ml; ++j) {
-            const double kij = Ki[j];
-            const bool kept = (kij * vl[j] >= thr) | (ui * kij >= cl[j]);
-            first = kept && j < first ? j : first;
-            last = kept && j > last ? j : last;
+    // Spans of the rows i0, i0 + stride, ... (rows stay independent: any thread count).
+    auto rows_pass = [&](index_t stride) {
+      const index_t count = (n + stride - 1) / stride;
+      parallel_for_chunks(count, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+        for (index_t q = begin; q < end; ++q) {
+          const index_t i = q * stride;
+          const double* Ki = K.data() + i * m;
+          const double* vl = vv;
+          const double* cl = ct;
+          const index_t ml = m;
+          const double ui = uu[i], si = s_row[i];
+          const double thr = si * cut;
+          index_t jl = 0, jh = m;
+          if (si > 0.0 && si < inf) {
+            // First and last kept column as index reductions (vectorised, no early exit).
+            index_t first = ml, last = -1;
+            RANDNLA_OT_PRAGMA(omp simd reduction(min : first) reduction(max : last))
+            for (index_t j = 0; j < ml; ++j) {
+              const double kij = Ki[j];
+              const bool kept = (kij * vl[j] >= thr) | (ui * kij >= cl[j]);
+              first = kept && j < first ? j : first;
+              last = kept && j > last ? j : last;
+            }
+            jl = first;
+            jh = last + 1;
+            if (jl >= jh) {
+              jl = 0;
+              jh = m;
+            }
           }
-          jl = first;
-          jh = last + 1;
-          if (jl >= jh) {
-            jl = 0;
-            jh = m;
-          }
+          span_lo[static_cast<size_t>(i)] = jl;
+          span_hi[static_cast<size_t>(i)] = jh;
         }
-        span_lo[static_cast<size_t>(i)] = jl;
-        span_hi[static_cast<size_t>(i)] = jh;
-      }
-    });
+      });
+      double width = 0.0;
+      for (index_t q = 0; q < count; ++q)
+        width += static_cast<double>(span_hi[static_cast<size_t>(q * stride)] - span_lo[static_cast<size_t>(q * stride)]);
+      return width / (static_cast<double>(count) * static_cast<double>(m));
+    };
+    // A sample of rows first (1 in 16): spans that would cover most of K cost no full pass.
+    if (n >= 64 && rows_pass(16) > 0.6) return 1.0;
+    ++report.span_passes;
+    rows_pass(1);
     double covered = 0.0;
     for (index_t i = 0; i < n; ++i)
       covered += static_cast<double>(span_hi[static_cast<size_t>(i)] - span_lo[static_cast<size_t>(i)]);
@@ -610,6 +622,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         log_ratio_range(u.data(), u_ref.data(), n) <= span_slack)
       return;
     spans_valid = false;
+    // Not while the scalings still move fast (the spans would not last): the last v-step above
+    // slack / 4.
+    if (!(log_ratio_range(v_new, v_old, m) <= 0.25 * span_slack)) return;
+    // Nor when the linear rate of the last two sweeps predicts the tolerance within four sweeps.
+    const size_t q = report.errors.size();
+    if (q >= 2 && report.errors[q - 1] > 0 && report.errors[q - 1] < report.errors[q - 2]) {
+      const double rate = report.errors[q - 1] / report.errors[q - 2];
+      if (std::log(tol / report.errors[q - 1]) / std::log(rate) < 4.0) return;
+    }
     if (report.sweeps - span_last < 3) {
       span_wait = span_backoff;
       span_backoff *= 2;
