@@ -498,14 +498,17 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     normalised = false;
     spans_valid = false;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      const double* gl = g;
+      const double invl = inv, cut = k_cut;
+      const index_t ml = m;
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
-        double* Ki = K.data() + i * m;
+        double* Ki = K.data() + i * ml;
         const double fi = f[i];
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < m; ++j) {
-          const double x = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
-          Ki[j] = x < k_cut ? 0.0 : exp_lanes(x);
+        for (index_t j = 0; j < ml; ++j) {
+          const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
+          Ki[j] = x < cut ? 0.0 : exp_lanes(x);
         }
       }
     });
@@ -930,17 +933,22 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
             double* y = partial.data() + blk * m;
             std::fill(y, y + m, 0.0);
             double cost = 0.0, plogp = 0.0, bmax = kNegInf;
+            // Local copies: the vectorised loop keeps them in registers.
+            const double* vl = vv.data();
+            const double* gl = g;
+            const double invl = inv;
+            const index_t ml = m;
             for (index_t i = i0; i < i1; ++i) {
-              const double* Ki = K.data() + i * m;
+              const double* Ki = K.data() + i * ml;
               const T* Ci = C.row(i);
-              T* Pi = plan_out + i * m;
+              T* Pi = plan_out + i * ml;
               const double ui = uu[static_cast<size_t>(i)], fi = f[i];
               double rs = 0.0, rc = 0.0, rl = 0.0, best = kNegInf;
               RANDNLA_OT_SIMD_SUM3_MAX(rs, rc, rl, best)
-              for (index_t j = 0; j < m; ++j) {
-                const double pij = ui * Ki[j] * vv[static_cast<size_t>(j)];
+              for (index_t j = 0; j < ml; ++j) {
+                const double pij = ui * Ki[j] * vl[j];
                 const double cij = static_cast<double>(Ci[j]);
-                const double x = (fi + g[j] - cij) * inv;
+                const double x = (fi + gl[j] - cij) * invl;
                 Pi[j] = static_cast<T>(pij);
                 y[j] += pij;
                 rs += pij;
