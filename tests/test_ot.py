@@ -738,3 +738,25 @@ def test_scaling_sweeps_from_a_larger_regularisation_normalise_rows_of_the_kerne
     assert marginal_error(P, a, b) <= 1.01e-11
     ref = sinkhorn(a, b, C, 1e-3, method="sinkhorn_log", tol=1e-11, warm_start=(f0, g0))
     assert np.abs(P - ref.plan).max() <= 1e-9
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_cost_rejected_on_every_route(method, bad):
+    # On a cold start the scaling sweeps check C in their first pass over it; zero weights, warm
+    # starts, no warm-up and the log-domain method check it beforehand. Every route raises.
+    C = np.random.default_rng(11).random((40, 30))
+    C[5, 7] = bad
+    a = np.full(40, 1 / 40)
+    a_zero = a.copy()
+    a_zero[5] = 0.0
+    a_zero /= a_zero.sum()
+    routes = [dict(), dict(a=a_zero), dict(warm_start=(np.zeros(40), np.zeros(30))), dict(max_iter=0)]
+    if method == "sns":
+        routes.append(dict(warmup_iter=0))
+    for extra in routes:
+        weights = extra.pop("a", a)
+        with pytest.raises(ValueError, match="C contains NaN or infinity"):
+            sinkhorn(weights, None, C.astype(np.float32), 1e-2, method=method, **extra)
+        with pytest.raises(ValueError, match="C contains NaN or infinity"):
+            sinkhorn(weights, None, C, 1e-2, method=method, **extra)

@@ -308,6 +308,7 @@ struct SweepReport {
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
   index_t span_passes = 0;  // scaling form: passes over K that recomputed the truncation spans
+  bool nonfinite_cost = false;  // check_cost: C holds NaN or infinity (nothing else was done)
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
@@ -451,7 +452,8 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
                                     index_t max_sweeps, double tol, double tau, int n_threads,
                                     const Handover& handover = Handover(), double relax = 1.0,
-                                    T* plan_out = nullptr, bool write_plan = true, bool truncate = true) {
+                                    T* plan_out = nullptr, bool write_plan = true, bool truncate = true,
+                                    bool check_cost = false) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
@@ -505,6 +507,13 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         const T* Ci = C.row(i);
         double* Ki = K.data() + i * ml;
         const double fi = f[i];
+        // With check_cost, sum of 0 * C_ij: NaN exactly when the row holds NaN or infinity.
+        double probe = 0.0;
+        if (check_cost) {
+          RANDNLA_OT_SIMD_SUM(probe)
+          for (index_t j = 0; j < ml; ++j) probe += 0.0 * static_cast<double>(Ci[j]);
+          row_err[static_cast<size_t>(i)] = probe;
+        }
         RANDNLA_OT_SIMD
         for (index_t j = 0; j < ml; ++j) {
           const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
@@ -755,8 +764,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     }
   };
   // Start in scaling mode from the given potentials: K at (f, g), u = v = 1. Each scaling sweep
-  // measures the full L1 error of the plan (u_new, v) between its two half-steps.
+  // measures the full L1 error of the plan (u_new, v) between its two half-steps. The first
+  // rebuild also checks that C is finite when asked (one read of C instead of two).
   rebuild();
+  if (check_cost) {
+    for (index_t i = 0; i < n; ++i)
+      if (!(row_err[static_cast<size_t>(i)] == 0.0)) report.nonfinite_cost = true;
+    if (report.nonfinite_cost) return report;
+  }
+  check_cost = false;
   have_k = true;
   for (index_t k = 0; k <= max_sweeps; ++k) {
     if (!have_k) {
