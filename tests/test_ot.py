@@ -626,3 +626,137 @@ def test_device_driver_logic_with_numpy_stand_in(monkeypatch):
                           callback=None, verbose=False)
     assert again.n_iter == 0
     _ot_gpu._kernels.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------------- truncated sweeps
+
+
+def _scaling_sweeps(a, b, C, reg, *, truncate=True, n_threads=1, tol=1e-11, warm=None, max_sweeps=20_000):
+    """The scaling-form sweeps of the core, plain (no over-relaxation), writing their plan."""
+    f = np.zeros(len(a)) if warm is None else np.array(warm[0], dtype=np.float64)
+    g = np.zeros(len(b)) if warm is None else np.array(warm[1], dtype=np.float64)
+    plan = np.empty(C.shape)
+    report = _core.ot_sweeps_float64("scaling", C, a, b, np.log(a), np.log(b), reg, f, g, max_sweeps, tol, 1e50,
+                                     n_threads, None, 1.0, plan, True, truncate)
+    return report, f, g, plan
+
+
+@pytest.mark.parametrize("name, shape", [("w2", (260, 230)), ("w1", (230, 260))])
+def test_truncated_sweeps_agree_with_dense_sweeps_and_pot(name, shape):
+    # 1-D grids at reg 1e-3: near the optimum the plan lives on a band, and the sweeps read K only on
+    # each row's span; the dropped entries weigh below tol / 100 on the marginals.
+    a, b, C = PROBLEMS[name](*shape)
+    reg, tol = 1e-3, 1e-12  # enough sweeps left once the scalings settle for spans to pay
+    P_pot = pot.sinkhorn(a, b, C, reg, method="sinkhorn_log", stopThr=1e-14, numItermax=200_000)
+    assert marginal_error(P_pot, a, b) <= 1e-10
+    trunc, f_t, g_t, P_t = _scaling_sweeps(a, b, C, reg, truncate=True, tol=tol)
+    dense, f_d, g_d, P_d = _scaling_sweeps(a, b, C, reg, truncate=False, tol=tol)
+    assert trunc["reached_tol"] and dense["reached_tol"]
+    assert trunc["span_passes"] >= 1 and dense["span_passes"] == 0
+    # The written plan is the dense exp((f + g - C) / reg) of the returned potentials, and its error is
+    # measured here on the full marginals.
+    assert np.abs(P_t - np.exp((f_t[:, None] + g_t[None, :] - C) / reg)).max() <= 1e-12
+    assert marginal_error(P_t, a, b) <= tol * 1.01
+    assert np.abs(P_t - P_d).max() <= 1e-9
+    assert np.abs(P_t - P_pot).max() <= 1e-7
+    # The public methods with and without truncation.
+    obj_pot = entropic_objective(P_pot, C, reg)
+    for method in ("sns", "sinkhorn"):
+        for truncate in (True, False):
+            res = sinkhorn(a, b, C, reg, method=method, tol=tol, truncate=truncate)
+            assert res.converged and marginal_error(res.plan, a, b) <= tol
+            assert np.abs(res.plan - P_pot).max() <= 1e-7
+            assert abs(res.objective - obj_pot) <= 1e-9 * abs(obj_pot)
+    with pytest.raises(TypeError, match="truncate"):
+        sinkhorn(a, b, C, reg, truncate="yes")
+
+
+def test_truncated_sweeps_one_and_two_threads_bitwise_identical():
+    a, b, C = grid_1d(300, 280, 2)  # five row blocks
+    one, f1, g1, P1 = _scaling_sweeps(a, b, C, 1e-3, n_threads=1)
+    two, f2, g2, P2 = _scaling_sweeps(a, b, C, 1e-3, n_threads=2)
+    assert one["span_passes"] >= 1 and one["sweeps"] == two["sweeps"] and one["span_passes"] == two["span_passes"]
+    assert np.array_equal(f1, f2) and np.array_equal(g1, g2) and np.array_equal(P1, P2)
+
+
+def test_truncated_sweeps_recover_from_a_bad_warm_start():
+    # Potentials of another problem (target mass centred at 0.3 instead of 0.5): the first spans
+    # follow the wrong transport map, the plan then moves across the grid, so the spans must be
+    # recomputed (grown) on the way; the result is still the optimum of this problem.
+    a, b, C = grid_1d(240, 220, 2)
+    y = np.linspace(0, 1, 220)
+    b_other = np.exp(-((y - 0.3) ** 2) / (2 * 0.1**2)) + 1e-6
+    b_other /= b_other.sum()
+    reg, tol = 1e-3, 1e-11
+    _, f0, g0, _ = _scaling_sweeps(a, b_other, C, reg, tol=tol)
+    trunc, f_t, g_t, P_t = _scaling_sweeps(a, b, C, reg, tol=tol, warm=(f0, g0))
+    dense, _, _, P_d = _scaling_sweeps(a, b, C, reg, tol=tol, warm=(f0, g0), truncate=False)
+    assert trunc["reached_tol"] and trunc["span_passes"] >= 2
+    assert marginal_error(P_t, a, b) <= tol * 1.01
+    assert np.abs(P_t - P_d).max() <= 1e-9
+    res = sinkhorn(a, b, C, reg, tol=tol, warm_start=(f0, g0))
+    ref = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=tol)
+    assert res.converged and marginal_error(res.plan, a, b) <= tol
+    assert np.abs(res.plan - ref.plan).max() <= 1e-7
+
+
+def test_log_half_steps_shifted_and_exact_forms_agree():
+    # The half-steps shift their exponentials by the LSE of the previous half-step (log a - f / reg,
+    # log b - g / reg). Potentials perturbed by a few hundredths of reg keep the shifted one-pass form;
+    # perturbations of hundreds of reg move the LSE beyond the accepted range of the shifted sum, so
+    # those rows and columns take the exact two-pass form. Both match a SciPy log-sum-exp reference.
+    from scipy.special import logsumexp
+
+    a, b, C = cloud(70, 60, seed=9)
+    reg = 1e-2
+    base = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=1e-12)
+    rng = np.random.default_rng(10)
+    for scale in (1e-2 * reg, 500 * reg):
+        f0 = base.f + scale * rng.standard_normal(len(a))
+        g0 = base.g + scale * rng.standard_normal(len(b))
+        f, g = f0.copy(), g0.copy()
+        _core.ot_sweeps_float64("log", C, a, b, np.log(a), np.log(b), reg, f, g, 1, 1e-300, 1e50, 1)
+        f_ref = reg * (np.log(a) - logsumexp((g0[None, :] - C) / reg, axis=1))
+        g_ref = reg * (np.log(b) - logsumexp((f_ref[:, None] - C) / reg, axis=0))
+        assert np.allclose(f, f_ref, rtol=1e-13, atol=1e-15)
+        assert np.allclose(g, g_ref, rtol=1e-13, atol=1e-15)
+        # And from there to the same optimum.
+        res = sinkhorn(a, b, C, reg, method="sinkhorn_log", tol=1e-12, warm_start=(f0, g0))
+        assert res.converged and marginal_error(res.plan, a, b) <= 1e-12
+        assert np.abs(res.plan - base.plan).max() <= 1e-11
+
+
+def test_scaling_sweeps_from_a_larger_regularisation_normalise_rows_of_the_kernel():
+    # Potentials solved at 10 reg give, at reg, a kernel whose small-mass rows underflow as a whole;
+    # the sweeps then recompute K with its rows normalised in the log domain (a row half-step fused
+    # with K) instead of taking log-domain sweeps, and reach the same plan as the log-domain method.
+    a, b, C = grid_1d(200, 180, 1)
+    _, f0, g0, _ = _scaling_sweeps(a, b, C, 1e-2, tol=1e-6)
+    report, f, g, P = _scaling_sweeps(a, b, C, 1e-3, tol=1e-11, warm=(f0, g0))
+    assert report["reached_tol"] and report["rebuilds"] == 2 and report["log_sweeps"] == 0
+    assert np.abs(P - np.exp((f[:, None] + g[None, :] - C) / 1e-3)).max() <= 1e-12
+    assert marginal_error(P, a, b) <= 1.01e-11
+    ref = sinkhorn(a, b, C, 1e-3, method="sinkhorn_log", tol=1e-11, warm_start=(f0, g0))
+    assert np.abs(P - ref.plan).max() <= 1e-9
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_cost_rejected_on_every_route(method, bad):
+    # On a cold start the scaling sweeps check C in their first pass over it; zero weights, warm
+    # starts, no warm-up and the log-domain method check it beforehand. Every route raises.
+    C = np.random.default_rng(11).random((40, 30))
+    C[5, 7] = bad
+    a = np.full(40, 1 / 40)
+    a_zero = a.copy()
+    a_zero[5] = 0.0
+    a_zero /= a_zero.sum()
+    routes = [dict(), dict(a=a_zero), dict(warm_start=(np.zeros(40), np.zeros(30))), dict(max_iter=0)]
+    if method == "sns":
+        routes.append(dict(warmup_iter=0))
+    for extra in routes:
+        weights = extra.pop("a", a)
+        with pytest.raises(ValueError, match="C contains NaN or infinity"):
+            sinkhorn(weights, None, C.astype(np.float32), 1e-2, method=method, **extra)
+        with pytest.raises(ValueError, match="C contains NaN or infinity"):
+            sinkhorn(weights, None, C, 1e-2, method=method, **extra)

@@ -48,6 +48,8 @@ py::dict report_dict(const ot::SweepReport& rep) {
   d["plateau"] = rep.plateau;
   d["log_sweeps"] = rep.log_sweeps;
   d["rebuilds"] = rep.rebuilds;
+  d["span_passes"] = rep.span_passes;
+  d["nonfinite_cost"] = rep.nonfinite_cost;
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
   d["at"] = py::array_t<index_t>(rep.at.size(), rep.at.data());
   d["seconds"] = py::array_t<double>(rep.seconds.size(), rep.seconds.data());
@@ -67,7 +69,8 @@ py::dict report_dict(const ot::SweepReport& rep) {
 template <class T>
 py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray<double> b, carray<double> log_a,
                 carray<double> log_b, double eps, py::array_t<double> f, py::array_t<double> g, py::ssize_t max_sweeps,
-                double tol, double tau, int n_threads, py::object handover, double relax, py::object plan_out) {
+                double tol, double tau, int n_threads, py::object handover, double relax, py::object plan_out,
+                bool write_plan, bool truncate, bool check_cost) {
   const auto Cv = view_of(C);
   ot::Handover hand;
   if (!handover.is_none()) {
@@ -102,7 +105,8 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
                                        n_threads);
     else
       rep = ot::sinkhorn_scaling_sweeps<T>(Cv, a.data(), b.data(), log_a.data(), log_b.data(), eps, fp, gp, max_sweeps,
-                                           tol, tau, n_threads, hand, relax, plan);
+                                           tol, tau, n_threads, hand, relax, plan, write_plan, truncate,
+                                           check_cost);
   }
   return report_dict(rep);
 }
@@ -274,7 +278,8 @@ void register_dtype(py::module_& m, const std::string& suffix) {
   m.def(("ot_sweeps_" + suffix).c_str(), &sweeps<T>, py::arg("method"), py::arg("C"), py::arg("a"), py::arg("b"),
         py::arg("log_a"), py::arg("log_b"), py::arg("eps"), py::arg("f").noconvert(), py::arg("g").noconvert(),
         py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none(),
-        py::arg("relax") = 1.0, py::arg("plan_out") = py::none());
+        py::arg("relax") = 1.0, py::arg("plan_out") = py::none(), py::arg("write_plan") = true,
+        py::arg("truncate") = true, py::arg("check_cost") = false);
   m.def(("ot_plan_pass_" + suffix).c_str(), &plan_pass<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("histogram"), py::arg("plan_out"), py::arg("n_threads"));
   m.def(("ot_newton_direction_" + suffix).c_str(), &newton_direction<T>, py::arg("C"), py::arg("f"), py::arg("g"),

@@ -17,11 +17,16 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "randnla/common.hpp"
 #include "randnla/parallel.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace randnla {
 namespace ot {
@@ -33,6 +38,7 @@ namespace ot {
 #define RANDNLA_OT_SIMD_MAX(v) RANDNLA_OT_PRAGMA(omp simd reduction(max : v))
 #define RANDNLA_OT_SIMD_SUM3_MAX(s1, s2, s3, mx) RANDNLA_OT_PRAGMA(omp simd reduction(+ : s1, s2, s3) reduction(max : mx))
 #else
+#define RANDNLA_OT_PRAGMA(x)
 #define RANDNLA_OT_SIMD
 #define RANDNLA_OT_SIMD_SUM(v)
 #define RANDNLA_OT_SIMD_MAX(v)
@@ -163,6 +169,10 @@ inline int hist_bucket(double x) {
   return static_cast<int>(v);
 }
 
+// Range of a sum of exponentials shifted by a predicted LSE that the half-steps accept: no term
+// overflowed (each is below e^709), and terms flushed to 0 (below e^-708) are below 1e-177 of it.
+constexpr double kShiftLow = 1e-130, kShiftHigh = 1e130;
+
 // Row half-step: f_i <- eps (log a_i - LSE_j((g_j - C_ij)/eps)). Returns the L1 row error of the plan
 // before the update, sum_i |P(f_old, g) 1 - a|_i (the row sums come for free from the same LSE).
 template <class T>
@@ -174,19 +184,37 @@ double row_update(const MatrixView<const T>& C, const double* g, const double* l
   parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
     std::vector<double> x(static_cast<size_t>(m));
     double* xs = x.data();
+    // Local copies: the vectorised loops then keep them in registers (no reloads through the closure).
+    const double* gl = g;
+    const double invl = inv;
+    const index_t ml = m;
     for (index_t i = begin; i < end; ++i) {
       const T* Ci = C.row(i);
-      double mx = kNegInf;
-      RANDNLA_OT_SIMD_MAX(mx)
-      for (index_t j = 0; j < m; ++j) {
-        const double v = (g[j] - static_cast<double>(Ci[j])) * inv;
-        xs[j] = v;
-        mx = v > mx ? v : mx;
+      // One pass, shifted by the LSE of the previous half-step (log a_i - f_i / eps); kept when the
+      // scaled sum lies in [kShiftLow, kShiftHigh] (no term overflowed, none that matters underflowed),
+      // else the exact two-pass form (max, then the shifted sum).
+      const double shift = log_a[i] - f[i] * invl;
+      double s1 = 0.0;
+      if (std::isfinite(shift)) {
+        RANDNLA_OT_SIMD_SUM(s1)
+        for (index_t j = 0; j < ml; ++j) s1 += exp_lanes((gl[j] - static_cast<double>(Ci[j])) * invl - shift);
       }
-      double s = 0.0;
-      RANDNLA_OT_SIMD_SUM(s)
-      for (index_t j = 0; j < m; ++j) s += exp_lanes(xs[j] - mx);
-      const double lse = mx + std::log(s);
+      double lse;
+      if (s1 >= kShiftLow && s1 <= kShiftHigh) {
+        lse = shift + std::log(s1);
+      } else {
+        double mx = kNegInf;
+        RANDNLA_OT_SIMD_MAX(mx)
+        for (index_t j = 0; j < ml; ++j) {
+          const double v = (gl[j] - static_cast<double>(Ci[j])) * invl;
+          xs[j] = v;
+          mx = v > mx ? v : mx;
+        }
+        double s = 0.0;
+        RANDNLA_OT_SIMD_SUM(s)
+        for (index_t j = 0; j < ml; ++j) s += exp_lanes(xs[j] - mx);
+        lse = mx + std::log(s);
+      }
       const double r_old = std::exp(f[i] * inv + lse);
       row_err[static_cast<size_t>(i)] = std::fabs(r_old - a[i]);
       f[i] = eps * (log_a[i] - lse);
@@ -209,20 +237,40 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
   std::vector<double> col_err(static_cast<size_t>(m));
   parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
     const index_t w = j1 - j0;
+    const double* fl = f;
+    const double invl = inv;
     double mx[kColChunk], s[kColChunk], bm[kColChunk];
+    // One pass shifted by the LSE of the previous half-step (log b_j - g_j / eps), as in row_update;
+    // if any column of the chunk falls outside [kShiftLow, kShiftHigh], the exact tiled two-pass form
+    // for the whole chunk.
+    bool shifted = true;
     for (index_t j = 0; j < w; ++j) {
+      mx[j] = log_b[j0 + j] - g[j0 + j] * invl;
+      s[j] = 0.0;
+      shifted = shifted && std::isfinite(mx[j]);
+    }
+    if (shifted) {
+      for (index_t i = 0; i < n; ++i) {
+        const T* Ci = C.row(i) + j0;
+        const double fi = fl[i];
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * invl - mx[j]);
+      }
+      for (index_t j = 0; j < w; ++j) shifted = shifted && s[j] >= kShiftLow && s[j] <= kShiftHigh;
+    }
+    for (index_t j = 0; j < w && !shifted; ++j) {
       mx[j] = kNegInf;
       s[j] = 0.0;
     }
-    for (index_t i0 = 0; i0 < n; i0 += kTileRows) {
+    for (index_t i0 = 0; i0 < n && !shifted; i0 += kTileRows) {
       const index_t i1 = std::min(n, i0 + kTileRows);
       for (index_t j = 0; j < w; ++j) bm[j] = kNegInf;
       for (index_t i = i0; i < i1; ++i) {
         const T* Ci = C.row(i) + j0;
-        const double fi = f[i];
+        const double fi = fl[i];
         RANDNLA_OT_SIMD
         for (index_t j = 0; j < w; ++j) {
-          const double v = (fi - static_cast<double>(Ci[j])) * inv;
+          const double v = (fi - static_cast<double>(Ci[j])) * invl;
           bm[j] = v > bm[j] ? v : bm[j];
         }
       }
@@ -234,9 +282,9 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
       }
       for (index_t i = i0; i < i1; ++i) {
         const T* Ci = C.row(i) + j0;
-        const double fi = f[i];
+        const double fi = fl[i];
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * inv - mx[j]);
+        for (index_t j = 0; j < w; ++j) s[j] += exp_lanes((fi - static_cast<double>(Ci[j])) * invl - mx[j]);
       }
     }
     for (index_t j = 0; j < w; ++j) {
@@ -259,6 +307,8 @@ struct SweepReport {
   bool plateau = false;     // stopped by the Handover plateau probe
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
+  index_t span_passes = 0;  // scaling form: passes over K that recomputed the truncation spans
+  bool nonfinite_cost = false;  // check_cost: C holds NaN or infinity (nothing else was done)
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
   std::vector<double> seconds;  // elapsed time at each measurement
@@ -335,6 +385,59 @@ struct Handover {
   }
 };
 
+// Maps the whole pages inside [p, p + bytes) before they are written, in one system call where Linux
+// offers MADV_POPULATE_WRITE (a fresh n * m buffer otherwise takes one page fault per 4 KiB page on
+// its first write, which costs more than a sweep on small problems). Contents are unchanged; a no-op
+// elsewhere or on failure.
+inline void prefault(void* p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  const std::uintptr_t page = 4096;
+  const std::uintptr_t lo = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  const std::uintptr_t hi = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
+  if (hi > lo + 16 * page) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// Storage of the stored kernel K of the scaling form: the caller's float64 buffer of n * m entries,
+// or an uninitialised buffer of its own (no zero fill: every entry is written before it is read).
+template <class T>
+class KernelStore {
+ public:
+  KernelStore(T* buffer, index_t size) {
+    if constexpr (std::is_same<T, double>::value) {
+      if (buffer != nullptr) {
+        ptr_ = buffer;
+        prefault(ptr_, static_cast<size_t>(size) * sizeof(double));
+        return;
+      }
+    }
+    own_.reset(new double[static_cast<size_t>(size)]);
+    ptr_ = own_.get();
+    prefault(ptr_, static_cast<size_t>(size) * sizeof(double));
+  }
+  double* data() { return ptr_; }
+
+ private:
+  std::unique_ptr<double[]> own_;
+  double* ptr_ = nullptr;
+};
+
+// The largest ratio max_i(x_i / ref_i) / min_i(x_i / ref_i), as a log (+inf if a ratio is not a
+// positive finite number).
+inline double log_ratio_range(const double* x, const double* ref, index_t len) {
+  double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
+  for (index_t i = 0; i < len; ++i) {
+    const double r = x[i] / ref[i];
+    lo = r < lo ? r : lo;
+    hi = r > hi ? r : hi;
+  }
+  if (!(lo > 0.0) || !(hi < std::numeric_limits<double>::infinity())) return std::numeric_limits<double>::infinity();
+  return std::log(hi / lo);
+}
+
 // Scaling-form Sinkhorn with absorption (Schmitzer): P = diag(u) K diag(v), K = exp((f_i + g_j - C)/eps)
 // computed once (one exp per entry) from the current potentials; after that a sweep is ONE pass over K
 // with no exp: for each row, s = K_i v gives the row error of the current plan (u_i s - a_i) and the
@@ -349,13 +452,16 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
                                     const double* log_a, const double* log_b, double eps, double* f, double* g,
                                     index_t max_sweeps, double tol, double tau, int n_threads,
                                     const Handover& handover = Handover(), double relax = 1.0,
-                                    T* plan_out = nullptr) {
+                                    T* plan_out = nullptr, bool write_plan = true, bool truncate = true,
+                                    bool check_cost = false) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
   const double inv = 1.0 / eps;
   const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
-  std::vector<double> K(static_cast<size_t>(n * m));
+  // K lives in the plan buffer when that is float64 (the final plan u_i K_ij v_j is then written in
+  // place), else in a buffer of its own; rebuild() writes every entry before any read.
+  KernelStore<T> K(plan_out, n * m);
   std::vector<double> u(static_cast<size_t>(n), 1.0), v(static_cast<size_t>(m), 1.0), u_new(static_cast<size_t>(n)),
       row_err(static_cast<size_t>(n)), vn_buf(static_cast<size_t>(m)), col_err(static_cast<size_t>(m)),
       partial(static_cast<size_t>(n_blocks * m));
@@ -365,19 +471,95 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   // A dropped entry carries plan mass u_i K_ij v_j <= tau^3 1e-300 (1e-150 for tau = 1e50).
   const double k_cut = std::log(tau) + std::log(1e-300);
   bool fresh = false;  // K was just recomputed and no scaling sweep has completed on it
+  // Truncated sweeps (Schmitzer's sparse scaling, in the form of one column span per row). Row i
+  // reads K only on [span_lo_i, span_hi_i), the smallest range holding every entry with
+  // K_ij v_j >= e^-keep max_j K_ij v_j (row criterion) or u_i K_ij >= e^-keep max_i u_i K_ij (column
+  // criterion), measured at scalings (u_ref, v_ref). A dropped entry of row i then weighs less than
+  // e^-keep R_v times the row's largest term, R_v = max_j(v_j / v_ref_j) / min_j(v_j / v_ref_j)
+  // (gauge-free), so the truncated row sum has relative error below m e^-keep R_v; likewise for
+  // columns with R_u. keep = guard + slack, where m e^-guard <= tol / (100 sum(a)), and the spans are
+  // recomputed (one pass over K, products and compares only) before log R_u or log R_v exceeds slack:
+  // truncation moves every marginal by at most tol / 100 in L1. Where the spans cover most of K
+  // (diffuse plans) they are dropped and retried after a back-off, so dense problems pay at most a
+  // pass now and then. The final plan is always the dense u_i K_ij v_j.
+  double mass_a = 0.0;
+  for (index_t i = 0; i < n; ++i) mass_a += a[i];
+  const double tol_floor = std::max(tol, 1e-14 * mass_a);
+  const double span_slack = 8.0;
+  const double span_keep =
+      std::log(static_cast<double>(std::max(n, m))) + std::log(100.0 * mass_a / tol_floor) + span_slack;
+  const bool truncation = truncate && span_keep <= 60.0 && n >= 8 && m >= 64 && std::isfinite(span_keep);
+  std::vector<index_t> span_lo(static_cast<size_t>(n), 0), span_hi(static_cast<size_t>(n), m);
+  std::vector<double> u_ref, v_ref, span_cthr, row_sum(static_cast<size_t>(n)), col_sum(static_cast<size_t>(m));
+  bool spans_valid = false;
+  index_t span_wait = 0, span_backoff = 16, span_last = -100;
+  bool normalised = false;  // the current K came from rebuild_rows() and no sweep has completed on it
   auto rebuild = [&]() {
     ++report.rebuilds;
     fresh = true;
+    normalised = false;
+    spans_valid = false;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      const double* gl = g;
+      const double invl = inv, cut = k_cut;
+      const index_t ml = m;
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
-        double* Ki = K.data() + i * m;
+        double* Ki = K.data() + i * ml;
         const double fi = f[i];
-        RANDNLA_OT_SIMD
-        for (index_t j = 0; j < m; ++j) {
-          const double x = (fi + g[j] - static_cast<double>(Ci[j])) * inv;
-          Ki[j] = x < k_cut ? 0.0 : exp_lanes(x);
+        // With check_cost, sum of 0 * C_ij: NaN exactly when the row holds NaN or infinity.
+        double probe = 0.0;
+        if (check_cost) {
+          RANDNLA_OT_SIMD_SUM(probe)
+          for (index_t j = 0; j < ml; ++j) probe += 0.0 * static_cast<double>(Ci[j]);
+          row_err[static_cast<size_t>(i)] = probe;
         }
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < ml; ++j) {
+          const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
+          Ki[j] = x < cut ? 0.0 : exp_lanes(x);
+        }
+      }
+    });
+  };
+  // K with its rows normalised in the log domain: the row half-step f_i <- f_i + eps (log a_i - lse_i),
+  // lse_i = LSE_j((f_i + g_j - C_ij) / eps), fused with the recomputation of K at the new f (its
+  // rows then sum to a_i, so no row underflows as a whole). One exp per entry, as rebuild().
+  auto rebuild_rows = [&]() {
+    ++report.rebuilds;
+    fresh = true;
+    normalised = true;
+    spans_valid = false;
+    const double k_min_value = std::exp(k_cut);
+    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+      const double* gl = g;
+      const double invl = inv;
+      const index_t ml = m;
+      for (index_t i = begin; i < end; ++i) {
+        const T* Ci = C.row(i);
+        double* Ki = K.data() + i * ml;
+        const double fi = f[i];
+        double mx = kNegInf;
+        RANDNLA_OT_SIMD_MAX(mx)
+        for (index_t j = 0; j < ml; ++j) {
+          const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
+          Ki[j] = x;
+          mx = x > mx ? x : mx;
+        }
+        double sum = 0.0;
+        RANDNLA_OT_SIMD_SUM(sum)
+        for (index_t j = 0; j < ml; ++j) {
+          const double e = exp_lanes(Ki[j] - mx);
+          Ki[j] = e;
+          sum += e;
+        }
+        const double scale = a[i] / sum;
+        RANDNLA_OT_SIMD
+        for (index_t j = 0; j < ml; ++j) {
+          const double t = Ki[j] * scale;
+          Ki[j] = t < k_min_value ? 0.0 : t;
+        }
+        f[i] = fi + eps * (log_a[i] - (mx + std::log(sum)));
       }
     });
   };
@@ -397,6 +579,106 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     report.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   };
   bool have_k = false;
+  // Spans at scalings (uu, vv) whose row sums sum_j K_ij vv_j are s_row and column sums
+  // sum_i uu_i K_ij are t_col (the sums of the sweep just taken; the sums bound the largest terms, so
+  // a dropped entry is below e^-keep times the row's, and the column's, sum). One pass over K, no
+  // exp. Returns the fraction of K the spans cover.
+  auto compute_spans = [&](const double* uu, const double* vv, const double* s_row, const double* t_col) {
+    const double cut = std::exp(-span_keep);
+    const double inf = std::numeric_limits<double>::infinity();
+    span_cthr.resize(static_cast<size_t>(m));
+    for (index_t j = 0; j < m; ++j) {
+      const double t = t_col[j];
+      span_cthr[static_cast<size_t>(j)] = (t > 0.0 && t < inf) ? t * cut : inf;
+    }
+    const double* ct = span_cthr.data();
+    // Spans of the rows i0, i0 + stride, ... (rows stay independent: any thread count).
+    auto rows_pass = [&](index_t stride) {
+      const index_t count = (n + stride - 1) / stride;
+      parallel_for_chunks(count, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+        for (index_t q = begin; q < end; ++q) {
+          const index_t i = q * stride;
+          const double* Ki = K.data() + i * m;
+          const double* vl = vv;
+          const double* cl = ct;
+          const index_t ml = m;
+          const double ui = uu[i], si = s_row[i];
+          const double thr = si * cut;
+          index_t jl = 0, jh = m;
+          if (si > 0.0 && si < inf) {
+            // First and last kept column as index reductions (vectorised, no early exit).
+            index_t first = ml, last = -1;
+            RANDNLA_OT_PRAGMA(omp simd reduction(min : first) reduction(max : last))
+            for (index_t j = 0; j < ml; ++j) {
+              const double kij = Ki[j];
+              const bool kept = (kij * vl[j] >= thr) | (ui * kij >= cl[j]);
+              first = kept && j < first ? j : first;
+              last = kept && j > last ? j : last;
+            }
+            jl = first;
+            jh = last + 1;
+            if (jl >= jh) {
+              jl = 0;
+              jh = m;
+            }
+          }
+          span_lo[static_cast<size_t>(i)] = jl;
+          span_hi[static_cast<size_t>(i)] = jh;
+        }
+      });
+      double width = 0.0;
+      for (index_t q = 0; q < count; ++q)
+        width += static_cast<double>(span_hi[static_cast<size_t>(q * stride)] - span_lo[static_cast<size_t>(q * stride)]);
+      return width / (static_cast<double>(count) * static_cast<double>(m));
+    };
+    // A sample of rows first (1 in 16): spans that would cover most of K cost no full pass.
+    if (n >= 64 && rows_pass(16) > 0.6) return 1.0;
+    ++report.span_passes;
+    rows_pass(1);
+    double covered = 0.0;
+    for (index_t i = 0; i < n; ++i)
+      covered += static_cast<double>(span_hi[static_cast<size_t>(i)] - span_lo[static_cast<size_t>(i)]);
+    u_ref.assign(uu, uu + n);
+    v_ref.assign(vv, vv + m);
+    return covered / (static_cast<double>(n) * static_cast<double>(m));
+  };
+  // After a scaling sweep that took the sums s_row (at v_old) and t_col (at u_new) and before v
+  // moves to v_new: keep the spans if they stay valid for the next sweep, else recompute them at
+  // (u_new, v_old), or back off (spans that lasted under three sweeps, or cover most of K).
+  auto refresh_spans = [&](const double* v_old, const double* v_new, const double* s_row, const double* t_col) {
+    if (!truncation) return;
+    if (span_wait > 0) {
+      --span_wait;
+      spans_valid = false;
+      return;
+    }
+    if (spans_valid && log_ratio_range(v_new, v_ref.data(), m) <= span_slack &&
+        log_ratio_range(u.data(), u_ref.data(), n) <= span_slack)
+      return;
+    spans_valid = false;
+    // Not while the scalings still move fast (the spans would not last): the last v-step above
+    // slack / 4.
+    if (!(log_ratio_range(v_new, v_old, m) <= 0.25 * span_slack)) return;
+    // Nor when the linear rate of the last two sweeps predicts the tolerance within four sweeps.
+    const size_t q = report.errors.size();
+    if (q >= 2 && report.errors[q - 1] > 0 && report.errors[q - 1] < report.errors[q - 2]) {
+      const double rate = report.errors[q - 1] / report.errors[q - 2];
+      if (std::log(tol / report.errors[q - 1]) / std::log(rate) < 4.0) return;
+    }
+    if (report.sweeps - span_last < 3) {
+      span_wait = span_backoff;
+      span_backoff *= 2;
+      return;
+    }
+    const double density = compute_spans(u.data(), v_old, s_row, t_col);
+    span_last = report.sweeps;
+    if (density > 0.6) {
+      span_wait = span_backoff;
+      span_backoff *= 2;
+      return;
+    }
+    spans_valid = true;
+  };
   // Over-relaxation (successive over-relaxation of the two-block Gauss-Seidel that Sinkhorn is):
   // u <- u^(1 - w) (a / K v)^w, likewise v. relax >= 1 fixes w; relax == 0 adapts it: plain sweeps
   // until the linear rate kappa of the last five is measured (two consecutive five-sweep rates within
@@ -482,8 +764,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     }
   };
   // Start in scaling mode from the given potentials: K at (f, g), u = v = 1. Each scaling sweep
-  // measures the full L1 error of the plan (u_new, v) between its two half-steps.
+  // measures the full L1 error of the plan (u_new, v) between its two half-steps. The first
+  // rebuild also checks that C is finite when asked (one read of C instead of two).
   rebuild();
+  if (check_cost) {
+    for (index_t i = 0; i < n; ++i)
+      if (!(row_err[static_cast<size_t>(i)] == 0.0)) report.nonfinite_cost = true;
+    if (report.nonfinite_cost) return report;
+  }
+  check_cost = false;
   have_k = true;
   for (index_t k = 0; k <= max_sweeps; ++k) {
     if (!have_k) {
@@ -509,6 +798,8 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     // Fused pass: s = K v, the (over-relaxed) u-update, the row sums of the plan (u_new, v), and
     // K^T u_new per row block.
     const double w = omega;
+    if (spans_valid && !(log_ratio_range(v.data(), v_ref.data(), m) <= span_slack)) spans_valid = false;
+    const bool spanned = spans_valid;
     parallel_for(n_blocks, n_threads, [&](index_t blk) {
       const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
       double* y = partial.data() + blk * m;
@@ -517,16 +808,27 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       // Rows in groups of four (they stay in L1): four dot products in one pass over v, then one update of y with
       // explicit FMAs, so y is loaded and stored once per group instead of once per row. A row
       // whose scaling leaves [lo, hi] adds nothing (the sweep is then redone after an absorption).
+      // With spans, the group reads the union of its rows' spans (more entries only add accuracy).
       for (index_t i = i0; i < i1; i += 4) {
         const index_t rows = std::min<index_t>(4, i1 - i);
         double coef[4] = {0.0, 0.0, 0.0, 0.0};
+        index_t jl = 0, jh = m;
+        if (spanned) {
+          jl = m;
+          jh = 0;
+          for (index_t r = 0; r < rows; ++r) {
+            jl = std::min(jl, span_lo[static_cast<size_t>(i + r)]);
+            jh = std::max(jh, span_hi[static_cast<size_t>(i + r)]);
+          }
+        }
         const double* Kr[4];
-        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m;
+        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m + jl;
         double dots[4];
-        dot_lanes4(Kr, vs, m, dots);
+        dot_lanes4(Kr, vs + jl, jh - jl, dots);
         for (index_t r = 0; r < rows; ++r) {
           const index_t ir = i + r;
           const double s = dots[r];
+          row_sum[static_cast<size_t>(ir)] = s;
           double un = a[ir] / s;
           if (w != 1.0 && un > 0 && std::isfinite(un))
             un = u[static_cast<size_t>(ir)] * sor_factor(un / u[static_cast<size_t>(ir)], w);
@@ -536,16 +838,35 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         }
         const double c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3];
         const double *K0 = Kr[0], *K1 = Kr[1], *K2 = Kr[2], *K3 = Kr[3];
+        double* yl = y + jl;
+        const index_t width = jh - jl;
         RANDNLA_OT_SIMD
-        for (index_t j = 0; j < m; ++j) {
+        for (index_t j = 0; j < width; ++j) {
           double t = c0 * K0[j];
           t = std::fma(c1, K1[j], t);
           t = std::fma(c2, K2[j], t);
           t = std::fma(c3, K3[j], t);
-          y[j] += t;
+          yl[j] += t;
         }
       }
     });
+    if (spanned && !(log_ratio_range(u_new.data(), u_ref.data(), n) <= span_slack)) {
+      // u moved too far for the column criterion: the column sums again over all of K, and new
+      // spans before the next sweep.
+      spans_valid = false;
+      parallel_for(n_blocks, n_threads, [&](index_t blk) {
+        const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+        double* y = partial.data() + blk * m;
+        std::fill(y, y + m, 0.0);
+        for (index_t i = i0; i < i1; ++i) {
+          const double un = u_new[static_cast<size_t>(i)];
+          if (!(un >= lo && un <= hi)) continue;
+          const double* Ki = K.data() + i * m;
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < m; ++j) y[j] = std::fma(un, Ki[j], y[j]);
+        }
+      });
+    }
     bool bad = false;
     for (index_t i = 0; i < n; ++i) {
       const double un = u_new[static_cast<size_t>(i)];
@@ -559,9 +880,17 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       --k;
       continue;
     }
+    if (bad && !normalised) {
+      // Even a fresh K leaves the range (K underflows on a whole row): take the row half-step in
+      // the log domain, fused with K at the new potentials, and redo the sweep on it.
+      absorb();
+      rebuild_rows();
+      --k;
+      continue;
+    }
     if (bad) {
-      // Even a fresh K leaves the range (K underflows on a whole row): take this sweep in the log
-      // domain, which is exact there.
+      // Even a row-normalised K leaves the range: take this sweep in the log domain, which is
+      // exact there.
       absorb();
       have_k = false;
       std::copy(f, f + n, f_old.begin());
@@ -582,6 +911,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       }
       for (index_t j = j0; j < j1; ++j) {
         const double t = vn_buf[static_cast<size_t>(j)];
+        col_sum[static_cast<size_t>(j)] = t;
         col_err[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)] * t - b[j]);
         double vn = b[j] / t;
         if (w != 1.0 && vn > 0 && std::isfinite(vn))
@@ -604,7 +934,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         report.reached_tol = err <= tol;
         report.handed_over = hand;
         report.plateau = plateau;
-        if (plan_out != nullptr && report.reached_tol) {
+        if (plan_out != nullptr && write_plan && report.reached_tol) {
           // The plan from K (a product per entry instead of an exp): P_ij = u_i K_ij v_j, logP_ij =
           // (f_i + g_j - C_ij) / eps at the absorbed potentials. Row blocks as in the sweeps, column
           // sums merged in block order.
@@ -619,17 +949,22 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
             double* y = partial.data() + blk * m;
             std::fill(y, y + m, 0.0);
             double cost = 0.0, plogp = 0.0, bmax = kNegInf;
+            // Local copies: the vectorised loop keeps them in registers.
+            const double* vl = vv.data();
+            const double* gl = g;
+            const double invl = inv;
+            const index_t ml = m;
             for (index_t i = i0; i < i1; ++i) {
-              const double* Ki = K.data() + i * m;
+              const double* Ki = K.data() + i * ml;
               const T* Ci = C.row(i);
-              T* Pi = plan_out + i * m;
+              T* Pi = plan_out + i * ml;
               const double ui = uu[static_cast<size_t>(i)], fi = f[i];
               double rs = 0.0, rc = 0.0, rl = 0.0, best = kNegInf;
               RANDNLA_OT_SIMD_SUM3_MAX(rs, rc, rl, best)
-              for (index_t j = 0; j < m; ++j) {
-                const double pij = ui * Ki[j] * vv[static_cast<size_t>(j)];
+              for (index_t j = 0; j < ml; ++j) {
+                const double pij = ui * Ki[j] * vl[j];
                 const double cij = static_cast<double>(Ci[j]);
-                const double x = (fi + g[j] - cij) * inv;
+                const double x = (fi + gl[j] - cij) * invl;
                 Pi[j] = static_cast<T>(pij);
                 y[j] += pij;
                 rs += pij;
@@ -698,9 +1033,11 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         log_sweep_rest();
       }
     } else {
+      refresh_spans(v.data(), vn_buf.data(), row_sum.data(), col_sum.data());
       std::copy(vn_buf.begin(), vn_buf.end(), v.begin());
     }
     fresh = false;
+    normalised = false;
     report.sweeps = k + 1;
   }
   absorb();
@@ -726,6 +1063,7 @@ PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const doubl
   const double inv = 1.0 / eps;
   const index_t n_blocks = (n + kPlanBlock - 1) / kPlanBlock;
   PlanSummary out;
+  if (plan != nullptr) prefault(plan, static_cast<size_t>(n * m) * sizeof(PlanT));
   out.r.assign(static_cast<size_t>(n), 0.0);
   out.row_argmax.assign(static_cast<size_t>(n), 0);
   std::vector<double> block_c(static_cast<size_t>(n_blocks * m), 0.0), block_cmax(static_cast<size_t>(n_blocks * m));
