@@ -921,9 +921,11 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
         state.projector = np.tril(Rinv) / np.sqrt(probs)[None, :]
         state.probs = probs
         state.R = max(state.z, 1.0)
-        state.bound = a * diag  # lazily refined upper bounds of l_i
+        state.upper = a * diag  # static upper bounds u_i of l_i: the proposal intensity
+        state.upper_cumulative = np.cumsum(state.upper)
+        state.upper_total = float(state.upper_cumulative[-1])
+        state.bound = state.upper.copy()  # l_i where refined
         state.refined = np.zeros(diag.size, dtype=bool)
-        state.cumulative = None
     else:
         values, U = np.linalg.eigh(Ldd)
         keep = values > 1e-12 * max(values.max(), 1e-300)
@@ -960,85 +962,161 @@ def _refine(state, ev, items):
     return np.maximum(a * (state.diag[items] - a * np.einsum("ij,ij->j", proj, proj)), 0.0)
 
 
-def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
+def _attempt_logdet(ev, state, items, counts, ell, t, threshold):
+    """logdet(I + Lt) of one intermediate sample (``items`` with multiplicities ``counts`` and
+    scores ``ell``, ``Lt = a G L_items G``, ``G = diag(sqrt(counts / (R ell)))``), stopped early
+    when it is certainly below ``threshold``. Returns ``(logdet, factor, permutation)``: ``factor``
+    is ``(Lt, U)`` for the sample (None when the factorization stopped or there are no items)."""
     a = state.alpha
+    if not items.size:
+        return 0.0, None, None
+    weights = np.sqrt(counts / (state.R * ell))
+    if items.size > _SMALL_DENSE:
+        # blocked pivoted Cholesky of I + Lt that stops as soon as the rejection is certain
+        return _progressive_logdet(ev, state, items, weights, a, threshold)
+    block = ev.symmetric_block(items)
+    Lt = block + block.T  # symmetrised; the outer product keeps it exactly symmetric
+    scaled = weights * math.sqrt(0.5 * a)
+    Lt *= np.outer(scaled, scaled)
+    # one Cholesky factorization of I + Lt: the acceptance test and, on acceptance, the sample
+    U, info = _core.dpp_cholesky_factor(Lt)
+    if info != 0:
+        raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
+    return 2.0 * float(np.log(np.diagonal(U)).sum()), (Lt, U), None
+
+
+def _check_ratio(state, logdet, t):
+    log_acc = state.z + logdet - state.logdet - t / state.R
+    if log_acc > 1e-8 * max(1.0, t / state.R + state.z):
+        raise RuntimeError(
+            f"{state.method}: acceptance ratio exp({log_acc:.3g}) > 1; the kernel is not positive semidefinite"
+        )
+
+
+def _finish(items, factor, permutation, gen):
+    """The DPP(Lt) sample of an accepted intermediate sample, as sorted ground-set indices."""
+    if items.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    inner = _small_dpp_sample(factor, gen)
+    if permutation is not None:
+        inner = permutation[inner]
+    return np.sort(items[inner]).astype(np.int64)
+
+
+def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
+    """One DPP(alpha L) sample by DPP-VFX (one sequential stream ``gen``)."""
     R = state.R
     for attempt in range(1, max_iter + 1):
-        if state.method == "alpha":
-            bound = state.bound
-            if state.cumulative is None:  # prefix sums of the bounds, rebuilt only after a refinement
-                state.cumulative = np.cumsum(bound)
-                state.total = float(bound.sum())
-            total = state.total
-            t_proposed = gen.poisson(R * math.exp(1.0 / R) * total)
-            draws = np.searchsorted(state.cumulative, gen.random(t_proposed) * total, side="right")
-            draws = np.minimum(draws, bound.size - 1)
-            items, counts = np.unique(draws, return_counts=True)
-            fresh = items[~state.refined[items]]
-            if fresh.size:
-                exact = _refine(state, ev, fresh)
-                ratio = np.where(bound[fresh] > 0, exact / np.where(bound[fresh] > 0, bound[fresh], 1.0), 0.0)
-                if np.any(ratio > 1.0 + 1e-9):
-                    raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
-                position = np.searchsorted(items, fresh)
-                counts[position] = gen.binomial(counts[position], np.minimum(ratio, 1.0))
-                bound[fresh] = exact
-                state.refined[fresh] = True
-                state.cumulative = None
-            nonzero = counts > 0
-            items, counts = items[nonzero], counts[nonzero]
-            ell = bound[items]
-        else:
-            t_proposed = gen.poisson(R * math.exp(1.0 / R) * state.s)
-            draws = np.searchsorted(state.cumulative, gen.random(t_proposed) * state.s, side="right")
-            draws = np.minimum(draws, state.ell.size - 1)
-            items, counts = np.unique(draws, return_counts=True)
-            ell = state.ell[items]
+        t_proposed = gen.poisson(R * math.exp(1.0 / R) * state.s)
+        draws = np.searchsorted(state.cumulative, gen.random(t_proposed) * state.s, side="right")
+        draws = np.minimum(draws, state.ell.size - 1)
+        items, counts = np.unique(draws, return_counts=True)
+        ell = state.ell[items]
         t = int(counts.sum())
         # accept iff log U <= z + logdet(I + Lt) - logdet(I + H) - t / R, i.e. logdet >= threshold
         log_u = math.log(gen.random() + 1e-300)
         threshold = log_u - (state.z - state.logdet - t / R)
-        permutation = None
-        if items.size:
-            weights = np.sqrt(counts / (R * ell))
-            if items.size > _SMALL_DENSE:
-                # blocked pivoted Cholesky of I + Lt that stops as soon as the rejection is certain
-                logdet, factor, permutation = _progressive_logdet(ev, state, items, weights, a, threshold)
-                if factor is None:
-                    stats.rejections += 1
-                    continue
-            else:
-                block = ev.symmetric_block(items)
-                Lt = block + block.T  # symmetrised; the outer product keeps it exactly symmetric
-                scaled = weights * math.sqrt(0.5 * a)
-                Lt *= np.outer(scaled, scaled)
-                # one Cholesky factorization of I + Lt: the acceptance test and, on acceptance, the sample
-                U, info = _core.dpp_cholesky_factor(Lt)
-                if info != 0:
-                    raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
-                logdet = 2.0 * float(np.log(np.diagonal(U)).sum())
-                factor = (Lt, U)
-        else:
-            factor = None
-            logdet = 0.0
-        log_acc = state.z + logdet - state.logdet - t / R
-        if log_acc > 1e-8 * max(1.0, t / R + state.z):
-            raise RuntimeError(
-                f"{state.method}: acceptance ratio exp({log_acc:.3g}) > 1; the kernel is not positive semidefinite"
-            )
+        logdet, factor, permutation = _attempt_logdet(ev, state, items, counts, ell, t, threshold)
+        if items.size and factor is None:
+            stats.rejections += 1
+            continue
+        _check_ratio(state, logdet, t)
         if logdet >= threshold:
             stats.attempts.append(attempt)
-            if items.size == 0:
-                return np.zeros(0, dtype=np.int64)
-            inner = _small_dpp_sample(factor, gen)
-            if permutation is not None:
-                inner = permutation[inner]
-            return np.sort(items[inner]).astype(np.int64)
+            return _finish(items, factor, permutation, gen)
         stats.rejections += 1
     raise MaxIterError(
         f"method {state.method!r} rejected max_iter={max_iter} intermediate samples in a row; raise max_iter "
         "or oversampling (a better dictionary raises the acceptance rate)"
     )
+
+
+_PURPOSE_ALPHA_ATTEMPT = 0x44505000000000A3
+# alpha-DPP proposes its intermediate samples in batches of these sizes (then _ALPHA_BATCH[-1]):
+# one kernel call refines the fresh items of a whole batch; the kernel blocks and factorizations
+# are then evaluated in attempt order up to the first success only.
+_ALPHA_BATCH = (2, 4, 8)
+
+
+def _alpha_proposals(state, ev, key, s, first, count):
+    """Intermediate samples ``first .. first + count - 1`` of sample ``s`` of alpha-DPP.
+
+    Attempt j has its own Philox stream (counter word 1 = j), so the proposals do not depend on
+    how attempts are grouped into batches nor on earlier calls: a Poisson process with intensity
+    c u_i on the static bounds u_i = alpha L_ii (one alias of prefix sums, built once), thinned
+    draw by draw to c l_i (l_i the Nystrom ridge scores, refined lazily and cached), which is
+    exactly a Poisson process with intensity c l_i. Returns, per attempt, (items, counts, t,
+    log U, generator); the fresh items of the whole batch are refined by one kernel call."""
+    R = state.R
+    rate = R * math.exp(1.0 / R) * state.upper_total
+    drawn = []
+    for j in range(first, first + count):
+        counter = np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64)
+        gen = np.random.Generator(np.random.Philox(key=key, counter=counter))
+        t_proposed = gen.poisson(rate)
+        positions = np.searchsorted(state.upper_cumulative, gen.random(t_proposed) * state.upper_total, side="right")
+        positions = np.minimum(positions, state.upper.size - 1)
+        thinning = gen.random(t_proposed)
+        log_u = math.log(gen.random() + 1e-300)
+        drawn.append((positions, thinning, log_u, gen))
+    every = np.concatenate([d[0] for d in drawn])
+    fresh = np.unique(every[~state.refined[every]])
+    if fresh.size:
+        exact = _refine(state, ev, fresh)
+        upper = state.upper[fresh]
+        if np.any(exact > upper * (1.0 + 1e-9)):
+            raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
+        state.bound[fresh] = exact
+        state.refined[fresh] = True
+    out = []
+    for positions, thinning, log_u, gen in drawn:
+        kept = positions[thinning * state.upper[positions] < state.bound[positions]]
+        items, counts = np.unique(kept, return_counts=True)
+        out.append((items, counts, int(kept.size), log_u, gen))
+    return out
+
+
+def _alpha_sample(state, ev, key, s, k, max_iter, max_size_rejections, stats):
+    """Sample ``s`` of an alpha-DPP (k-DPP when ``k`` is given): i.i.d. attempts in counter order,
+    each accepted with the alpha-DPP ratio and, for a k-DPP, kept when its DPP sample has k items;
+    the first success is returned (the law of sequential attempts)."""
+    R = state.R
+    j = 1  # next attempt
+    batch = 0
+    in_a_row = 0  # rejected attempts since the last accepted one
+    size_rejections = 0
+    while True:
+        count = _ALPHA_BATCH[min(batch, len(_ALPHA_BATCH) - 1)]
+        batch += 1
+        for items, counts, t, log_u, gen in _alpha_proposals(state, ev, key, s, j, count):
+            j += 1
+            threshold = log_u - (state.z - state.logdet - t / R)
+            logdet, factor, permutation = _attempt_logdet(ev, state, items, counts, state.bound[items], t, threshold)
+            accepted = not (items.size and factor is None)
+            if accepted:
+                _check_ratio(state, logdet, t)
+                accepted = logdet >= threshold
+            if not accepted:
+                stats.rejections += 1
+                in_a_row += 1
+                if in_a_row >= max_iter:
+                    raise MaxIterError(
+                        f"method 'alpha' rejected max_iter={max_iter} intermediate samples in a row; raise "
+                        "max_iter or oversampling (a better dictionary raises the acceptance rate)"
+                    )
+                continue
+            stats.attempts.append(in_a_row + 1)
+            in_a_row = 0
+            S = _finish(items, factor, permutation, gen)
+            if k is None or S.size == k:
+                return S
+            stats.size_rejections += 1
+            size_rejections += 1
+            if size_rejections >= max_size_rejections:
+                raise MaxIterError(
+                    f"method 'alpha': {max_size_rejections} DPP samples in a row had a size other than k={k}; "
+                    "raise max_size_rejections"
+                )
 
 
 # Panel width of the progressive Cholesky factorization of I + Lt.
@@ -1144,6 +1222,13 @@ def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
     if k == 0:
         return [np.zeros(0, dtype=np.int64) for _ in range(count)]
     for s in range(count):
+        if method == "alpha":
+            try:
+                out.append(_alpha_sample(state, ev, key, s, k, max_iter, max_size_rejections, stats))
+            except MaxIterError:
+                dpp.stats = stats
+                raise
+            continue
         gen = _generator(key, s, _PURPOSE_SAMPLE)
         for _ in range(max_size_rejections):
             S = _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats)
