@@ -169,3 +169,45 @@ def test_symmetric_kernel_blocks_from_three_quarters(monkeypatch):
     subsets, pk = kdpp_law(L, 3)
     assert_law(DPP(kernel=kernel, X=X).sample(k=3, size=3000, method="alpha", rng=14), subsets, pk)
     assert_law(DPP(kernel=kernel, X=X).sample(k=3, size=3000, method="vfx", rng=15), subsets, pk)
+
+
+def test_alpha_nonuniform_bounds_exact_law():
+    # alpha-DPP proposes from the static bounds alpha L_ii and thins each draw to the refined ridge
+    # score: with a non-constant diagonal the bounds differ item by item, and the law stays exact
+    # (DPP and k-DPP), whatever part of the scores earlier calls have refined
+    X = np.random.default_rng(16).uniform(size=(9, 2))
+    amplitude = lambda x: 0.3 + 1.7 * x[..., 0]  # noqa: E731
+    kernel = lambda x, y: amplitude(x) * amplitude(y) * dpp_rbf(x, y, sigma=0.4)  # noqa: E731
+    L = kernel(X[:, None], X[None, :])
+    assert np.ptp(np.diag(L)) > 1.0
+    dpp = DPP(kernel=kernel, X=X)
+    subsets, p = dpp_law(L)
+    samples = dpp.sample(size=N, method="alpha", rng=17)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+    subsets, pk = kdpp_law(L, 3)
+    assert_law(dpp.sample(k=3, size=3000, method="alpha", rng=18), subsets, pk)
+
+
+def test_alpha_samples_depend_on_the_seed_only():
+    # each attempt has its own Philox stream and the proposals do not depend on which scores are
+    # already refined: two samplers prepared by the same first call (the dictionary depends on its
+    # seed), one of which has drawn many more samples, give identical samples, for any thread
+    # count; preprocessing is done once per (method, k, oversampling)
+    n, k = 3000, 5
+    X = np.random.default_rng(19).standard_normal((n, 4))
+    kernel = lambda x, y: dpp_rbf(x, y, sigma=2.0)  # noqa: E731
+    used = DPP(kernel=kernel, X=X)
+    used.sample(k=k, size=5, method="alpha", rng=20)
+    state = used._intermediate[("alpha", k, 4.0)]
+    refined = int(state.refined.sum())
+    assert 0 < refined < n
+    again = used.sample(k=k, size=4, method="alpha", rng=21, n_threads=2)
+    assert used._intermediate[("alpha", k, 4.0)] is state  # nothing recomputed
+    assert used.stats.kernel_evaluations < 0.01 * n * n
+    other = DPP(kernel=kernel, X=X)
+    other.sample(k=k, method="alpha", rng=20)
+    assert int(other._intermediate[("alpha", k, 4.0)].refined.sum()) < refined
+    fresh = other.sample(k=k, size=4, method="alpha", rng=21, n_threads=1)
+    assert all(np.array_equal(a, b) and a.size == k for a, b in zip(again, fresh))

@@ -1032,91 +1032,73 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
 
 
 _PURPOSE_ALPHA_ATTEMPT = 0x44505000000000A3
-# alpha-DPP proposes its intermediate samples in batches of these sizes (then _ALPHA_BATCH[-1]):
-# one kernel call refines the fresh items of a whole batch; the kernel blocks and factorizations
-# are then evaluated in attempt order up to the first success only.
-_ALPHA_BATCH = (2, 4, 8)
 
 
-def _alpha_proposals(state, ev, key, s, first, count):
-    """Intermediate samples ``first .. first + count - 1`` of sample ``s`` of alpha-DPP.
-
-    Attempt j has its own Philox stream (counter word 1 = j), so the proposals do not depend on
-    how attempts are grouped into batches nor on earlier calls: a Poisson process with intensity
-    c u_i on the static bounds u_i = alpha L_ii (one alias of prefix sums, built once), thinned
-    draw by draw to c l_i (l_i the Nystrom ridge scores, refined lazily and cached), which is
-    exactly a Poisson process with intensity c l_i. Returns, per attempt, (items, counts, t,
-    log U, generator); the fresh items of the whole batch are refined by one kernel call."""
-    R = state.R
-    rate = R * math.exp(1.0 / R) * state.upper_total
-    drawn = []
-    for j in range(first, first + count):
-        counter = np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64)
-        gen = np.random.Generator(np.random.Philox(key=key, counter=counter))
-        t_proposed = gen.poisson(rate)
-        positions = np.searchsorted(state.upper_cumulative, gen.random(t_proposed) * state.upper_total, side="right")
-        positions = np.minimum(positions, state.upper.size - 1)
-        thinning = gen.random(t_proposed)
-        log_u = math.log(gen.random() + 1e-300)
-        drawn.append((positions, thinning, log_u, gen))
-    every = np.concatenate([d[0] for d in drawn])
-    fresh = np.unique(every[~state.refined[every]])
+def _alpha_proposal(state, ev, key, s, j):
+    """Intermediate sample (attempt) ``j`` of sample ``s`` of alpha-DPP, from its own Philox stream
+    (counter word 1 = j): a Poisson process with intensity c u_i on the static bounds
+    u_i = alpha L_ii (prefix sums built once), thinned draw by draw to intensity c l_i, l_i the
+    Nystrom ridge scores (refined on first use and cached), which is exactly a Poisson process with
+    intensity c l_i. The result depends on (key, s, j) only, not on earlier calls. Returns
+    (items, counts, t, log U, generator)."""
+    counter = np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64)
+    gen = np.random.Generator(np.random.Philox(key=key, counter=counter))
+    t_proposed = gen.poisson(state.R * math.exp(1.0 / state.R) * state.upper_total)
+    positions = np.searchsorted(state.upper_cumulative, gen.random(t_proposed) * state.upper_total, side="right")
+    positions = np.minimum(positions, state.upper.size - 1)
+    thinning = gen.random(t_proposed)
+    log_u = math.log(gen.random() + 1e-300)
+    fresh = positions[~state.refined[positions]]
     if fresh.size:
+        fresh = np.unique(fresh)
         exact = _refine(state, ev, fresh)
-        upper = state.upper[fresh]
-        if np.any(exact > upper * (1.0 + 1e-9)):
+        if np.any(exact > state.upper[fresh] * (1.0 + 1e-9)):
             raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
         state.bound[fresh] = exact
         state.refined[fresh] = True
-    out = []
-    for positions, thinning, log_u, gen in drawn:
-        kept = positions[thinning * state.upper[positions] < state.bound[positions]]
-        items, counts = np.unique(kept, return_counts=True)
-        out.append((items, counts, int(kept.size), log_u, gen))
-    return out
+    kept = positions[thinning * state.upper[positions] < state.bound[positions]]
+    items, counts = np.unique(kept, return_counts=True)
+    return items, counts, int(kept.size), log_u, gen
 
 
 def _alpha_sample(state, ev, key, s, k, max_iter, max_size_rejections, stats):
     """Sample ``s`` of an alpha-DPP (k-DPP when ``k`` is given): i.i.d. attempts in counter order,
     each accepted with the alpha-DPP ratio and, for a k-DPP, kept when its DPP sample has k items;
-    the first success is returned (the law of sequential attempts)."""
+    the first success is returned."""
     R = state.R
-    j = 1  # next attempt
-    batch = 0
+    j = 0
     in_a_row = 0  # rejected attempts since the last accepted one
     size_rejections = 0
     while True:
-        count = _ALPHA_BATCH[min(batch, len(_ALPHA_BATCH) - 1)]
-        batch += 1
-        for items, counts, t, log_u, gen in _alpha_proposals(state, ev, key, s, j, count):
-            j += 1
-            threshold = log_u - (state.z - state.logdet - t / R)
-            logdet, factor, permutation = _attempt_logdet(ev, state, items, counts, state.bound[items], t, threshold)
-            accepted = not (items.size and factor is None)
-            if accepted:
-                _check_ratio(state, logdet, t)
-                accepted = logdet >= threshold
-            if not accepted:
-                stats.rejections += 1
-                in_a_row += 1
-                if in_a_row >= max_iter:
-                    raise MaxIterError(
-                        f"method 'alpha' rejected max_iter={max_iter} intermediate samples in a row; raise "
-                        "max_iter or oversampling (a better dictionary raises the acceptance rate)"
-                    )
-                continue
-            stats.attempts.append(in_a_row + 1)
-            in_a_row = 0
-            S = _finish(items, factor, permutation, gen)
-            if k is None or S.size == k:
-                return S
-            stats.size_rejections += 1
-            size_rejections += 1
-            if size_rejections >= max_size_rejections:
+        j += 1
+        items, counts, t, log_u, gen = _alpha_proposal(state, ev, key, s, j)
+        threshold = log_u - (state.z - state.logdet - t / R)
+        logdet, factor, permutation = _attempt_logdet(ev, state, items, counts, state.bound[items], t, threshold)
+        accepted = not (items.size and factor is None)
+        if accepted:
+            _check_ratio(state, logdet, t)
+            accepted = logdet >= threshold
+        if not accepted:
+            stats.rejections += 1
+            in_a_row += 1
+            if in_a_row >= max_iter:
                 raise MaxIterError(
-                    f"method 'alpha': {max_size_rejections} DPP samples in a row had a size other than k={k}; "
-                    "raise max_size_rejections"
+                    f"method 'alpha' rejected max_iter={max_iter} intermediate samples in a row; raise "
+                    "max_iter or oversampling (a better dictionary raises the acceptance rate)"
                 )
+            continue
+        stats.attempts.append(in_a_row + 1)
+        in_a_row = 0
+        S = _finish(items, factor, permutation, gen)
+        if k is None or S.size == k:
+            return S
+        stats.size_rejections += 1
+        size_rejections += 1
+        if size_rejections >= max_size_rejections:
+            raise MaxIterError(
+                f"method 'alpha': {max_size_rejections} DPP samples in a row had a size other than k={k}; "
+                "raise max_size_rejections"
+            )
 
 
 # Panel width of the progressive Cholesky factorization of I + Lt.
