@@ -122,53 +122,61 @@ class _Evaluator:
             raise ValueError(f"kernel(X, X) must return the {self.n} diagonal values, got shape {values.shape}")
         return values
 
-    def block(self, rows, cols):
-        rows = np.asarray(rows, dtype=np.int64)
-        cols = np.asarray(cols, dtype=np.int64)
-        self.count += rows.size * cols.size
-        if self.kind == "L":
-            return np.asarray(self.data[np.ix_(rows, cols)], dtype=np.float64)
-        if self.kind == "factor":
-            return self.data[rows] @ self.data[cols].T
-        out = np.empty((rows.size, cols.size))
-        if out.size == 0:
-            return out
-        chunk = max(1, (1 << 22) // max(1, cols.size * self.features))
+    def _rows(self, rows):
+        """Data rows for the kernel. For 2-D data: the same arrays in feature-major memory order,
+        so that the elementwise work of a kernel on the (rows, cols, features) broadcast runs over
+        whole planes, and a reduction over the last (feature) axis adds planes instead of reducing
+        many short rows (several times faster)."""
         if self.data.ndim == 2:
-            # the same arrays in feature-major memory order: the elementwise work of a kernel on the
-            # (rows, cols, features) broadcast then runs over whole planes, and a reduction over the
-            # last (feature) axis adds planes instead of reducing many short rows (several times faster)
-            row_data = np.ascontiguousarray(self.data[rows].T).T
-            right = np.ascontiguousarray(self.data[cols].T).T[None, :, :]
-        else:
-            row_data = self.data[rows]
-            right = self.data[cols][None, ...]
-        for start in range(0, rows.size, chunk):
+            return np.ascontiguousarray(self.data[rows].T).T
+        return self.data[rows]
+
+    def _kernel_block(self, row_data, col_data, out):
+        """``out[i, j] = kernel(row_data[i], col_data[j])`` (rows from ``_rows``), in row chunks of
+        about 4M broadcast elements at most."""
+        m, c = row_data.shape[0], col_data.shape[0]
+        self.count += m * c
+        if m == 0 or c == 0:
+            return out
+        chunk = max(1, (1 << 22) // max(1, c * self.features))
+        right = col_data[None, ...]
+        for start in range(0, m, chunk):
             left = row_data[start:start + chunk][:, None, ...]
-            values = np.asarray(self.kernel(left, right), dtype=np.float64)
-            if values.shape != (left.shape[0], cols.size):
+            values = self.kernel(left, right)
+            if np.shape(values) != (left.shape[0], c):
                 raise ValueError(
                     "kernel(x, y) must broadcast over leading dimensions: for x of shape "
-                    f"{left.shape} and y of shape {right.shape} expected {(left.shape[0], cols.size)}, got {values.shape}"
+                    f"{left.shape} and y of shape {right.shape} expected {(left.shape[0], c)}, got {np.shape(values)}"
                 )
             out[start:start + chunk] = values
         return out
 
+    def block(self, rows, cols):
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        if self.kind == "L":
+            self.count += rows.size * cols.size
+            return np.asarray(self.data[np.ix_(rows, cols)], dtype=np.float64)
+        if self.kind == "factor":
+            self.count += rows.size * cols.size
+            return self.data[rows] @ self.data[cols].T
+        return self._kernel_block(self._rows(rows), self._rows(cols), np.empty((rows.size, cols.size)))
 
     def symmetric_block(self, items):
         """``block(items, items)`` for a kernel function from three quarters of the entries: the
-        two diagonal halves and one off-diagonal half, mirrored (about 15% faster at 100+ items)."""
+        two diagonal halves and one off-diagonal half, mirrored (about 15% faster at 100+ items),
+        with one gather of each half's rows."""
         items = np.asarray(items, dtype=np.int64)
         m = items.size
         if self.kind != "kernel" or m < _SYMMETRIC_SPLIT:
             return self.block(items, items)
         h = m // 2
-        first, second = items[:h], items[h:]
+        first, second = self._rows(items[:h]), self._rows(items[h:])
         out = np.empty((m, m))
-        out[:h, :h] = self.block(first, first)
-        out[:h, h:] = self.block(first, second)
+        self._kernel_block(first, first, out[:h, :h])
+        self._kernel_block(first, second, out[:h, h:])
         out[h:, :h] = out[:h, h:].T
-        out[h:, h:] = self.block(second, second)
+        self._kernel_block(second, second, out[h:, h:])
         return out
 
     def symmetrised_block(self, items):
@@ -938,6 +946,7 @@ def _prepare_intermediate(dpp, method, k, oversampling, key):
         state.refined = np.zeros(diag.size, dtype=bool)
         state.stage = _ALPHA_STAGE if dictionary.size > 2 * _ALPHA_STAGE else 0
         state.bounded = np.zeros(diag.size, dtype=bool)  # the partial bound is in state.bound
+        state.unrefined = diag.size  # items whose l_i is not known yet
     else:
         values, U = np.linalg.eigh(Ldd)
         keep = values > 1e-12 * max(values.max(), 1e-300)
@@ -1072,31 +1081,49 @@ def _alpha_proposal(state, ev, key, s, j):
     counter = np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64)
     gen = np.random.Generator(np.random.Philox(key=key, counter=counter))
     t_proposed = gen.poisson(state.R * math.exp(1.0 / state.R) * state.upper_total)
-    positions = np.searchsorted(state.upper_cumulative, gen.random(t_proposed) * state.upper_total, side="right")
+    # sorted uniforms give sorted positions (a faster search, and runs of equal items); each draw
+    # still gets its own independent thinning uniform
+    uniforms = gen.random(t_proposed)
+    uniforms.sort()
+    positions = np.searchsorted(state.upper_cumulative, uniforms * state.upper_total, side="right")
     positions = np.minimum(positions, state.upper.size - 1)
     thinning = gen.random(t_proposed)
     log_u = math.log(gen.random() + 1e-300)
     # draw d is kept iff x_d = V_d u_i < l_i; l_i <= (partial bound) <= u_i, so only the draws
     # below the best known bound need l_i: the same decisions, fewer kernel evaluations
     x = thinning * state.upper[positions]
-    if state.stage:
-        fresh = positions[~state.bounded[positions]]
-        if fresh.size:
-            fresh = np.unique(fresh)
-            state.bound[fresh] = _partial_bound(state, ev, fresh)
-            state.bounded[fresh] = True
-    fresh = positions[(x < state.bound[positions]) & ~state.refined[positions]]
-    if fresh.size:
-        fresh = np.unique(fresh)
-        exact = _refine(state, ev, fresh)
-        if np.any(exact > state.bound[fresh] * (1.0 + 1e-9)):
-            raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
-        state.bound[fresh] = exact
-        state.refined[fresh] = True
-        state.bounded[fresh] = True
+    if state.unrefined:
+        waiting = ~state.refined[positions]
+        if waiting.any():
+            pending = positions[waiting]
+            if state.stage:
+                fresh = _runs(pending[~state.bounded[pending]])[0]
+                if fresh.size:
+                    state.bound[fresh] = _partial_bound(state, ev, fresh)
+                    state.bounded[fresh] = True
+            fresh = _runs(pending[x[waiting] < state.bound[pending]])[0]
+            if fresh.size:
+                exact = _refine(state, ev, fresh)
+                if np.any(exact > state.bound[fresh] * (1.0 + 1e-9)):
+                    raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
+                state.bound[fresh] = exact
+                state.refined[fresh] = True
+                state.bounded[fresh] = True
+                state.unrefined -= fresh.size
     kept = positions[x < state.bound[positions]]  # an item not refined has all its draws above l_i
-    items, counts = np.unique(kept, return_counts=True)
+    items, counts = _runs(kept)
     return items, counts, int(kept.size), log_u, gen
+
+
+def _runs(a):
+    """Distinct values and their counts of a sorted 1-D integer array."""
+    if a.size == 0:
+        return a, np.zeros(0, dtype=np.int64)
+    start = np.empty(a.size, dtype=bool)
+    start[0] = True
+    np.not_equal(a[1:], a[:-1], out=start[1:])
+    first = np.flatnonzero(start)
+    return a[first], np.diff(np.append(first, a.size))
 
 
 def _alpha_sample(state, ev, key, s, k, max_iter, max_size_rejections, stats):
