@@ -1122,8 +1122,11 @@ def _runs(a):
     start = np.empty(a.size, dtype=bool)
     start[0] = True
     np.not_equal(a[1:], a[:-1], out=start[1:])
-    first = np.flatnonzero(start)
-    return a[first], np.diff(np.append(first, a.size))
+    first = start.nonzero()[0]
+    counts = np.empty(first.size, dtype=np.int64)
+    np.subtract(first[1:], first[:-1], out=counts[:-1])
+    counts[-1] = a.size - first[-1]
+    return a[first], counts
 
 
 def _alpha_sample(state, ev, key, s, k, max_iter, max_size_rejections, stats):
