@@ -788,9 +788,12 @@ def sample(L, *, k=None, size=None, method="auto", rng=None, n_threads=None):
 # acceptance is at most 1 for every sigma (det(I + Y) <= e^{tr Y}), which is all exactness needs.
 # DPP-VFX takes H = the Nystrom approximation (all n columns of the dictionary block, R = s);
 # alpha-DPP takes H = the weighted dictionary covariance (only the dictionary block, R = z) and
-# evaluates l_i lazily, only for items the Poisson process draws, thinning the cheap bound
-# alpha L_ii. A k-DPP is a DPP(alpha L) conditioned on |S| = k for every alpha > 0, with alpha
-# chosen once from the dictionary so that E|S| is about k.
+# evaluates l_i lazily, only for items the Poisson process draws, thinning the cheap static bound
+# alpha L_ii draw by draw (first against a partial bound from the leading dictionary items). A
+# k-DPP is a DPP(alpha L) conditioned on |S| = k for every alpha > 0, with alpha chosen once from
+# the dictionary so that E|S| is about k. alpha-DPP attempts are i.i.d., each from its own Philox
+# stream, so a sample depends on the seed only (not on which scores earlier calls refined); the
+# cost of an attempt is mostly the kernel block of sigma (about (k^2)^2 entries).
 
 _PURPOSE_PRE = 0x44505000000000A1
 _PURPOSE_SAMPLE = 0x44505000000000A2
