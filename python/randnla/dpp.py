@@ -5,8 +5,9 @@ with ``L`` symmetric positive semidefinite, or by its marginal kernel ``K = L (I
 ``P(A subset of S) = det(K_A)``. A k-DPP is the L-ensemble conditioned on ``|S| = k``.
 
 :class:`DPP` accepts a dense ``L``, a dense ``K``, a low-rank factor ``B`` with ``L = B B^T`` or a
-kernel function with data rows ``X``, caches its preprocessing (eigendecomposition, tables of
-elementary symmetric polynomials, Nystrom dictionaries) and samples with
+kernel function with data rows ``X`` (pairwise ``kernel(x, y)`` or matrix-form
+``kernel_matrix(A, B)``), caches its preprocessing (eigendecomposition, tables of elementary
+symmetric polynomials, Nystrom dictionaries) and samples with
 
 - ``"spectral"``: Hough-Krishnapur-Peres-Virag with a log-space elementary-symmetric-polynomial
   table for k-DPPs; phase 2 (the projection DPP of the r chosen eigenvectors) in C++, either by
@@ -100,17 +101,46 @@ class SamplerStats:
 
 
 class _Evaluator:
-    """Entries of L: from a dense matrix, a factor or a kernel function, with an evaluation count."""
+    """Entries of L: from a dense matrix, a factor or a kernel function (pairwise ``kernel(x, y)``
+    or, with ``matrix=True``, matrix-form ``kernel_matrix(A, B)``), with a count of the entries
+    evaluated."""
 
-    def __init__(self, kind, data, kernel=None):
+    def __init__(self, kind, data, kernel=None, matrix=False):
         self.kind = kind
         self.data = data
         self.kernel = kernel
+        self.matrix = matrix
         self.count = 0
         self.n = data.shape[0]
         self.features = int(np.prod(data.shape[1:])) if data.ndim > 1 else 1
 
+    def _matrix_call(self, row_data, col_data):
+        """``kernel_matrix(row_data, col_data)`` as a float64 block, its shape and values checked."""
+        m, c = row_data.shape[0], col_data.shape[0]
+        self.count += m * c
+        if m == 0 or c == 0:
+            return np.empty((m, c))
+        values = np.asarray(self.kernel(row_data, col_data), dtype=np.float64)
+        if values.shape != (m, c):
+            raise ValueError(
+                f"kernel_matrix(A, B) must return a (len(A), len(B)) block: for A of shape {row_data.shape} "
+                f"and B of shape {col_data.shape} expected {(m, c)}, got {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError("kernel_matrix returned NaN or infinite values")
+        return values
+
+    def _matrix_diag(self):
+        """L_ii from the diagonals of ``kernel_matrix`` on row chunks of ``_DIAG_CHUNK`` items."""
+        out = np.empty(self.n)
+        for start in range(0, self.n, _DIAG_CHUNK):
+            rows = self.data[start:start + _DIAG_CHUNK]
+            out[start:start + rows.shape[0]] = np.diagonal(self._matrix_call(rows, rows))
+        return out
+
     def diag(self):
+        if self.matrix:
+            return self._matrix_diag()
         self.count += self.n
         if self.kind == "L":
             return np.array(np.diagonal(self.data), dtype=np.float64)
@@ -154,23 +184,28 @@ class _Evaluator:
         return out
 
     def block(self, rows, cols):
+        same = rows is cols
         rows = np.asarray(rows, dtype=np.int64)
-        cols = np.asarray(cols, dtype=np.int64)
+        cols = rows if same else np.asarray(cols, dtype=np.int64)
         if self.kind == "L":
             self.count += rows.size * cols.size
             return np.asarray(self.data[np.ix_(rows, cols)], dtype=np.float64)
         if self.kind == "factor":
             self.count += rows.size * cols.size
             return self.data[rows] @ self.data[cols].T
+        if self.matrix:
+            row_data = self.data[rows]
+            return self._matrix_call(row_data, row_data if cols is rows else self.data[cols])
         return self._kernel_block(self._rows(rows), self._rows(cols), np.empty((rows.size, cols.size)))
 
     def symmetric_block(self, items):
         """``block(items, items)`` for a kernel function from three quarters of the entries: the
         two diagonal halves and one off-diagonal half, mirrored (about 15% faster at 100+ items),
-        with one gather of each half's rows."""
+        with one gather of each half's rows. A matrix-form kernel evaluates the block in one call
+        (one gather)."""
         items = np.asarray(items, dtype=np.int64)
         m = items.size
-        if self.kind != "kernel" or m < _SYMMETRIC_SPLIT:
+        if self.kind != "kernel" or self.matrix or m < _SYMMETRIC_SPLIT:
             return self.block(items, items)
         h = m // 2
         first, second = self._rows(items[:h]), self._rows(items[h:])
@@ -189,6 +224,9 @@ class _Evaluator:
 
 # Broadcast elements (rows x columns x features) per kernel call, about.
 _KERNEL_CHUNK = 1 << 16
+
+# Items per kernel_matrix call when the diagonal L_ii is evaluated (the diagonals of square blocks).
+_DIAG_CHUNK = 64
 
 # Below this many items a symmetric kernel block is evaluated whole (one kernel call).
 _SYMMETRIC_SPLIT = 64
@@ -214,7 +252,7 @@ def _psd_tolerance(values, n):
 class DPP:
     """A finite DPP (L-ensemble or marginal kernel) with cached preprocessing.
 
-    Exactly one of ``L``, ``K``, ``factor`` and ``kernel`` is given.
+    Exactly one of ``L``, ``K``, ``factor``, ``kernel`` and ``kernel_matrix`` is given.
 
     Parameters
     ----------
@@ -229,9 +267,19 @@ class DPP:
         ``kernel(x, y)`` returning the kernel values for rows ``x`` and ``y`` of ``X`` that broadcast
         against each other over their leading dimensions (the last dimension indexes features), e.g.
         ``lambda x, y: np.exp(-((x - y) ** 2).sum(-1) / 2)``. ``kernel(X, X)`` is the diagonal and
-        ``kernel(X[i][:, None], X[j][None, :])`` a block. Needs ``X``.
+        ``kernel(X[i][:, None], X[j][None, :])`` a block. Needs ``X``. A block costs a
+        (rows x columns x features) broadcast: prefer ``kernel_matrix`` when the kernel has a
+        matrix form.
     X : (n, ...) array_like, optional
-        Data rows for ``kernel``.
+        Data rows for ``kernel`` or ``kernel_matrix``.
+    kernel_matrix : callable, optional
+        ``kernel_matrix(A, B)`` returning the ``(len(A), len(B))`` block of kernel values between the
+        rows of ``A = X[rows]`` and ``B = X[cols]`` (the form of DPPy's ``L_eval_X_data`` and of
+        scikit-learn's pairwise kernels, e.g. ``sklearn.metrics.pairwise.rbf_kernel``). An RBF block
+        then runs through one matrix product, ``|a|^2 + |b|^2 - 2 A B^T``. Square blocks are
+        evaluated in one call and symmetrised; the diagonal ``L_ii`` is read from the diagonals of
+        blocks of 64 consecutive rows. Every returned block must have that shape and finite values
+        (ValueError otherwise). Needs ``X``.
 
     Attributes
     ----------
@@ -260,29 +308,49 @@ class DPP:
     dtype('int64')
     >>> len(dpp.sample(k=2, size=4, rng=0))
     4
+
+    A kernel function in matrix form (an RBF kernel through one matrix product per block):
+
+    >>> def rbf(A, B):
+    ...     sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
+    ...     return np.exp(-np.maximum(sq, 0) / 2)
+    >>> X = np.random.default_rng(0).standard_normal((5000, 3))
+    >>> S = DPP(kernel_matrix=rbf, X=X).sample(k=5, method="alpha", rng=0)
+    >>> S.size
+    5
     """
 
-    def __init__(self, L=None, *, K=None, factor=None, kernel=None, X=None):
-        given = [name for name, value in (("L", L), ("K", K), ("factor", factor), ("kernel", kernel)) if value is not None]
+    def __init__(self, L=None, *, K=None, factor=None, kernel=None, X=None, kernel_matrix=None):
+        given = [
+            name
+            for name, value in (("L", L), ("K", K), ("factor", factor), ("kernel", kernel), ("kernel_matrix", kernel_matrix))
+            if value is not None
+        ]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of L, K, factor and kernel; got {given or 'none'}")
-        if X is not None and kernel is None:
-            raise ValueError("X is only used with kernel=")
-        self._kind = given[0]
+            raise ValueError(f"give exactly one of L, K, factor, kernel and kernel_matrix; got {given or 'none'}")
+        if X is not None and kernel is None and kernel_matrix is None:
+            raise ValueError("X is only used with kernel= or kernel_matrix=")
+        # both kernel-function forms are kind "kernel"; _matrix tells the matrix form
+        self._matrix = kernel_matrix is not None
+        if self._matrix:
+            kernel, name = kernel_matrix, "kernel_matrix"
+        else:
+            name = "kernel"
+        self._kind = "kernel" if self._matrix else given[0]
         self._gpu = False
         self._row_weights = None
         if kernel is not None:
             if not callable(kernel):
-                raise TypeError(f"kernel must be callable, got {type(kernel).__name__}")
+                raise TypeError(f"{name} must be callable, got {type(kernel).__name__}")
             if X is None:
-                raise ValueError("kernel= needs the data rows X")
+                raise ValueError(f"{name}= needs the data rows X")
             if is_cupy(X):
                 raise TypeError("kernel functions run on NumPy data; X must be a NumPy array")
             data = as_float_array(X, "X", min_ndim=1, dtype=np.float64)
             check_finite(data, "X")
             if data.ndim == 1:
                 data = data[:, None]
-            self._data = data
+            self._data = np.ascontiguousarray(data) if self._matrix else data
             self._kernel = kernel
         else:
             name = given[0]
@@ -324,7 +392,7 @@ class DPP:
 
     def _evaluator(self):
         if self._kind == "kernel":
-            return _Evaluator("kernel", self._data, self._kernel)
+            return _Evaluator("kernel", self._data, self._kernel, self._matrix)
         if self._gpu:
             raise TypeError("the intermediate samplers need NumPy input")
         if self._kind == "K":
@@ -354,8 +422,9 @@ class DPP:
         if self._kind == "factor":
             return self._data @ self._data.T
         if self._kind == "kernel":
-            ev = _Evaluator("kernel", self._data, self._kernel)
-            full = ev.block(np.arange(self.n), np.arange(self.n))
+            ev = _Evaluator("kernel", self._data, self._kernel, self._matrix)
+            everything = np.arange(self.n)
+            full = ev.block(everything, everything)  # one call (one gather) for kernel_matrix
             return 0.5 * (full + full.T)
         raise ValueError("an L-ensemble is needed here")
 
@@ -556,7 +625,7 @@ class DPP:
 
     def _block_L(self, S):
         if self._kind == "kernel":
-            block = _Evaluator("kernel", self._data, self._kernel).block(S, S)
+            block = _Evaluator("kernel", self._data, self._kernel, self._matrix).block(S, S)
             return 0.5 * (block + block.T)
         if self._kind == "factor":
             B = self._np(self._data)[S]
