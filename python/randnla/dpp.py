@@ -1089,11 +1089,10 @@ def _attempt_logdet(ev, state, items, counts, ell, t, threshold):
         # blocked pivoted Cholesky of I + Lt that stops as soon as the rejection is certain
         return _progressive_logdet(ev, state, items, weights, a, threshold)
     block = ev.symmetric_block(items)
-    Lt = block + block.T  # symmetrised; the outer product keeps it exactly symmetric
     scaled = weights * math.sqrt(0.5 * a)
-    Lt *= np.outer(scaled, scaled)
-    # one Cholesky factorization of I + Lt: the acceptance test and, on acceptance, the sample
-    U, info = _core.dpp_cholesky_factor(Lt)
+    # Lt = (block + block^T) * outer(scaled, scaled) (exactly symmetric) and one Cholesky
+    # factorization of I + Lt, in one C++ pass: the acceptance test and, on acceptance, the sample
+    Lt, U, info = _core.dpp_scaled_cholesky_factor(block, scaled)
     if info != 0:
         raise RuntimeError("I + L_sigma is not positive definite: the kernel is not positive semidefinite")
     return 2.0 * float(np.log(np.diagonal(U)).sum()), (Lt, U), None
