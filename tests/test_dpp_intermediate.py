@@ -236,3 +236,22 @@ def test_alpha_partial_bounds_dominate_the_scores(monkeypatch):
     without = plain.sample(k=6, size=4, method="alpha", rng=23)
     assert plain._intermediate[("alpha", 6, 4.0)].stage == 0
     assert all(np.array_equal(a, b) for a, b in zip(with_bound, without))
+
+
+def test_scaled_cholesky_factor_matches_the_numpy_expression():
+    # Lt = (B + B^T) * outer(s, s) and the Cholesky factor of I + Lt in one pass: bitwise the values
+    # of the elementwise NumPy expression (exactly symmetric), the factor of dpp_cholesky_factor
+    from randnla import _core
+
+    rng = np.random.default_rng(24)
+    for m in (1, 7, 130):
+        A = rng.standard_normal((m, m))
+        B = A @ A.T / m + 1e-3 * rng.standard_normal((m, m))
+        s = rng.uniform(0.1, 2.0, size=m)
+        want = B + B.T
+        want *= np.outer(s, s)
+        Lt, U, info = _core.dpp_scaled_cholesky_factor(B, s)
+        assert info == 0 and np.array_equal(Lt, want) and np.array_equal(Lt, Lt.T)
+        assert np.array_equal(U, _core.dpp_cholesky_factor(want)[0])
+    with pytest.raises(ValueError, match="scale"):
+        _core.dpp_scaled_cholesky_factor(np.eye(3), np.ones(2))
