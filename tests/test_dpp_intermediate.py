@@ -169,3 +169,89 @@ def test_symmetric_kernel_blocks_from_three_quarters(monkeypatch):
     subsets, pk = kdpp_law(L, 3)
     assert_law(DPP(kernel=kernel, X=X).sample(k=3, size=3000, method="alpha", rng=14), subsets, pk)
     assert_law(DPP(kernel=kernel, X=X).sample(k=3, size=3000, method="vfx", rng=15), subsets, pk)
+
+
+def test_alpha_nonuniform_bounds_exact_law():
+    # alpha-DPP proposes from the static bounds alpha L_ii and thins each draw to the refined ridge
+    # score: with a non-constant diagonal the bounds differ item by item, and the law stays exact
+    # (DPP and k-DPP), whatever part of the scores earlier calls have refined
+    X = np.random.default_rng(16).uniform(size=(9, 2))
+    amplitude = lambda x: 0.3 + 1.7 * x[..., 0]  # noqa: E731
+    kernel = lambda x, y: amplitude(x) * amplitude(y) * dpp_rbf(x, y, sigma=0.4)  # noqa: E731
+    L = kernel(X[:, None], X[None, :])
+    assert np.ptp(np.diag(L)) > 1.0
+    dpp = DPP(kernel=kernel, X=X)
+    subsets, p = dpp_law(L)
+    samples = dpp.sample(size=N, method="alpha", rng=17)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+    subsets, pk = kdpp_law(L, 3)
+    assert_law(dpp.sample(k=3, size=3000, method="alpha", rng=18), subsets, pk)
+
+
+def test_alpha_samples_depend_on_the_seed_only():
+    # each attempt has its own Philox stream and the proposals do not depend on which scores are
+    # already refined: two samplers prepared by the same first call (the dictionary depends on its
+    # seed), one of which has drawn many more samples, give identical samples, for any thread
+    # count; preprocessing is done once per (method, k, oversampling)
+    n, k = 3000, 5
+    X = np.random.default_rng(19).standard_normal((n, 4))
+    kernel = lambda x, y: dpp_rbf(x, y, sigma=2.0)  # noqa: E731
+    used = DPP(kernel=kernel, X=X)
+    used.sample(k=k, size=5, method="alpha", rng=20)
+    state = used._intermediate[("alpha", k, 4.0)]
+    refined = int(state.refined.sum())
+    assert 0 < refined < n
+    again = used.sample(k=k, size=4, method="alpha", rng=21, n_threads=2)
+    assert used._intermediate[("alpha", k, 4.0)] is state  # nothing recomputed
+    assert used.stats.kernel_evaluations < 0.01 * n * n
+    other = DPP(kernel=kernel, X=X)
+    other.sample(k=k, method="alpha", rng=20)
+    assert int(other._intermediate[("alpha", k, 4.0)].refined.sum()) < refined
+    fresh = other.sample(k=k, size=4, method="alpha", rng=21, n_threads=1)
+    assert all(np.array_equal(a, b) and a.size == k for a, b in zip(again, fresh))
+
+
+def test_alpha_partial_bounds_dominate_the_scores(monkeypatch):
+    # the thinning first compares each draw with an upper bound of l_i from the leading (pivoted)
+    # dictionary items: it must dominate l_i everywhere, so the decisions are those of the exact
+    # scores (same samples as without the bound) with fewer kernel evaluations
+    from randnla import dpp as dpp_module
+
+    X = np.random.default_rng(22).standard_normal((2000, 3))
+    kernel = lambda x, y: dpp_rbf(x, y, sigma=1.0)  # noqa: E731
+    dpp = DPP(kernel=kernel, X=X)
+    with_bound = dpp.sample(k=6, size=4, method="alpha", rng=23)
+    state = dpp._intermediate[("alpha", 6, 4.0)]
+    assert state.stage > 0
+    ev = dpp._evaluator()
+    items = np.arange(2000)
+    exact = dpp_module._refine(state, ev, items)
+    partial = dpp_module._partial_bound(state, ev, items)
+    assert np.all(exact <= partial) and np.all(partial <= state.upper * (1 + 1e-9))
+    assert np.mean(partial < 0.9 * state.upper) > 0.5
+    monkeypatch.setattr(dpp_module, "_ALPHA_STAGE", 10**6)  # no partial bounds
+    plain = DPP(kernel=kernel, X=X)
+    without = plain.sample(k=6, size=4, method="alpha", rng=23)
+    assert plain._intermediate[("alpha", 6, 4.0)].stage == 0
+    assert all(np.array_equal(a, b) for a, b in zip(with_bound, without))
+
+
+def test_scaled_cholesky_factor_matches_the_numpy_expression():
+    # Lt = (B + B^T) * outer(s, s) and the Cholesky factor of I + Lt in one pass: bitwise the values
+    # of the elementwise NumPy expression (exactly symmetric), the factor of dpp_cholesky_factor
+    from randnla import _core
+
+    rng = np.random.default_rng(24)
+    for m in (1, 7, 130):
+        A = rng.standard_normal((m, m))
+        B = A @ A.T / m + 1e-3 * rng.standard_normal((m, m))
+        s = rng.uniform(0.1, 2.0, size=m)
+        want = B + B.T
+        want *= np.outer(s, s)
+        Lt, U, info = _core.dpp_scaled_cholesky_factor(B, s)
+        assert info == 0 and np.array_equal(Lt, want) and np.array_equal(Lt, Lt.T)
+        assert np.array_equal(U, _core.dpp_cholesky_factor(want)[0])
+    with pytest.raises(ValueError, match="scale"):
+        _core.dpp_scaled_cholesky_factor(np.eye(3), np.ones(2))

@@ -242,6 +242,30 @@ void register_dpp(py::module_& m) {
       py::arg("L"));
 
   m.def(
+      "dpp_scaled_cholesky_factor",
+      [](carray<double> B, carray<double> scale) {
+        require_square(B, "B");
+        const py::ssize_t n = B.shape(0);
+        if (scale.ndim() != 1 || scale.shape(0) != n) throw std::invalid_argument("scale must have n entries");
+        // Lt = (B + B^T) * outer(scale, scale) and the upper Cholesky factor U of I + Lt, as
+        // dpp_cholesky_factor(Lt) returns it
+        py::array_t<double> Lt({n, n});
+        py::array_t<double, py::array::f_style> U({n, n});
+        double* lt = Lt.mutable_data();
+        double* u = U.mutable_data();
+        const double* b = B.data();
+        const double* sc = scale.data();
+        lapack::fint info = 0;
+        {
+          py::gil_scoped_release release;
+          dpp::scaled_symmetric_sum(b, sc, static_cast<index_t>(n), lt, u);
+          if (n > 0) info = lapack::potrf<double>('U', static_cast<lapack::fint>(n), u, static_cast<lapack::fint>(n));
+        }
+        return py::make_tuple(Lt, U, info);
+      },
+      py::arg("B"), py::arg("scale"));
+
+  m.def(
       "dpp_cholesky_sample",
       [](carray<double> L, py::array_t<double, py::array::f_style | py::array::forcecast> U, carray<u64> key, u64 first,
          py::ssize_t count, int n_threads, double tolerance) {

@@ -179,5 +179,22 @@ inline void cholesky_l_batch(const double* U, const double* Lrows, const double*
   });
 }
 
+// Lt_ij = (B_ij + B_ji) * (s_i * s_j), the exactly symmetric scaled sum of a square block B and
+// its transpose (row-major, n x n, written to lt; the same roundings as the elementwise NumPy
+// expression), and m = I + Lt (n x n, either order: it is symmetric), ready for potrf.
+inline void scaled_symmetric_sum(const double* B, const double* s, index_t n, double* lt, double* m) {
+  for (index_t i = 0; i < n; ++i) {
+    const double si = s[i];
+    for (index_t j = 0; j <= i; ++j) {
+      const double v = (B[i * n + j] + B[j * n + i]) * (si * s[j]);
+      lt[i * n + j] = v;
+      lt[j * n + i] = v;
+      m[i * n + j] = v;
+      m[j * n + i] = v;
+    }
+    m[i * n + i] += 1.0;
+  }
+}
+
 }  // namespace dpp
 }  // namespace randnla
