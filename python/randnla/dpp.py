@@ -682,7 +682,9 @@ class DPP:
             Attempts allowed per sample for ``"vfx"``/``"alpha"`` before :class:`MaxIterError`.
         **options
             For ``"vfx"``/``"alpha"``: ``oversampling`` (default 4.0) and ``max_size_rejections``
-            (default 100, k-DPP mode).
+            (k-DPP mode: DPP samples of the wrong size allowed in a row, default 1000; a DPP sample
+            has size k with probability about 7% at k = 50, so 100 in a row would fail about once
+            in 2000 samples).
 
         Returns
         -------
@@ -1329,7 +1331,7 @@ def _small_dpp_sample(factor, gen):
 
 def _sample_intermediate(dpp, method, k, count, key, max_iter, options):
     oversampling = check_positive(options.pop("oversampling", 4.0), "oversampling")
-    max_size_rejections = check_int(options.pop("max_size_rejections", 100), "max_size_rejections", minimum=1)
+    max_size_rejections = check_int(options.pop("max_size_rejections", 1000), "max_size_rejections", minimum=1)
     if options:
         raise TypeError(f"unexpected options {sorted(options)} for method {method!r}")
     if dpp._gpu:
