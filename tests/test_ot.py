@@ -679,6 +679,34 @@ def test_truncated_sweeps_one_and_two_threads_bitwise_identical():
     assert np.array_equal(f1, f2) and np.array_equal(g1, g2) and np.array_equal(P1, P2)
 
 
+def test_row_normalised_start_from_coarser_potentials():
+    # Potentials from a solve at 10 reg: their kernel at reg underflows on whole rows, so a plain start
+    # redoes its first sweep on the row-normalised kernel; start_rows builds that kernel directly and
+    # must give the same iterate bitwise, and the dense plan of its potentials.
+    a, b, C = grid_1d(300, 280, 1)
+    reg = 1e-3
+    coarse = sinkhorn(a, b, C, 10 * reg, tol=1e-4, method="sinkhorn")
+    out = {}
+    for start_rows in (False, True):
+        for n_threads in (1, 2):
+            f, g = coarse.f.copy(), coarse.g.copy()
+            plan = np.empty(C.shape)
+            rep = _core.ot_sweeps_float64("scaling", C, a, b, np.log(a), np.log(b), reg, f, g, 20_000, 1e-10, 1e50,
+                                          n_threads, None, 1.0, plan, True, True, False, start_rows)
+            out[start_rows, n_threads] = (rep, f, g, plan)
+    plain, rows = out[False, 1], out[True, 1]
+    assert plain[0]["rebuilds"] == rows[0]["rebuilds"] + 1  # one exp pass saved
+    assert plain[0]["sweeps"] == rows[0]["sweeps"] and rows[0]["reached_tol"]
+    for k in (1, 2, 3):
+        assert np.array_equal(plain[k], rows[k])
+        assert np.array_equal(rows[k], out[True, 2][k])
+    rep, f, g, P = rows
+    assert np.abs(P - np.exp((f[:, None] + g[None, :] - C) / reg)).max() <= 1e-12
+    assert marginal_error(P, a, b) <= 1e-10
+    P_pot = pot.sinkhorn(a, b, C, reg, method="sinkhorn_log", stopThr=1e-14, numItermax=200_000)
+    assert np.abs(P - P_pot).max() <= 1e-7
+
+
 def test_truncated_sweeps_recover_from_a_bad_warm_start():
     # Potentials of another problem (target mass centred at 0.3 instead of 0.5): the first spans
     # follow the wrong transport map, the plan then moves across the grid, so the spans must be

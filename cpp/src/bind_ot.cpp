@@ -70,7 +70,7 @@ template <class T>
 py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray<double> b, carray<double> log_a,
                 carray<double> log_b, double eps, py::array_t<double> f, py::array_t<double> g, py::ssize_t max_sweeps,
                 double tol, double tau, int n_threads, py::object handover, double relax, py::object plan_out,
-                bool write_plan, bool truncate, bool check_cost) {
+                bool write_plan, bool truncate, bool check_cost, bool start_rows) {
   const auto Cv = view_of(C);
   ot::Handover hand;
   if (!handover.is_none()) {
@@ -106,7 +106,7 @@ py::dict sweeps(const std::string& method, carray<T> C, carray<double> a, carray
     else
       rep = ot::sinkhorn_scaling_sweeps<T>(Cv, a.data(), b.data(), log_a.data(), log_b.data(), eps, fp, gp, max_sweeps,
                                            tol, tau, n_threads, hand, relax, plan, write_plan, truncate,
-                                           check_cost);
+                                           check_cost, start_rows);
   }
   return report_dict(rep);
 }
@@ -279,7 +279,7 @@ void register_dtype(py::module_& m, const std::string& suffix) {
         py::arg("log_a"), py::arg("log_b"), py::arg("eps"), py::arg("f").noconvert(), py::arg("g").noconvert(),
         py::arg("max_sweeps"), py::arg("tol"), py::arg("tau"), py::arg("n_threads"), py::arg("handover") = py::none(),
         py::arg("relax") = 1.0, py::arg("plan_out") = py::none(), py::arg("write_plan") = true,
-        py::arg("truncate") = true, py::arg("check_cost") = false);
+        py::arg("truncate") = true, py::arg("check_cost") = false, py::arg("start_rows") = false);
   m.def(("ot_plan_pass_" + suffix).c_str(), &plan_pass<T>, py::arg("C"), py::arg("f"), py::arg("g"), py::arg("eps"),
         py::arg("histogram"), py::arg("plan_out"), py::arg("n_threads"));
   m.def(("ot_newton_direction_" + suffix).c_str(), &newton_direction<T>, py::arg("C"), py::arg("f"), py::arg("g"),

@@ -245,7 +245,8 @@ class _CpuProblem:
         # The finiteness check of C left to the first scaling sweeps (their first pass over C).
         self.check_cost = False
 
-    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None, relax=1.0, eps=None, truncate=True):
+    def sweeps(self, method, f, g, max_sweeps, tol, tau=1e50, handover=None, relax=1.0, eps=None, truncate=True,
+               start_rows=False):
         fn = getattr(self.core, "ot_sweeps_" + self.suffix)
         own_eps = eps is None or eps == self.eps
         eps = self.eps if eps is None else eps
@@ -253,7 +254,7 @@ class _CpuProblem:
         # written into it only at the problem's own eps.
         report = fn("log" if method != "sinkhorn" else "scaling", self.C, self.a, self.b, self.log_a, self.log_b, eps,
                     f, g, int(max_sweeps), float(tol), float(tau), self.n_threads, handover, float(relax),
-                    self.plan_out, own_eps, bool(truncate), self.check_cost and method == "sinkhorn")
+                    self.plan_out, own_eps, bool(truncate), self.check_cost and method == "sinkhorn", bool(start_rows))
         if method == "sinkhorn":
             self.check_cost = False
         if report.get("nonfinite_cost"):
@@ -385,7 +386,7 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
     relax = opts["overrelaxation"]
     relax = (0.0 if method == "sns" else 1.0) if relax is None else (0.0 if relax == "auto" else float(relax))
 
-    def run_sweeps(count, stop_tol, handover=None, eps_k=None):
+    def run_sweeps(count, stop_tol, handover=None, eps_k=None, start_rows=False):
         remaining = count
         report = None
         while remaining > 0 and not tracker.stopped:
@@ -394,7 +395,8 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
                 break
             hand = None if handover is None else handover[:3] + (tracker.n_sinkhorn,) + handover[3:]
             report = problem.sweeps(sweep_method, f, g, step, stop_tol, opts["absorb_threshold"], hand, relax, eps_k,
-                                    opts["truncate"])
+                                    opts["truncate"], start_rows)
+            start_rows = False
             tracker.sweeps_done(report)
             remaining -= max(int(report["sweeps"]), 1)
             if (report["reached_tol"] or report["handed_over"] or report["plateau"]
@@ -414,7 +416,9 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
             coarse_tol = max(stop_tol, 1e-3 * float(problem.a.sum()))
             coarse = (10, 20, 10**9, coarse_tol, coarse_tol)
             scaled_warm_up(10.0 * eps_k, coarse, coarse_tol, level + 1)
-            report = run_sweeps(max_iter - tracker.total(), stop_tol, handover, eps_k)
+            # Potentials from 10 eps_k: their kernel at eps_k underflows on whole rows, so the sweeps
+            # start from the row-normalised kernel.
+            report = run_sweeps(max_iter - tracker.total(), stop_tol, handover, eps_k, start_rows=True)
         return report
 
     if method in ("sinkhorn_log", "sinkhorn"):

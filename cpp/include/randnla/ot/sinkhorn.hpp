@@ -453,7 +453,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
                                     index_t max_sweeps, double tol, double tau, int n_threads,
                                     const Handover& handover = Handover(), double relax = 1.0,
                                     T* plan_out = nullptr, bool write_plan = true, bool truncate = true,
-                                    bool check_cost = false) {
+                                    bool check_cost = false, bool start_rows = false) {
   SweepReport report;
   const auto start = std::chrono::steady_clock::now();
   const index_t n = C.rows, m = C.cols;
@@ -765,8 +765,14 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   };
   // Start in scaling mode from the given potentials: K at (f, g), u = v = 1. Each scaling sweep
   // measures the full L1 error of the plan (u_new, v) between its two half-steps. The first
-  // rebuild also checks that C is finite when asked (one read of C instead of two).
-  rebuild();
+  // rebuild also checks that C is finite when asked (one read of C instead of two). With start_rows
+  // (potentials from a solve at a larger eps, whose kernel at this eps typically underflows on whole
+  // rows) K starts row-normalised: the same iterate as a plain K whose first sweep leaves the range,
+  // without computing that K first (one exp pass instead of two).
+  if (start_rows && !check_cost)
+    rebuild_rows();
+  else
+    rebuild();
   if (check_cost) {
     for (index_t i = 0; i < n; ++i)
       if (!(row_err[static_cast<size_t>(i)] == 0.0)) report.nonfinite_cost = true;
