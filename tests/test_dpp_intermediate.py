@@ -255,3 +255,51 @@ def test_scaled_cholesky_factor_matches_the_numpy_expression():
         assert np.array_equal(U, _core.dpp_cholesky_factor(want)[0])
     with pytest.raises(ValueError, match="scale"):
         _core.dpp_scaled_cholesky_factor(np.eye(3), np.ones(2))
+
+
+def test_alpha_proposal_core_matches_numpy():
+    # dpp_alpha_positions / dpp_alpha_keep against the NumPy expressions they replace: sorted
+    # position uniforms, searchsorted (right) on the bound prefix sums clipped to n - 1, x = w u_p,
+    # the draws with x < bound as distinct items with counts; bitwise equal decisions
+    from randnla import _core
+
+    rng = np.random.default_rng(30)
+    for n, t in [(1, 5), (7, 0), (50, 400), (2000, 250), (300, 3000)]:
+        upper = rng.exponential(size=n) * (rng.uniform(size=n) < 0.8)  # zeros: empty intervals
+        upper[0] = max(upper[0], 0.1)
+        cumulative = np.cumsum(upper)
+        total = float(cumulative[-1])
+        refined = rng.uniform(size=n) < 0.7
+        bound = upper * np.where(refined, rng.uniform(size=n), 1.0)
+        r = rng.uniform(size=2 * t + 1)
+        r[: min(t, 3)] = [0.0, 1.0 - 2.0**-53, 0.5][: min(t, 3)]
+        p, x, pending = _core.dpp_alpha_positions(r, t, cumulative, upper, total, refined)
+        v = np.sort(r[:t])
+        p_ref = np.minimum(np.searchsorted(cumulative, v * total, side="right"), n - 1)
+        x_ref = r[t:2 * t] * upper[p_ref]
+        assert np.array_equal(p, p_ref) and np.array_equal(x, x_ref)
+        assert pending == bool((~refined[p_ref]).any())
+        items, counts, kept = _core.dpp_alpha_keep(p, x, bound)
+        keep = p_ref[x_ref < bound[p_ref]]
+        items_ref, counts_ref = np.unique(keep, return_counts=True)
+        assert np.array_equal(items, items_ref) and np.array_equal(counts, counts_ref) and kept == keep.size
+    with pytest.raises(ValueError):
+        _core.dpp_alpha_positions(np.zeros(3), 2, np.ones(2), np.ones(2), 1.0, np.ones(2, bool))
+    with pytest.raises(ValueError):
+        _core.dpp_alpha_keep(np.array([0, 2]), np.zeros(2), np.ones(2))
+    with pytest.raises(ValueError):
+        _core.dpp_alpha_keep(np.array([1, 0]), np.zeros(2), np.ones(2))
+
+
+def test_alpha_attempt_generator_is_a_fresh_philox_stream():
+    from randnla.dpp import _PURPOSE_ALPHA_ATTEMPT, _attempt_generator, _IntermediateState
+
+    state = _IntermediateState()
+    for key, s, j in [((1, 2), 0, 1), ((2**64 - 1, 5), 3, 7), ((9, 9), 2, 2**40)]:
+        key = np.array(key, dtype=np.uint64)
+        ours = _attempt_generator(state, key, s, j)
+        a = (ours.poisson(50.0), ours.random(7), ours.integers(0, 2**64, size=2, dtype=np.uint64), ours.random(3))
+        counter = np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64)
+        ref = np.random.Generator(np.random.Philox(key=key, counter=counter))
+        b = (ref.poisson(50.0), ref.random(7), ref.integers(0, 2**64, size=2, dtype=np.uint64), ref.random(3))
+        assert all(np.array_equal(u, w) for u, w in zip(a, b))

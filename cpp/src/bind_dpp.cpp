@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bind_common.hpp"
+#include "randnla/dpp/alpha_proposal.hpp"
 #include "randnla/dpp/cholesky_sampler.hpp"
 #include "randnla/dpp/samplers.hpp"
 #include "randnla/dpp/tridiagonal.hpp"
@@ -240,6 +241,61 @@ void register_dpp(py::module_& m) {
         return py::make_tuple(U, info);
       },
       py::arg("L"));
+
+  m.def(
+      "dpp_alpha_positions",
+      [](carray<double> r, py::ssize_t t, carray<double> cumulative, carray<double> upper, double total,
+         py::array_t<bool, py::array::c_style | py::array::forcecast> refined) {
+        const py::ssize_t n = upper.size();
+        if (t < 0 || r.size() < 2 * t) throw std::invalid_argument("r must hold 2 t uniforms");
+        if (n < 1 || cumulative.size() != n || refined.size() != n)
+          throw std::invalid_argument("cumulative, upper and refined must have the same n >= 1 entries");
+        py::array_t<int64_t> p(t);
+        py::array_t<double> x(t);
+        bool pending = false;
+        {
+          const double* rr = r.data();
+          const double* c = cumulative.data();
+          const double* u = upper.data();
+          const uint8_t* f = reinterpret_cast<const uint8_t*>(refined.data());
+          int64_t* pp = p.mutable_data();
+          double* xx = x.mutable_data();
+          py::gil_scoped_release release;
+          pending = dpp::alpha_positions(rr, static_cast<index_t>(t), c, u, static_cast<index_t>(n), total, f, pp, xx);
+        }
+        return py::make_tuple(p, x, pending);
+      },
+      py::arg("r"), py::arg("t"), py::arg("cumulative"), py::arg("upper"), py::arg("total"), py::arg("refined"));
+
+  m.def(
+      "dpp_alpha_keep",
+      [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> p, carray<double> x, carray<double> bound) {
+        const py::ssize_t t = p.size();
+        const py::ssize_t n = bound.size();
+        if (x.size() != t) throw std::invalid_argument("p and x must have the same size");
+        const int64_t* pp = p.data();
+        for (py::ssize_t d = 0; d < t; ++d)
+          if (pp[d] < 0 || pp[d] >= n) throw std::invalid_argument("p out of range");
+        if (t > 1)
+          for (py::ssize_t d = 1; d < t; ++d)
+            if (pp[d] < pp[d - 1]) throw std::invalid_argument("p must be nondecreasing");
+        std::vector<int64_t> items, counts;
+        index_t kept = 0;
+        {
+          const double* xx = x.data();
+          const double* b = bound.data();
+          py::gil_scoped_release release;
+          kept = dpp::alpha_keep(pp, xx, static_cast<index_t>(t), b, items, counts);
+        }
+        py::array_t<int64_t> it(static_cast<py::ssize_t>(items.size()));
+        py::array_t<int64_t> ct(static_cast<py::ssize_t>(counts.size()));
+        if (!items.empty()) {
+          std::memcpy(it.mutable_data(), items.data(), items.size() * sizeof(int64_t));
+          std::memcpy(ct.mutable_data(), counts.data(), counts.size() * sizeof(int64_t));
+        }
+        return py::make_tuple(it, ct, static_cast<int64_t>(kept));
+      },
+      py::arg("p"), py::arg("x"), py::arg("bound"));
 
   m.def(
       "dpp_scaled_cholesky_factor",

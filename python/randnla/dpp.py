@@ -1149,6 +1149,24 @@ def _one_intermediate_dpp(dpp, state, ev, gen, max_iter, stats):
 _PURPOSE_ALPHA_ATTEMPT = 0x44505000000000A3
 
 
+def _attempt_generator(state, key, s, j):
+    """The generator of attempt ``j`` of sample ``s``: Philox(key, counter (0, j, s, purpose)), the
+    state of a fresh one set on one generator kept in ``state`` (constructing a Philox generator
+    costs about ten times more)."""
+    gen = getattr(state, "attempt_generator", None)
+    if gen is None:
+        gen = state.attempt_generator = np.random.Generator(np.random.Philox(key=key))
+    gen.bit_generator.state = {
+        "bit_generator": "Philox",
+        "state": {"counter": np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64), "key": key},
+        "buffer": np.zeros(4, dtype=np.uint64),
+        "buffer_pos": 4,
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    return gen
+
+
 def _alpha_proposal(state, ev, key, s, j):
     """Intermediate sample (attempt) ``j`` of sample ``s`` of alpha-DPP, from its own Philox stream
     (counter word 1 = j): a Poisson process with intensity c u_i on the static bounds
@@ -1156,41 +1174,38 @@ def _alpha_proposal(state, ev, key, s, j):
     Nystrom ridge scores (refined on first use and cached), which is exactly a Poisson process with
     intensity c l_i. The result depends on (key, s, j) only, not on earlier calls. Returns
     (items, counts, t, log U, generator)."""
-    counter = np.array([0, j, s, _PURPOSE_ALPHA_ATTEMPT], dtype=np.uint64)
-    gen = np.random.Generator(np.random.Philox(key=key, counter=counter))
+    gen = _attempt_generator(state, key, s, j)
     t_proposed = gen.poisson(state.R * math.exp(1.0 / state.R) * state.upper_total)
-    # sorted uniforms give sorted positions (a faster search, and runs of equal items); each draw
-    # still gets its own independent thinning uniform
-    uniforms = gen.random(t_proposed)
-    uniforms.sort()
-    positions = np.searchsorted(state.upper_cumulative, uniforms * state.upper_total, side="right")
-    positions = np.minimum(positions, state.upper.size - 1)
-    thinning = gen.random(t_proposed)
-    log_u = math.log(gen.random() + 1e-300)
+    # the position uniforms, the thinning uniforms (one per draw) and U, in one call (the same
+    # stream as three calls). Sorted position uniforms give sorted positions (a merged search, and
+    # runs of equal items); each draw still gets its own independent thinning uniform.
+    r = gen.random(2 * t_proposed + 1)
+    log_u = math.log(r[-1] + 1e-300)
+    positions, x, pending = _core.dpp_alpha_positions(
+        r, t_proposed, state.upper_cumulative, state.upper, state.upper_total, state.refined
+    )
     # draw d is kept iff x_d = V_d u_i < l_i; l_i <= (partial bound) <= u_i, so only the draws
     # below the best known bound need l_i: the same decisions, fewer kernel evaluations
-    x = thinning * state.upper[positions]
-    if state.unrefined:
+    if pending:
         waiting = ~state.refined[positions]
-        if waiting.any():
-            pending = positions[waiting]
-            if state.stage:
-                fresh = _runs(pending[~state.bounded[pending]])[0]
-                if fresh.size:
-                    state.bound[fresh] = _partial_bound(state, ev, fresh)
-                    state.bounded[fresh] = True
-            fresh = _runs(pending[x[waiting] < state.bound[pending]])[0]
+        pending = positions[waiting]
+        if state.stage:
+            fresh = _runs(pending[~state.bounded[pending]])[0]
             if fresh.size:
-                exact = _refine(state, ev, fresh)
-                if np.any(exact > state.bound[fresh] * (1.0 + 1e-9)):
-                    raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
-                state.bound[fresh] = exact
-                state.refined[fresh] = True
+                state.bound[fresh] = _partial_bound(state, ev, fresh)
                 state.bounded[fresh] = True
-                state.unrefined -= fresh.size
-    kept = positions[x < state.bound[positions]]  # an item not refined has all its draws above l_i
-    items, counts = _runs(kept)
-    return items, counts, int(kept.size), log_u, gen
+        fresh = _runs(pending[x[waiting] < state.bound[pending]])[0]
+        if fresh.size:
+            exact = _refine(state, ev, fresh)
+            if np.any(exact > state.bound[fresh] * (1.0 + 1e-9)):
+                raise RuntimeError("alpha-DPP: a refined score exceeds its bound (kernel not PSD?)")
+            state.bound[fresh] = exact
+            state.refined[fresh] = True
+            state.bounded[fresh] = True
+            state.unrefined -= fresh.size
+    # kept draws: an item not refined has all its draws above l_i
+    items, counts, kept = _core.dpp_alpha_keep(positions, x, state.bound)
+    return items, counts, int(kept), log_u, gen
 
 
 def _runs(a):
