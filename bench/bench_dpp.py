@@ -239,17 +239,24 @@ def run(quick: bool) -> list[dict]:
         if not quick:
             n_k = 10000
             Xk = rng.standard_normal((n_k, 10))
-            ours = DPP(kernel_matrix=rbf_block, X=Xk)
-            note = ""
-            start = time.perf_counter()
-            try:
-                s_o = ours.sample(k=50, method="alpha", rng=1)
-            except MaxIterError as error:  # reported in the row, not raised: the other rows still run
-                s_o, note = None, f"MaxIterError: {error}"
-            f_ours = time.perf_counter() - start
-            rows.append(row(f"kernel fn n={n_k}, k=50, alpha: first sample", f_ours,
-                            "DPPy alpha (not run: > minutes)", float("nan"), s_o is not None and valid(s_o, n_k, 50),
-                            False, note=note, goal="< 30 s"))
+            # The time of one k-DPP sample is random (a geometric number of DPP draws until |S| = k,
+            # about 7% per draw at k = 50), so three fresh samplers with seeds fixed in advance are
+            # timed and their mean is the expected time the goal speaks of; every time is printed.
+            times, draws, ok, note = [], [], True, ""
+            for seed in (1, 2, 3):
+                ours = DPP(kernel_matrix=rbf_block, X=Xk)
+                start = time.perf_counter()
+                try:
+                    s_o = ours.sample(k=50, method="alpha", rng=seed)
+                    ok = ok and valid(s_o, n_k, 50)
+                except MaxIterError as error:  # reported in the row, not raised: the other rows still run
+                    ok, note = False, f"MaxIterError: {error}; "
+                times.append(time.perf_counter() - start)
+                draws.append(ours.stats.size_rejections + 1)
+            note += ("first sample of fresh samplers, rng = 1, 2, 3: "
+                     + ", ".join(f"{t:.1f} s ({d} DPP draws)" for t, d in zip(times, draws)) + "; time = mean")
+            rows.append(row(f"kernel fn n={n_k}, k=50, alpha: first sample", float(np.mean(times)),
+                            "DPPy alpha (not run: > minutes)", float("nan"), ok, False, note=note, goal="< 30 s"))
 
         # ---- beta-ensembles ----
         N = 2000
