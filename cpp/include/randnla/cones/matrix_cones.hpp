@@ -367,23 +367,30 @@ bool tridiag_safe_scale(double amax) {
   return amax == 0 || (amax > lo && amax < 1 / lo);
 }
 
+// sytrd of tw.A (lower): the tridiagonal matrix in tw.d / tw.e, the reflectors in tw.A / tw.tau,
+// with the workspaces sized for every tridiagonal solver used after it.
+template <class T>
+bool tridiag_reduce(index_t n, TridiagWork<T>& tw) {
+  const lapack::fint ln = static_cast<lapack::fint>(n);
+  const std::size_t sn = static_cast<std::size_t>(n);
+  tw.d.resize(sn);
+  tw.e.resize(sn);
+  tw.tau.resize(sn);
+  const std::size_t lwork = std::max<std::size_t>(64 * sn + 8192, 1 + 4 * sn + sn * sn);
+  if (tw.work.size() < lwork) tw.work.resize(lwork);
+  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
+  return lapack::sytrd<T>('L', ln, tw.A.data(), ln, tw.d.data(), tw.e.data(), tw.tau.data(), tw.work.data(),
+                          static_cast<lapack::fint>(tw.work.size())) == 0;
+}
+
 // Reduces tw.A (n x n, column-major, lower triangle read) to tridiagonal form and solves the
 // tridiagonal eigenproblem: eigenvalues ascending in tw.lam, the tridiagonal's eigenvectors in
 // tw.Z (n x n). Returns false if LAPACK reports a failure.
 template <class T>
 bool tridiag_eigen(index_t n, TridiagWork<T>& tw) {
   const lapack::fint ln = static_cast<lapack::fint>(n);
-  const std::size_t sn = static_cast<std::size_t>(n);
-  tw.d.resize(sn);
-  tw.e.resize(sn);
-  tw.tau.resize(sn);
-  tw.Z.resize(sn * sn);
-  const std::size_t lwork = std::max<std::size_t>(64 * sn + 8192, 1 + 4 * sn + sn * sn);
-  if (tw.work.size() < lwork) tw.work.resize(lwork);
-  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
-  if (lapack::sytrd<T>('L', ln, tw.A.data(), ln, tw.d.data(), tw.e.data(), tw.tau.data(), tw.work.data(),
-                       static_cast<lapack::fint>(tw.work.size())) != 0)
-    return false;
+  if (!tridiag_reduce(n, tw)) return false;
+  tw.Z.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(n));
   const lapack::fint info =
       lapack::stevd<T>('V', ln, tw.d.data(), tw.e.data(), tw.Z.data(), ln, tw.work.data(),
                        static_cast<lapack::fint>(tw.work.size()), tw.iwork.data(),
@@ -434,20 +441,6 @@ struct SplitWork {
   index_t n1 = 0;
   bool zhat_ready = false;
 };
-
-template <class T>
-bool tridiag_reduce(index_t n, TridiagWork<T>& tw) {
-  const lapack::fint ln = static_cast<lapack::fint>(n);
-  const std::size_t sn = static_cast<std::size_t>(n);
-  tw.d.resize(sn);
-  tw.e.resize(sn);
-  tw.tau.resize(sn);
-  const std::size_t lwork = std::max<std::size_t>(64 * sn + 8192, 1 + 4 * sn + sn * sn);
-  if (tw.work.size() < lwork) tw.work.resize(lwork);
-  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
-  return lapack::sytrd<T>('L', ln, tw.A.data(), ln, tw.d.data(), tw.e.data(), tw.tau.data(), tw.work.data(),
-                          static_cast<lapack::fint>(tw.work.size())) == 0;
-}
 
 // All eigenvalues of the tridiagonal matrix (tw.d, tw.e after sytrd), ascending in tw.lam.
 template <class T>
@@ -591,16 +584,7 @@ inline bool values_first_kind(Kind kind, index_t n) { return n >= 8 && kind == K
 template <class T>
 bool tridiag_values(index_t n, TridiagWork<T>& tw) {
   const lapack::fint ln = static_cast<lapack::fint>(n);
-  const std::size_t sn = static_cast<std::size_t>(n);
-  tw.d.resize(sn);
-  tw.e.resize(sn);
-  tw.tau.resize(sn);
-  const std::size_t lwork = std::max<std::size_t>(64 * sn + 8192, 1 + 4 * sn + sn * sn);
-  if (tw.work.size() < lwork) tw.work.resize(lwork);
-  if (tw.iwork.size() < 5 * sn + 3) tw.iwork.resize(5 * sn + 3);
-  if (lapack::sytrd<T>('L', ln, tw.A.data(), ln, tw.d.data(), tw.e.data(), tw.tau.data(), tw.work.data(),
-                       static_cast<lapack::fint>(tw.work.size())) != 0)
-    return false;
+  if (!tridiag_reduce(n, tw)) return false;
   tw.d0.assign(tw.d.begin(), tw.d.end());
   tw.e0.assign(tw.e.begin(), tw.e.end());
   if (lapack::sterf<T>(ln, tw.d.data(), tw.e.data()) != 0) return false;
