@@ -169,6 +169,14 @@ def assert_cardinality_mean(samples, lam_K):
     return z
 
 
+def assert_dpp_law(samples, L):
+    """The samples follow DPP(L): chi-square on the enumerated law and the cardinality-mean z-test."""
+    subsets, p = dpp_law(L)
+    assert_law(samples, subsets, p)
+    lam = np.linalg.eigvalsh(L)
+    assert_cardinality_mean(samples, lam / (1 + lam))
+
+
 def log_esp(lam, k):
     """log e_0..e_k of lam by the O(nk) recursion (float64, positive lam)."""
     e = np.zeros(k + 1)

@@ -9,6 +9,7 @@ from randnla.dpp import DPP, sample
 
 from _reference import (
     assert_cardinality_mean,
+    assert_dpp_law,
     assert_inclusions,
     assert_law,
     choose_pairs,
@@ -37,12 +38,9 @@ def marginal_of(L):
 @pytest.mark.parametrize("given", ["L", "K"])
 def test_dpp_exact_law(method, given):
     L, _ = small_L()
-    subsets, p = dpp_law(L)
     dpp = DPP(L) if given == "L" else DPP(K=marginal_of(L))
     samples = dpp.sample(size=N_LAW, method=method, rng=11)
-    assert_law(samples, subsets, p)
-    lam = np.linalg.eigvalsh(L)
-    assert_cardinality_mean(samples, lam / (1 + lam))
+    assert_dpp_law(samples, L)
 
 
 def test_dpp_exact_law_blocked_ldl_and_rank_deficient():
@@ -76,11 +74,8 @@ def test_phase2_routes_exact_law(monkeypatch, route):
 
     monkeypatch.setattr(dpp_module, "_PHASE2_ROUTE", route)
     L, A = small_L(seed=7, n=7, rank=4)
-    subsets, p = dpp_law(L)
     samples = DPP(L).sample(size=N_LAW, method="spectral", rng=40 + route)
-    assert_law(samples, subsets, p)
-    lam = np.linalg.eigvalsh(L)
-    assert_cardinality_mean(samples, lam / (1 + lam))
+    assert_dpp_law(samples, L)
     subsets, pk = kdpp_law(L, 3)
     assert_law(DPP(L).sample(k=3, size=N_LAW, rng=43 + route), subsets, pk)
     # an ill-conditioned factor: the dual proposals |b_i|^2 / min theta_J are far from tight
