@@ -40,6 +40,25 @@ T* optional_plan_out(const py::object& plan_out, py::ssize_t rows, py::ssize_t c
   return keep.mutable_data();
 }
 
+// The summary of a plan pass (row and column sums, sum P, <C, P>, sum P logP, the largest logP;
+// with `histogram` also the argmax and histogram arrays of the Newton stage).
+py::dict summary_dict(const ot::PlanSummary& s, bool histogram) {
+  py::dict d;
+  d["r"] = py::array_t<double>(s.r.size(), s.r.data());
+  d["c"] = py::array_t<double>(s.c.size(), s.c.data());
+  d["total"] = s.total;
+  d["cost"] = s.cost;
+  d["plogp"] = s.plogp;
+  d["max_logp"] = s.max_logp;
+  if (histogram) {
+    d["row_argmax"] = py::array_t<std::int64_t>(s.row_argmax.size(), s.row_argmax.data());
+    d["col_argmax"] = py::array_t<std::int64_t>(s.col_argmax.size(), s.col_argmax.data());
+    d["hist_count"] = py::array_t<std::int64_t>(s.hist_count.size(), s.hist_count.data());
+    d["hist_mass"] = py::array_t<double>(s.hist_mass.size(), s.hist_mass.data());
+  }
+  return d;
+}
+
 py::dict report_dict(const ot::SweepReport& rep) {
   py::dict d;
   d["sweeps"] = rep.sweeps;
@@ -53,16 +72,7 @@ py::dict report_dict(const ot::SweepReport& rep) {
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
   d["at"] = py::array_t<index_t>(rep.at.size(), rep.at.data());
   d["seconds"] = py::array_t<double>(rep.seconds.size(), rep.seconds.data());
-  if (rep.has_plan) {
-    py::dict sm;
-    sm["r"] = py::array_t<double>(rep.plan_r.size(), rep.plan_r.data());
-    sm["c"] = py::array_t<double>(rep.plan_c.size(), rep.plan_c.data());
-    sm["total"] = rep.plan_total;
-    sm["cost"] = rep.plan_cost;
-    sm["plogp"] = rep.plan_plogp;
-    sm["max_logp"] = rep.plan_max_logp;
-    d["plan_summary"] = sm;
-  }
+  if (rep.has_plan) d["plan_summary"] = summary_dict(rep.plan, false);
   return d;
 }
 
@@ -124,20 +134,7 @@ py::dict plan_pass(carray<T> C, carray<double> f, carray<double> g, double eps, 
     py::gil_scoped_release release;
     s = ot::plan_pass<T, T>(Cv, f.data(), g.data(), eps, histogram, plan, n_threads);
   }
-  py::dict d;
-  d["r"] = py::array_t<double>(s.r.size(), s.r.data());
-  d["c"] = py::array_t<double>(s.c.size(), s.c.data());
-  d["total"] = s.total;
-  d["cost"] = s.cost;
-  d["plogp"] = s.plogp;
-  d["max_logp"] = s.max_logp;
-  if (histogram) {
-    d["row_argmax"] = py::array_t<std::int64_t>(s.row_argmax.size(), s.row_argmax.data());
-    d["col_argmax"] = py::array_t<std::int64_t>(s.col_argmax.size(), s.col_argmax.data());
-    d["hist_count"] = py::array_t<std::int64_t>(s.hist_count.size(), s.hist_count.data());
-    d["hist_mass"] = py::array_t<double>(s.hist_mass.size(), s.hist_mass.data());
-  }
-  return d;
+  return summary_dict(s, histogram);
 }
 
 // Shapes of the potentials and the per-column argmax shared by every route to the sparsified plan.

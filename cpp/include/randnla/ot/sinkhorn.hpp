@@ -300,6 +300,14 @@ double col_update(const MatrixView<const T>& C, const double* f, const double* l
   return err;
 }
 
+struct PlanSummary {
+  std::vector<double> r, c;
+  std::vector<std::int64_t> row_argmax, col_argmax;
+  std::vector<std::int64_t> hist_count;
+  std::vector<double> hist_mass;
+  double total = 0.0, cost = 0.0, plogp = 0.0, max_logp = kNegInf;
+};
+
 struct SweepReport {
   index_t sweeps = 0;       // completed sweeps (row + column half-steps)
   bool reached_tol = false;
@@ -316,8 +324,7 @@ struct SweepReport {
   // error was measured, written to the buffer, and its summary (as plan_pass: row and column sums,
   // sum P, <C, P>, sum P logP, the largest logP) at the returned potentials.
   bool has_plan = false;
-  std::vector<double> plan_r, plan_c;
-  double plan_total = 0.0, plan_cost = 0.0, plan_plogp = 0.0, plan_max_logp = kNegInf;
+  PlanSummary plan;
 };
 
 // Log-domain Sinkhorn: up to max_sweeps sweeps. The L1 error of the plan after sweep k (its columns are
@@ -947,7 +954,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
           std::vector<double> uu(u), vv(v);
           absorb();
           report.has_plan = true;
-          report.plan_r.assign(static_cast<size_t>(n), 0.0);
+          report.plan.r.assign(static_cast<size_t>(n), 0.0);
           std::vector<double> b_cost(static_cast<size_t>(n_blocks), 0.0), b_plogp(static_cast<size_t>(n_blocks), 0.0),
               b_max(static_cast<size_t>(n_blocks), kNegInf);
           parallel_for(n_blocks, n_threads, [&](index_t blk) {
@@ -978,7 +985,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
                 rl += pij * x;
                 best = x > best ? x : best;
               }
-              report.plan_r[static_cast<size_t>(i)] = rs;
+              report.plan.r[static_cast<size_t>(i)] = rs;
               cost += rc;
               plogp += rl;
               bmax = std::max(bmax, best);
@@ -987,15 +994,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
             b_plogp[static_cast<size_t>(blk)] = plogp;
             b_max[static_cast<size_t>(blk)] = bmax;
           });
-          report.plan_c.assign(static_cast<size_t>(m), 0.0);
+          report.plan.c.assign(static_cast<size_t>(m), 0.0);
           for (index_t blk = 0; blk < n_blocks; ++blk) {
             const double* y = partial.data() + blk * m;
-            for (index_t j = 0; j < m; ++j) report.plan_c[static_cast<size_t>(j)] += y[j];
-            report.plan_cost += b_cost[static_cast<size_t>(blk)];
-            report.plan_plogp += b_plogp[static_cast<size_t>(blk)];
-            report.plan_max_logp = std::max(report.plan_max_logp, b_max[static_cast<size_t>(blk)]);
+            for (index_t j = 0; j < m; ++j) report.plan.c[static_cast<size_t>(j)] += y[j];
+            report.plan.cost += b_cost[static_cast<size_t>(blk)];
+            report.plan.plogp += b_plogp[static_cast<size_t>(blk)];
+            report.plan.max_logp = std::max(report.plan.max_logp, b_max[static_cast<size_t>(blk)]);
           }
-          for (index_t i = 0; i < n; ++i) report.plan_total += report.plan_r[static_cast<size_t>(i)];
+          for (index_t i = 0; i < n; ++i) report.plan.total += report.plan.r[static_cast<size_t>(i)];
           return report;
         }
         absorb();  // the plan (u_new, v) whose error was measured
@@ -1054,14 +1061,6 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
 // the largest logP, optionally the dense plan, and with `histogram` (the Newton stage) a histogram of
 // logP (count and mass per bucket, for the sparsification rule) and the row and column argmax of logP
 // (left at 0 without it).
-struct PlanSummary {
-  std::vector<double> r, c;
-  std::vector<std::int64_t> row_argmax, col_argmax;
-  std::vector<std::int64_t> hist_count;
-  std::vector<double> hist_mass;
-  double total = 0.0, cost = 0.0, plogp = 0.0, max_logp = kNegInf;
-};
-
 template <class T, class PlanT>
 PlanSummary plan_pass(const MatrixView<const T>& C, const double* f, const double* g, double eps, bool histogram,
                       PlanT* plan, int n_threads) {
