@@ -1099,3 +1099,57 @@ def test_tour_section_full_size_passes_its_checks(capsys):
 
     assert tour.run(quick=False)
     assert "max difference to NumPy eigh + vector log cone" in capsys.readouterr().out
+
+
+def tridiagonal(d, e):
+    return np.diag(np.asarray(d, float)) + np.diag(np.asarray(e, float), 1) + np.diag(np.asarray(e, float), -1)
+
+
+@pytest.mark.parametrize("n", [200, 301, 420])
+def test_split_route_secular_roots_on_hard_merges(rng, n):
+    """The top-level merge's secular equation (solved in SIMD lanes, laed4's stopping test) on the
+    merges that stress it: Wilkinson matrices (pairs of eigenvalues equal to many digits: heavy
+    deflation, close poles), glued Wilkinson blocks, a weak coupling at the tear (tiny z),
+    halves with identical spectra (full deflation), values 1e-10 and 1e-13 apart, graded values
+    of both signs; against NumPy's eigh, with certificates, for every thread count and batched."""
+    h = n // 2
+    m = (n - 1) // 2
+    inputs = [tridiagonal(np.abs(np.arange(n) - m), np.ones(n - 1))]  # Wilkinson W+
+    glue = np.ones(n - 1)
+    glue[20::21] = 1e-7
+    inputs.append(tridiagonal(np.tile(np.abs(np.arange(21) - 10.0), n // 21 + 1)[:n], glue))
+    e = rng.standard_normal(n - 1)
+    e[h - 1] = 1e-9
+    inputs.append(tridiagonal(rng.standard_normal(n), e))
+    half = rng.standard_normal(h)
+    same = np.ones(n - 1)
+    same[h - 1] = 0.0
+    inputs.append(tridiagonal(np.r_[half, half, half[: n - 2 * h]], np.r_[same[: h - 1], 0.0, same[: n - h - 1]]))
+    inputs.append(with_spectrum(rng, np.r_[1.0 + 1e-10 * np.arange(n // 2), -0.5 - 1e-10 * np.arange(n - n // 2)]))
+    inputs.append(with_spectrum(rng, np.r_[2.0 + 1e-13 * np.arange(n // 3), rng.uniform(-1, 1, n - n // 3)]))
+    inputs.append(with_spectrum(rng, np.r_[np.logspace(2, -15, n // 2), -np.logspace(0, -15, n - n // 2)]))
+    inputs.append(sym(rng, n))
+    for X in inputs:
+        s = scale_of(X)
+        w0, Q = np.linalg.eigh(X)
+        P = cones.project_psd(X)
+        check_psd(X, P, TOL)
+        np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * s * n)
+        assert np.array_equal(P, cones.project_psd(X, n_threads=1))
+        assert np.array_equal(P, cones.project_psd(X, n_threads=2))
+        k = n // 3
+        t0 = 0.5 * topk(w0, k) - 1.0
+        tt, S = cones.project_sum_largest_cone(t0, X, k)
+        tv, xv = cones.project_sum_largest_vector_cone(t0, w0, k)
+        assert abs(float(tt) - float(tv)) <= 1e-12 * s * n
+        np.testing.assert_allclose(S, (Q * xv) @ Q.T, atol=1e-12 * s * n)
+        assert res_sum_largest(float(tt), S, k) <= TOL * s
+        assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
+    stack = np.stack(inputs[:3])
+    Pb = cones.project_psd(stack, n_threads=2)
+    for i in range(3):
+        assert np.array_equal(Pb[i], cones.project_psd(stack[i]))
+    X32 = inputs[-1].astype(np.float32)
+    P32 = cones.project_psd(X32)
+    assert P32.dtype == np.float32
+    check_psd(X32.astype(float), P32.astype(float), 1e-6 * np.sqrt(n))  # float32 rounding of ||P||_2 ~ sqrt(n) s
