@@ -423,17 +423,23 @@ T* tridiag_vectors(index_t n, index_t lo, index_t hi, TridiagWork<T>& tw) {
 // matrix products of its merges, and the top-level merge alone (two (n/2) x (n/2) blocks times
 // the n x n eigenvector matrix of the rank-one update) is about n^3 of its ~4/3 n^3 flops. Here
 // the tridiagonal matrix is torn at n1 = n / 2 into T1 (+) T2 + rho v v^T exactly as stedc does,
-// stevd solves the halves, LAPACK's deflation (laed2) and the secular-equation solver below give
-// every eigenvalue, the vector step picks the eigenpairs that enter the reassembly, and only those
-// k vectors are formed (Gu-Eisenstat recomputed z, as laed3 does) and multiplied by the halves'
-// vectors: n^2 k / 2 ... n^2 k flops instead of n^3. Double precision; the caller falls back to
-// syevd when LAPACK reports a failure.
-// Measured at n = 300, one thread: stevd 3.6 ms; the halves 1.9 ms, the secular roots 0.3 ms
-// (secular_root_interior; laed4 0.7 ms), ~n/2 vectors of the merge 0.4 ms. Also faster at n = 128, 200 and
-// 500 (23 vs 24 ms); no faster at n = 700 and 1000 (the O(n^2) secular solves and the halves' own
-// merges grow), so larger matrices keep stevd (which also bounds the extra n x n buffers).
+// the halves are solved in full (torn again in the same way down to kSplitHalfMinN, then stevd),
+// LAPACK's deflation (laed2) and the secular-equation solver below give every eigenvalue, the
+// vector step picks the eigenpairs that enter the reassembly, and only those k vectors are
+// formed (Gu-Eisenstat recomputed z, as laed3 does) and multiplied by the halves' vectors:
+// n^2 k / 2 ... n^2 k flops instead of n^3. Double precision; the caller falls back to syevd
+// when LAPACK reports a failure.
+// Measured at n = 300, one thread: stevd 3.6 ms; the halves 1.9 ms by stevd (1.45 ms torn
+// again), the secular roots 0.3 ms (laed4 0.7 ms), ~n/2 vectors of the merge 0.4 ms. Faster from
+// n = 128 to 600; no faster at n = 700 and 1000 with stevd's halves and laed4 (the O(n^2)
+// secular solves and the halves' own merges grow), so larger matrices keep stevd (which also
+// bounds the extra n x n buffers).
 constexpr index_t kSplitMinN = 128;
 constexpr index_t kSplitMaxN = 600;
+// Halves (and their halves, ...) of at least this order are torn again, down to stevd on pieces
+// of 32 to 63: the secular solver below is cheaper than laed4 in stevd's own merges. Measured
+// (PSD, one thread): n = 128 0.98 -> 0.91 ms, 200 2.34 -> 2.10, 300 5.4 -> 4.9, 450 14.3 -> 13.2.
+constexpr index_t kSplitHalfMinN = 32;
 
 // ---------------------------------------------------------------- secular equation
 // The roots of the secular equation 1 + rho sum_j z_j^2 / (d_j - x) = 0 (d ascending, distinct,
@@ -633,21 +639,50 @@ struct SplitWork {
   std::vector<double> dd, pos;  // secular solver scratch, 0, 1, 2, ... as doubles
   std::vector<lapack::fint> indxq, indx, indxc, indxp, coltyp;
   std::vector<index_t> order;  // ascending position -> root j (< K) or K + deflated column
+  std::vector<T> lam;  // eigenvalues ascending
   lapack::fint K = 0;
   T rho = 0;
   index_t n1 = 0;
   bool zhat_ready = false;
+  std::unique_ptr<SplitWork> child;  // for halves solved by tearing again
 };
 
-// All eigenvalues of the tridiagonal matrix (tw.d, tw.e after sytrd), ascending in tw.lam.
 template <class T>
-bool split_values(index_t n, TridiagWork<T>& tw, SplitWork<T>& sw) {
+bool split_solve(index_t n, const T* d, const T* e, TridiagWork<T>& tw, SplitWork<T>& sw);
+template <class T>
+T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw);
+
+// The full eigendecomposition of the tridiagonal (d, e) of order n (both overwritten: d by the
+// eigenvalues, ascending), vectors into Q (leading dimension ldq): stevd, or from
+// kSplitHalfMinN one more tear with the secular solver below and all vectors of that merge
+// (stevd's own merges run laed4, about a third of its cost at n = 150).
+template <class T>
+bool tridiag_full(index_t n, T* d, T* e, T* Q, index_t ldq, TridiagWork<T>& tw, SplitWork<T>& parent) {
+  using lapack::fint;
+  if (std::is_same<T, double>::value && n >= kSplitHalfMinN) {
+    if (!parent.child) parent.child = std::make_unique<SplitWork<T>>();
+    SplitWork<T>& sw = *parent.child;
+    if (!split_solve(n, d, e, tw, sw)) return false;
+    const T* Y = split_vectors(n, 0, n - 1, sw);
+    for (index_t c = 0; c < n; ++c) std::copy(Y + c * n, Y + (c + 1) * n, Q + c * ldq);
+    std::copy(sw.lam.begin(), sw.lam.end(), d);
+    return true;
+  }
+  return lapack::stevd<T>('V', static_cast<fint>(n), d, e, Q, static_cast<fint>(ldq), tw.work.data(),
+                          static_cast<fint>(tw.work.size()), tw.iwork.data(),
+                          static_cast<fint>(tw.iwork.size())) == 0;
+}
+
+// Tears the tridiagonal (d, e) of order n, solves the halves and the merge's secular equation:
+// all eigenvalues ascending in sw.lam; the vectors then come from split_vectors.
+template <class T>
+bool split_solve(index_t n, const T* d, const T* e, TridiagWork<T>& tw, SplitWork<T>& sw) {
   using lapack::fint;
   const std::size_t sn = static_cast<std::size_t>(n);
   const index_t n1 = n / 2, n2 = n - n1;
   sw.n1 = n1;
-  sw.d.assign(tw.d.begin(), tw.d.begin() + n);
-  sw.e.assign(tw.e.begin(), tw.e.begin() + n);
+  sw.d.assign(d, d + n);
+  sw.e.assign(e, e + n);
   T rho = sw.e[n1 - 1];
   sw.d[n1 - 1] -= std::abs(rho);
   sw.d[n1] -= std::abs(rho);
@@ -655,12 +690,8 @@ bool split_values(index_t n, TridiagWork<T>& tw, SplitWork<T>& sw) {
   for (index_t c = 0; c < n1; ++c) std::fill(sw.Q.data() + c * n + n1, sw.Q.data() + (c + 1) * n, T(0));
   for (index_t c = n1; c < n; ++c) std::fill(sw.Q.data() + c * n, sw.Q.data() + c * n + n1, T(0));
   const fint ln = static_cast<fint>(n);
-  const fint lw = static_cast<fint>(tw.work.size()), liw = static_cast<fint>(tw.iwork.size());
-  if (lapack::stevd<T>('V', static_cast<fint>(n1), sw.d.data(), sw.e.data(), sw.Q.data(), ln, tw.work.data(), lw,
-                       tw.iwork.data(), liw) != 0)
-    return false;
-  if (lapack::stevd<T>('V', static_cast<fint>(n2), sw.d.data() + n1, sw.e.data() + n1, sw.Q.data() + n1 * n + n1, ln,
-                       tw.work.data(), lw, tw.iwork.data(), liw) != 0)
+  if (!tridiag_full(n1, sw.d.data(), sw.e.data(), sw.Q.data(), n, tw, sw) ||
+      !tridiag_full(n2, sw.d.data() + n1, sw.e.data() + n1, sw.Q.data() + n1 * n + n1, n, tw, sw))
     return false;
   sw.z.resize(sn);
   for (index_t i = 0; i < n1; ++i) sw.z[i] = sw.Q[(n1 - 1) + i * n];          // last row of the first half
@@ -702,8 +733,16 @@ bool split_values(index_t n, TridiagWork<T>& tw, SplitWork<T>& sw) {
   sw.order.resize(sn);
   for (index_t i = 0; i < n; ++i) sw.order[i] = i;
   std::stable_sort(sw.order.begin(), sw.order.end(), [&](index_t a, index_t b) { return sw.d[a] < sw.d[b]; });
-  tw.lam.resize(sn);
-  for (index_t i = 0; i < n; ++i) tw.lam[i] = sw.d[sw.order[i]];
+  sw.lam.resize(sn);
+  for (index_t i = 0; i < n; ++i) sw.lam[i] = sw.d[sw.order[i]];
+  return true;
+}
+
+// All eigenvalues of the tridiagonal matrix (tw.d, tw.e after sytrd), ascending in tw.lam.
+template <class T>
+bool split_values(index_t n, TridiagWork<T>& tw, SplitWork<T>& sw) {
+  if (!split_solve(n, tw.d.data(), tw.e.data(), tw, sw)) return false;
+  tw.lam.assign(sw.lam.begin(), sw.lam.end());
   return true;
 }
 
