@@ -1045,8 +1045,8 @@ def test_large_symmetric_cones_partial_spectra(rng, n):
 
 @pytest.mark.parametrize("n", [128, 161])
 def test_split_merge_route_degenerate_tridiagonals(rng, n):
-    """From n = 128 the PSD and sum-of-largest projections tear the tridiagonal matrix in two and
-    form only the needed vectors of the top-level merge: inputs whose tridiagonal matrix already
+    """On the LAPACK route the PSD and sum-of-largest projections tear the tridiagonal matrix in two
+    and form only the needed vectors of the top-level merge: inputs whose tridiagonal matrix already
     splits at the tear (rho = 0: diagonal and block-diagonal X), whose merge deflates everything
     (multiples of the identity, two-valued spectra) or almost nothing (distinct values), clusters
     1e-13 apart, graded values; against NumPy's eigh at the same tolerance as the full solver,
@@ -1105,13 +1105,15 @@ def tridiagonal(d, e):
     return np.diag(np.asarray(d, float)) + np.diag(np.asarray(e, float), 1) + np.diag(np.asarray(e, float), -1)
 
 
-@pytest.mark.parametrize("n", [200, 301, 420])
+@pytest.mark.parametrize("n", [40, 200, 301])
 def test_split_route_secular_roots_on_hard_merges(rng, n):
-    """The top-level merge's secular equation (solved in SIMD lanes, laed4's stopping test) on the
-    merges that stress it: Wilkinson matrices (pairs of eigenvalues equal to many digits: heavy
-    deflation, close poles), glued Wilkinson blocks, a weak coupling at the tear (tiny z),
-    halves with identical spectra (full deflation), values 1e-10 and 1e-13 apart, graded values
-    of both signs; against NumPy's eigh, with certificates, for every thread count and batched."""
+    """The recursively torn tridiagonal solver (secular equations solved in SIMD lanes with
+    laed4's stopping test; only the needed vectors of the top merge for PSD and sum-of-largest,
+    all of them for log-det) on the merges that stress it: Wilkinson matrices (pairs of
+    eigenvalues equal to many digits: heavy deflation, close poles), glued Wilkinson blocks, a
+    weak coupling at the tear (tiny z), halves with identical spectra (full deflation), values
+    1e-10 and 1e-13 apart, graded values of both signs; against NumPy's eigh, with certificates,
+    for every thread count and batched."""
     h = n // 2
     m = (n - 1) // 2
     inputs = [tridiagonal(np.abs(np.arange(n) - m), np.ones(n - 1))]  # Wilkinson W+
@@ -1145,6 +1147,12 @@ def test_split_route_secular_roots_on_hard_merges(rng, n):
         np.testing.assert_allclose(S, (Q * xv) @ Q.T, atol=1e-12 * s * n)
         assert res_sum_largest(float(tt), S, k) <= TOL * s
         assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
+        # log-det (every eigenvector): eigh + the vector log cone, same (t, v)
+        t1, v1, L = cones.project_logdet_cone(-1.0, 1.0, X)
+        tl, vl, xl = cones.project_log_cone(-1.0, 1.0, w0)
+        assert abs(float(t1) - float(tl)) <= 1e-12 * s * n and abs(float(v1) - float(vl)) <= 1e-12 * s * n
+        np.testing.assert_allclose(L, (Q * xl) @ Q.T, atol=1e-12 * s * n)
+        assert np.array_equal(L, L.T)
     stack = np.stack(inputs[:3])
     Pb = cones.project_psd(stack, n_threads=2)
     for i in range(3):

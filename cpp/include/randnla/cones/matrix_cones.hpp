@@ -3,9 +3,10 @@
 // with the vector step, then reassemble with the same vectors.
 //
 // Cost per matrix (double precision): a tridiagonal reduction and the tridiagonal eigenproblem
-// (sytrd + stevd; from n = kSplitMinN, for the cones that keep part of the spectrum, stevd on
-// the two halves of the torn tridiagonal matrix and a top-level merge that forms only the needed
-// vectors), the O(n log n) vector step, then the back transformation of only the
+// (sytrd, then divide and conquer: up to kSplitMaxN the tridiagonal matrix is torn recursively
+// with an in-house SIMD secular solver in every merge, and for the cones that keep part of the
+// spectrum the top-level merge forms only the needed vectors; stevd beyond), the O(n log n)
+// vector step, then the back transformation of only the
 // eigenvectors that enter the reassembly (ormtr) and one BLAS-3 reassembly on whichever is
 // smaller, the columns whose value is nonzero (P = sum x_i q_i q_i^T) or the columns whose value
 // changed (P = X + sum (x_i - lambda_i) q_i q_i^T), split by sign into two SYRKs so P is exactly
@@ -359,10 +360,22 @@ inline int norm_precheck(Kind kind, double param, double t, double fro, index_t 
 // vectors (bisection per eigenvalue), and syevr's subset path (stebz + stein) slower still.
 // Workspace sizes follow LAPACK's documented minima (block size 64), so no queries run.
 template <class T>
+struct SplitWork;
+
+template <class T>
 struct TridiagWork {
   std::vector<T> A, d, e, tau, lam, Z, work, d0, e0;
   std::vector<lapack::fint> iwork, iblock, ifail;
+  std::unique_ptr<SplitWork<T>> split;  // scratch of tridiag_full
 };
+
+template <class T>
+bool tridiag_full(index_t n, T* d, T* e, T* Q, index_t ldq, TridiagWork<T>& tw, SplitWork<T>& parent);
+
+// The full tridiagonal eigenproblem by the torn solver (tridiag_full) up to this order, stevd
+// beyond. Measured (log-det projection, one thread): n = 100 0.78 -> 0.67 ms, 300 9.3 -> 7.1,
+// 500 26.6 -> 24.8; slower at 600 (48 vs 54) and 1000.
+constexpr index_t kFullSplitMaxN = 512;
 
 // Scale at which sytrd/stevd are used without the rescaling syevd does internally.
 template <class T>
@@ -395,6 +408,12 @@ bool tridiag_eigen(index_t n, TridiagWork<T>& tw) {
   const lapack::fint ln = static_cast<lapack::fint>(n);
   if (!tridiag_reduce(n, tw)) return false;
   tw.Z.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(n));
+  if (std::is_same<T, double>::value && n <= kFullSplitMaxN) {
+    if (!tw.split) tw.split = std::make_unique<SplitWork<T>>();
+    if (!tridiag_full(n, tw.d.data(), tw.e.data(), tw.Z.data(), n, tw, *tw.split)) return false;
+    tw.lam.assign(tw.d.begin(), tw.d.begin() + n);
+    return true;
+  }
   const lapack::fint info =
       lapack::stevd<T>('V', ln, tw.d.data(), tw.e.data(), tw.Z.data(), ln, tw.work.data(),
                        static_cast<lapack::fint>(tw.work.size()), tw.iwork.data(),
@@ -430,11 +449,12 @@ T* tridiag_vectors(index_t n, index_t lo, index_t hi, TridiagWork<T>& tw) {
 // n^2 k / 2 ... n^2 k flops instead of n^3. Double precision; the caller falls back to syevd
 // when LAPACK reports a failure.
 // Measured at n = 300, one thread: stevd 3.6 ms; the halves 1.9 ms by stevd (1.45 ms torn
-// again), the secular roots 0.3 ms (laed4 0.7 ms), ~n/2 vectors of the merge 0.4 ms. Faster from
-// n = 128 to 600; no faster at n = 700 and 1000 with stevd's halves and laed4 (the O(n^2)
-// secular solves and the halves' own merges grow), so larger matrices keep stevd (which also
-// bounds the extra n x n buffers).
-constexpr index_t kSplitMinN = 128;
+// again), the secular roots 0.3 ms (laed4 0.7 ms), ~n/2 vectors of the merge 0.4 ms. Faster on
+// the whole LAPACK route up to n = 600 (PSD: n = 33 0.087 -> 0.078 ms, 64 0.28 -> 0.23, 100
+// 0.71 -> 0.57, against the full solve); no faster at n = 700 and 1000 (measured with stevd's
+// halves and laed4, and again with the torn halves and the SIMD secular solver), so larger
+// matrices keep stevd (which also bounds the extra n x n buffers).
+constexpr index_t kSplitMinN = 33;
 constexpr index_t kSplitMaxN = 600;
 // Halves (and their halves, ...) of at least this order are torn again, down to stevd on pieces
 // of 32 to 63: the secular solver below is cheaper than laed4 in stevd's own merges. Measured
@@ -977,7 +997,7 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
   TridiagWork<T>& tw = wk.tri;
   tw.A.assign(P, P + n * n);
   const bool values_first = values_first_kind(kind, n);
-  // log-det moves every eigenvalue (all vectors are needed: stevd's merge is as cheap)
+  // log-det moves every eigenvalue (all vectors are needed: tridiag_eigen's full solve)
   const bool split = !values_first && n >= kSplitMinN && n <= kSplitMaxN && kind != Kind::log_epi;
   if (split) {
     if (!tridiag_reduce(n, tw) || !split_values(n, tw, wk.split)) return false;
