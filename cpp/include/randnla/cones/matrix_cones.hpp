@@ -804,11 +804,14 @@ T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw) {
         s[0] = dj[sw.indxc[0] - 1];
         s[1] = dj[sw.indxc[1] - 1];
       } else {
+        for (index_t i = 0; i < K; ++i) col[i] = sw.zhat[i] / dj[i];
+        T lane[kSecularLanes] = {};  // independent partial sums (vectorised)
+        index_t i = 0;
+        for (; i + kSecularLanes <= K; i += kSecularLanes)
+          for (int l = 0; l < kSecularLanes; ++l) lane[l] += col[i + l] * col[i + l];
+        for (; i < K; ++i) lane[0] += col[i] * col[i];
         T nrm = 0;
-        for (index_t i = 0; i < K; ++i) {
-          col[i] = sw.zhat[i] / dj[i];
-          nrm += col[i] * col[i];
-        }
+        for (int l = 0; l < kSecularLanes; ++l) nrm += lane[l];
         const T inv = T(1) / std::sqrt(nrm);
         for (index_t i = 0; i < K; ++i) s[i] = col[sw.indxc[i] - 1] * inv;
       }
