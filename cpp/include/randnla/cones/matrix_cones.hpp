@@ -577,11 +577,13 @@ inline bool secular_root_interior(index_t K, index_t i, const double* d, const d
   double tau, lb, ub;
   if (orgati) {
     const double a = c * del + z[i] * z[i] + z[ip1] * z[ip1], b = z[i] * z[i] * del;
-    tau = a > 0 ? 2 * b / (a + std::sqrt(std::abs(a * a - 4 * b * c))) : (a - std::sqrt(std::abs(a * a - 4 * b * c))) / (2 * c);
+    const double r = std::sqrt(std::abs(a * a - 4 * b * c));
+    tau = a > 0 ? 2 * b / (a + r) : (a - r) / (2 * c);
     lb = 0, ub = midpt;
   } else {
     const double a = c * del - z[i] * z[i] - z[ip1] * z[ip1], b = z[ip1] * z[ip1] * del;
-    tau = a < 0 ? 2 * b / (a - std::sqrt(std::abs(a * a + 4 * b * c))) : -(a + std::sqrt(std::abs(a * a + 4 * b * c))) / (2 * c);
+    const double r = std::sqrt(std::abs(a * a + 4 * b * c));
+    tau = a < 0 ? 2 * b / (a - r) : -(a + r) / (2 * c);
     lb = -midpt, ub = 0;
   }
   const index_t ii = orgati ? i : ip1;
