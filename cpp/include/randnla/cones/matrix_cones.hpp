@@ -672,7 +672,7 @@ struct SplitWork {
 template <class T>
 bool split_solve(index_t n, const T* d, const T* e, TridiagWork<T>& tw, SplitWork<T>& sw);
 template <class T>
-T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw);
+T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw, T* out = nullptr, index_t ldo = 0);
 
 // The full eigendecomposition of the tridiagonal (d, e) of order n (both overwritten: d by the
 // eigenvalues, ascending), vectors into Q (leading dimension ldq): stevd, or from
@@ -685,8 +685,7 @@ bool tridiag_full(index_t n, T* d, T* e, T* Q, index_t ldq, TridiagWork<T>& tw, 
     if (!parent.child) parent.child = std::make_unique<SplitWork<T>>();
     SplitWork<T>& sw = *parent.child;
     if (!split_solve(n, d, e, tw, sw)) return false;
-    const T* Y = split_vectors(n, 0, n - 1, sw);
-    for (index_t c = 0; c < n; ++c) std::copy(Y + c * n, Y + (c + 1) * n, Q + c * ldq);
+    split_vectors(n, 0, n - 1, sw, Q, ldq);
     std::copy(sw.lam.begin(), sw.lam.end(), d);
     return true;
   }
@@ -768,9 +767,10 @@ bool split_values(index_t n, TridiagWork<T>& tw, SplitWork<T>& sw) {
   return true;
 }
 
-// Tridiagonal eigenvectors of the ascending eigenvalues lo..hi into sw.tmp (n x k column-major).
+// Tridiagonal eigenvectors of the ascending eigenvalues lo..hi into out (n x k column-major,
+// leading dimension ldo; sw.tmp with ldo = n when out is null); returns their first column.
 template <class T>
-T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw) {
+T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw, T* out, index_t ldo) {
   using lapack::fint;
   const index_t K = sw.K, n1 = sw.n1, n2 = n - n1, k = hi - lo + 1;
   const std::size_t sK = static_cast<std::size_t>(K);
@@ -788,8 +788,12 @@ T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw) {
   }
   index_t roots = 0;
   for (index_t p = lo; p <= hi; ++p) roots += sw.order[p] < K;
-  sw.tmp.resize(static_cast<std::size_t>(n * k));
-  T* Y = sw.tmp.data();
+  if (out == nullptr) {
+    sw.tmp.resize(static_cast<std::size_t>(n * k));
+    out = sw.tmp.data();
+    ldo = n;
+  }
+  T* Y = out;
   if (roots > 0) {
     sw.S.resize(sK * static_cast<std::size_t>(roots));
     std::vector<T>& col = sw.Yr;  // scratch for one unpermuted vector
@@ -837,7 +841,7 @@ T* split_vectors(index_t n, index_t lo, index_t hi, SplitWork<T>& sw) {
   for (index_t p = lo; p <= hi; ++p) {
     const index_t j = sw.order[p];
     const T* src = j < K ? sw.Yr.data() + (r++) * n : sw.Q.data() + j * n;  // deflated: column j of Q
-    std::copy(src, src + n, Y + (p - lo) * n);
+    std::copy(src, src + n, Y + (p - lo) * ldo);
   }
   return Y;
 }
