@@ -53,151 +53,232 @@ constexpr index_t kKeepWorkspaceMaxN = 512;
 constexpr index_t kSvdSmallMaxN = 16;
 
 // ---------------------------------------------------------------- small eigensolvers
-// Householder tridiagonalisation and implicit QL with Wilkinson shifts (the EISPACK tred2/tql2
-// pair): about 4/3 n^3 + 3 n^3 flops, several times cheaper than Jacobi sweeps for n <= 16.
-// Z (row-major, destroyed) holds A on entry and the eigenvectors as columns on exit. Returns false
-// when QL needs more than 60 iterations for one eigenvalue (the caller then uses Jacobi).
-// Plain sqrt(a^2 + b^2) instead of hypot: the caller scales A to unit max-norm first.
+// Householder tridiagonalisation and implicit QL with Wilkinson shifts, arranged for small n
+// (n <= kJacobiMaxN), where LAPACK's per-call overheads dominate. The QL sweeps are a dependent
+// chain of square roots and divisions (about 2.2 sweeps per eigenvalue, n^2 rotations in all), so
+// the solver runs in three separable stages:
+//   values():  the tridiagonal reduction (full row-major storage: every inner loop is a
+//              contiguous, vectorised row update, no reductions) and the QL chain on (d, e) alone,
+//              which records each sweep's rotations instead of applying them;
+//   vectors(): the eigenvectors of selected eigenvalues only: the recorded rotations applied, in
+//              reverse order, to the k needed unit vectors (n x k, a sweep at a time with the
+//              running row kept in a buffer, as LAPACK's dlasr), then the Householder reflectors
+//              (2 n^2 k flops).
+// So a cone that changes k of the n eigenpairs pays 6 k (not 6 n) flops per rotation and no
+// explicit orthogonal matrix. The caller scales A to unit max-norm first (plain sqrt(a^2 + b^2),
+// no hypot).
+struct SmallEigh {
+  index_t n = 0;
+  std::vector<double> A, d, e, tau, p, rc, rs, W;
+  std::vector<index_t> sweeps;  // per sweep: top pair index, bottom pair index, first rotation
+
+  static double dot(const double* __restrict a, const double* __restrict b, index_t m) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    index_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+      s0 += a[j] * b[j];
+      s1 += a[j + 1] * b[j + 1];
+      s2 += a[j + 2] * b[j + 2];
+      s3 += a[j + 3] * b[j + 3];
+    }
+    for (; j < m; ++j) s0 += a[j] * b[j];
+    return (s0 + s1) + (s2 + s3);
+  }
+
+  // A (n x n row-major, symmetric, scaled) -> eigenvalues in d[0..n) (unordered). False when QL
+  // needs more than 60 sweeps for one eigenvalue.
+  bool values(index_t n_, const double* A0) {
+    n = n_;
+    const std::size_t sn = static_cast<std::size_t>(n);
+    A.assign(A0, A0 + n * n);
+    d.resize(sn);
+    e.resize(sn);
+    tau.resize(sn);
+    p.resize(sn);
+    rc.clear();
+    rs.clear();
+    sweeps.clear();
+    tridiagonalize();
+    return ql_chain();
+  }
+
+  // Householder reflectors H_k = I - tau_k v_k v_k^T (v_k[k + 1] = 1, the rest in row k of A
+  // beyond column k + 1) with H_{n-3} ... H_0 A H_0 ... H_{n-3} tridiagonal.
+  void tridiagonalize() {
+    double* __restrict a = A.data();
+    double* __restrict pv_ = p.data();
+    for (index_t k = 0; k + 2 < n; ++k) {
+      const index_t m = n - k - 1;
+      double* __restrict x = a + k * n + k + 1;
+      d[k] = a[k * n + k];
+      const double alpha = x[0];
+      const double sigma = dot(x + 1, x + 1, m - 1);
+      if (sigma == 0) {
+        tau[k] = 0;
+        e[k] = alpha;
+        continue;
+      }
+      const double norm = std::sqrt(alpha * alpha + sigma);
+      const double beta = alpha >= 0 ? -norm : norm;
+      const double tk = (beta - alpha) / beta;
+      const double scal = 1 / (alpha - beta);
+      x[0] = 1;
+      for (index_t j = 1; j < m; ++j) x[j] *= scal;
+      tau[k] = tk;
+      e[k] = beta;
+      double* __restrict B = a + (k + 1) * n + k + 1;  // trailing m x m block, both triangles
+      // p = tau B v as a sum of B's rows (B symmetric), w = p - (tau / 2) (p . v) v
+      for (index_t j = 0; j < m; ++j) pv_[j] = 0;
+      for (index_t i = 0; i < m; ++i) {
+        const double* __restrict row = B + i * n;
+        const double xi = x[i];
+        for (index_t j = 0; j < m; ++j) pv_[j] += xi * row[j];
+      }
+      for (index_t j = 0; j < m; ++j) pv_[j] *= tk;
+      const double K = -0.5 * tk * dot(pv_, x, m);
+      for (index_t j = 0; j < m; ++j) pv_[j] += K * x[j];
+      for (index_t i = 0; i < m; ++i) {  // B -= v w^T + w v^T
+        double* __restrict row = B + i * n;
+        const double vi = x[i], wi = pv_[i];
+        for (index_t j = 0; j < m; ++j) row[j] -= vi * pv_[j] + wi * x[j];
+      }
+    }
+    if (n >= 2) {
+      d[n - 2] = a[(n - 2) * n + n - 2];
+      e[n - 2] = a[(n - 2) * n + n - 1];
+    }
+    d[n - 1] = a[(n - 1) * n + n - 1];
+    e[n - 1] = 0;
+  }
+
+  // Implicit QL (tql2's recurrences) on d, e; rotations recorded. Per rotation one square root
+  // and one reciprocal, issued together (1 / r = sqrt(x) * (1 / x)), and fused multiply-adds on
+  // the recurrence, which shortens the dependent chain.
+  bool ql_chain() {
+    double* __restrict dd = d.data();
+    double* __restrict ee = e.data();
+    const double eps = std::numeric_limits<double>::epsilon();
+    for (index_t l = 0; l < n; ++l) {
+      int iter = 0;
+      index_t m;
+      do {
+        for (m = l; m < n - 1; ++m)
+          if (std::abs(ee[m]) <= eps * (std::abs(dd[m]) + std::abs(dd[m + 1]))) break;
+        if (m != l) {
+          if (iter++ == 60) return false;
+          double g = (dd[l + 1] - dd[l]) / (2 * ee[l]);
+          double r = std::sqrt(g * g + 1.0);
+          g = dd[m] - dd[l] + ee[l] / (g + (g >= 0 ? r : -r));
+          double s = 1, c = 1, p0 = 0;
+          bool early = false;
+          const index_t first = static_cast<index_t>(rc.size());
+          index_t i = m - 1;
+          for (; i >= l; --i) {
+            const double f = s * ee[i];
+            const double b = c * ee[i];
+            const double x = std::fma(g, g, f * f);
+            if (x == 0) {
+              ee[i + 1] = 0;
+              dd[i + 1] -= p0;
+              ee[m] = 0;
+              early = true;
+              break;
+            }
+            r = std::sqrt(x);
+            const double inv = r * (1 / x);
+            ee[i + 1] = r;
+            s = f * inv;
+            c = g * inv;
+            rc.push_back(c);
+            rs.push_back(s);
+            g = dd[i + 1] - p0;
+            r = std::fma(dd[i] - g, s, 2 * b * c);
+            p0 = s * r;
+            dd[i + 1] = g + p0;
+            g = std::fma(c, r, -b);
+          }
+          if (static_cast<index_t>(rc.size()) > first) {
+            sweeps.push_back(m - 1);
+            sweeps.push_back(i + 1);
+            sweeps.push_back(first);
+          }
+          if (early) continue;
+          dd[l] -= p0;
+          ee[l] = g;
+          ee[m] = 0;
+        }
+      } while (m != l);
+    }
+    return true;
+  }
+
+  // Eigenvectors of the eigenvalues d[cols[0..k)] into V (n x k row-major: column j is the
+  // eigenvector of d[cols[j]]).
+  void vectors(const index_t* cols, index_t k, double* __restrict V) {
+    const std::size_t sk = static_cast<std::size_t>(k);
+    W.resize(static_cast<std::size_t>(n) * sk + sk);
+    double* __restrict w = V;
+    double* __restrict carry = W.data();
+    std::fill(w, w + n * k, 0.0);
+    for (index_t j = 0; j < k; ++j) w[cols[j] * k + j] = 1;
+    // Z = G_1 ... G_N (time order) restricted to the columns: G_N first. A sweep's rotations
+    // (pairs top, top - 1, ..., bottom in time order) are applied bottom to top, the running row
+    // in `carry`.
+    for (index_t sidx = static_cast<index_t>(sweeps.size()) - 3; sidx >= 0; sidx -= 3) {
+      const index_t top = sweeps[sidx], bottom = sweeps[sidx + 1], first = sweeps[sidx + 2];
+      const double* cs = rc.data() + first + (top - bottom);  // rotation of pair i: first + top - i
+      const double* ss = rs.data() + first + (top - bottom);
+      for (index_t j = 0; j < k; ++j) carry[j] = w[bottom * k + j];
+      for (index_t i = bottom; i <= top; ++i) {
+        const double c = cs[bottom - i], s = ss[bottom - i];
+        double* __restrict wi = w + i * k;
+        const double* __restrict wi1 = w + (i + 1) * k;
+        for (index_t j = 0; j < k; ++j) {
+          const double a = carry[j], b = wi1[j];
+          wi[j] = c * a + s * b;
+          carry[j] = c * b - s * a;
+        }
+      }
+      double* __restrict wt = w + (top + 1) * k;
+      for (index_t j = 0; j < k; ++j) wt[j] = carry[j];
+    }
+    // V = H_0 ... H_{n-3} W: reflectors from the last
+    const double* __restrict a = A.data();
+    double* __restrict u = carry;
+    for (index_t r = n - 3; r >= 0; --r) {
+      const double tk = tau[r];
+      if (tk == 0) continue;
+      const index_t m = n - r - 1;
+      const double* __restrict v = a + r * n + r + 1;
+      double* __restrict rows = w + (r + 1) * k;
+      for (index_t j = 0; j < k; ++j) u[j] = 0;
+      for (index_t i = 0; i < m; ++i) {
+        const double vi = v[i];
+        const double* __restrict row = rows + i * k;
+        for (index_t j = 0; j < k; ++j) u[j] += vi * row[j];
+      }
+      for (index_t j = 0; j < k; ++j) u[j] *= tk;
+      for (index_t i = 0; i < m; ++i) {
+        const double vi = v[i];
+        double* __restrict row = rows + i * k;
+        for (index_t j = 0; j < k; ++j) row[j] -= vi * u[j];
+      }
+    }
+  }
+};
+
+// All eigenpairs: Z (row-major n x n, destroyed) holds A on entry (scaled to unit max-norm) and
+// the eigenvectors as columns on exit, d the eigenvalues (unordered); e is scratch (n). False
+// when QL does not converge (the caller then uses Jacobi).
 inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
-  auto Z = [&](index_t i, index_t j) -> double& { return z[i * n + j]; };
-  for (index_t i = n - 1; i > 0; --i) {
-    const index_t l = i - 1;
-    double h = 0, scale = 0;
-    if (l > 0) {
-      for (index_t k = 0; k < i; ++k) scale += std::abs(Z(i, k));
-      if (scale == 0) {
-        e[i] = Z(i, l);
-      } else {
-        for (index_t k = 0; k < i; ++k) {
-          Z(i, k) /= scale;
-          h += Z(i, k) * Z(i, k);
-        }
-        double f = Z(i, l);
-        double g = f >= 0 ? -std::sqrt(h) : std::sqrt(h);
-        e[i] = scale * g;
-        h -= f * g;
-        Z(i, l) = f - g;
-        f = 0;
-        // e = A u / h with A the leading i x i block (lower triangle stored by rows): a dot product
-        // per row (four partial sums) plus the transposed part as a row update (vectorised).
-        const double* u = &Z(i, 0);
-        for (index_t j = 0; j < i; ++j) {
-          Z(j, i) = u[j] / h;
-          e[j] = 0;
-        }
-        for (index_t j = 0; j < i; ++j) {
-          const double* row = &Z(j, 0);
-          const double uj = u[j];
-          double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          index_t k = 0;
-          for (; k + 4 <= j + 1; k += 4) {
-            s0 += row[k] * u[k];
-            s1 += row[k + 1] * u[k + 1];
-            s2 += row[k + 2] * u[k + 2];
-            s3 += row[k + 3] * u[k + 3];
-          }
-          for (; k <= j; ++k) s0 += row[k] * u[k];
-          for (k = 0; k < j; ++k) e[k] += row[k] * uj;
-          e[j] += (s0 + s1) + (s2 + s3);
-        }
-        for (index_t j = 0; j < i; ++j) {
-          e[j] /= h;
-          f += e[j] * Z(i, j);
-        }
-        const double hh = f / (h + h);
-        for (index_t j = 0; j < i; ++j) {
-          f = Z(i, j);
-          e[j] = g = e[j] - hh * f;
-          for (index_t k = 0; k <= j; ++k) Z(j, k) -= (f * e[k] + g * Z(i, k));
-        }
-      }
-    } else {
-      e[i] = Z(i, l);
-    }
-    d[i] = h;
-  }
-  d[0] = 0;
-  e[0] = 0;
-  thread_local std::vector<double> gbuf;
-  if (gbuf.size() < static_cast<std::size_t>(n)) gbuf.resize(static_cast<std::size_t>(n));
-  double* __restrict gv = gbuf.data();
-  for (index_t i = 0; i < n; ++i) {
-    if (d[i] != 0) {  // Z[0:i, 0:i] -= Z[0:i, i] (Z[i, 0:i] Z[0:i, 0:i]), by row updates
-      for (index_t j = 0; j < i; ++j) gv[j] = 0;
-      for (index_t k = 0; k < i; ++k) {
-        const double a = Z(i, k);
-        const double* __restrict row = &Z(k, 0);
-        for (index_t j = 0; j < i; ++j) gv[j] += a * row[j];
-      }
-      for (index_t k = 0; k < i; ++k) {
-        const double a = Z(k, i);
-        double* __restrict row = &Z(k, 0);
-        for (index_t j = 0; j < i; ++j) row[j] -= gv[j] * a;
-      }
-    }
-    d[i] = Z(i, i);
-    Z(i, i) = 1;
-    for (index_t j = 0; j < i; ++j) Z(j, i) = Z(i, j) = 0;
-  }
-  // implicit QL, with Z transposed so that each rotation updates two contiguous rows (vectorised)
-  auto transpose = [&] {
-    for (index_t i = 0; i < n; ++i)
-      for (index_t j = i + 1; j < n; ++j) std::swap(Z(i, j), Z(j, i));
-  };
-  transpose();
-  for (index_t i = 1; i < n; ++i) e[i - 1] = e[i];
-  e[n - 1] = 0;
-  const double eps = std::numeric_limits<double>::epsilon();
-  for (index_t l = 0; l < n; ++l) {
-    int iter = 0;
-    index_t m;
-    do {
-      for (m = l; m < n - 1; ++m) {
-        const double dd = std::abs(d[m]) + std::abs(d[m + 1]);
-        if (std::abs(e[m]) <= eps * dd) break;
-      }
-      if (m != l) {
-        if (iter++ == 60) {
-          transpose();
-          return false;
-        }
-        double g = (d[l + 1] - d[l]) / (2 * e[l]);
-        double r = std::sqrt(g * g + 1.0);
-        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::abs(r) : -std::abs(r)));
-        double s = 1, c = 1, p = 0;
-        bool early = false;
-        for (index_t i = m - 1; i >= l; --i) {
-          double f = s * e[i];
-          const double b = c * e[i];
-          e[i + 1] = (r = std::sqrt(f * f + g * g));
-          if (r == 0) {
-            d[i + 1] -= p;
-            e[m] = 0;
-            early = true;
-            break;
-          }
-          s = f / r;
-          c = g / r;
-          g = d[i + 1] - p;
-          r = (d[i] - g) * s + 2 * c * b;
-          d[i + 1] = g + (p = s * r);
-          g = c * r - b;
-          double* __restrict zi = z + i * n;
-          double* __restrict zi1 = z + (i + 1) * n;
-          for (index_t k = 0; k < n; ++k) {
-            const double a = zi[k], b1 = zi1[k];
-            zi1[k] = s * a + c * b1;
-            zi[k] = c * a - s * b1;
-          }
-        }
-        if (early) continue;
-        d[l] -= p;
-        e[l] = g;
-        e[m] = 0;
-      }
-    } while (m != l);
-  }
-  transpose();
+  (void)e;
+  thread_local SmallEigh se;
+  thread_local std::vector<index_t> all;
+  if (!se.values(n, z)) return false;
+  all.resize(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) all[i] = i;
+  se.vectors(all.data(), n, z);
+  std::copy(se.d.begin(), se.d.begin() + n, d);
   return true;
 }
 
@@ -917,28 +998,84 @@ inline bool jacobi_eigh_one(index_t n, const double* A, double* w, double* V) {
   return converged != 0;
 }
 
-// One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS); Jacobi
-// if QL does not converge.
+// P (lower triangle, then mirrored) = [P +] sum_j c_j v_j v_j^T over the k columns of V (n x k
+// row-major, scaled by 1 / amax relative to the eigenvectors' unit norm), one rank-one row update
+// per column over contiguous rows of V^T (Vt scratch, k x n).
+template <class T>
+void reassemble_small(T* P, index_t n, const double* V, index_t k, const double* c, bool full, double* acc,
+                      double* Vt) {
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < k; ++j) Vt[j * n + i] = V[i * k + j];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
+  for (index_t q = 0; q < k; ++q) {
+    const double* __restrict v = Vt + q * n;
+    for (index_t i = 0; i < n; ++i) {
+      const double a = c[q] * v[i];
+      double* __restrict row = acc + i * n;
+      for (index_t j = 0; j <= i; ++j) row[j] += a * v[j];
+    }
+  }
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      const T s = static_cast<T>(acc[i * n + j]);
+      P[i * n + j] = s;
+      P[j * n + i] = s;
+    }
+  }
+}
+
+// One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS): the
+// eigenvalues, the vector step, then only the eigenvectors that enter the reassembly (the
+// changed or the nonzero ones, whichever are fewer). Jacobi if QL does not converge.
 template <class T>
 void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
                        SymWork<T>& wk) {
   detail::symmetrize_checked(X, P, n, "X");
-  wk.dA.resize(static_cast<std::size_t>(n * n));
-  wk.dV.resize(static_cast<std::size_t>(n * n));
-  wk.dw.resize(static_cast<std::size_t>(n));
+  const std::size_t sn = static_cast<std::size_t>(n);
+  wk.dA.resize(sn * sn);
+  wk.dV.resize(sn * sn);
+  wk.dw.resize(sn);
   double* A = wk.dA.data();
   double* V = wk.dV.data();
   double* w = wk.dw.data();
   double amax = 0;
   for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
-  const double inv = amax > 0 ? 1 / amax : 1.0;
-  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
-  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
+  const double inv = amax > 0 ? 1 / amax : 1.0, sc = amax > 0 ? amax : 1.0;
+  for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
+  thread_local SmallEigh se;
+  if (!se.values(n, A)) {
     for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
     if (!jacobi_eigh_one(n, A, w, V)) throw std::runtime_error("randnla: the small symmetric eigensolver failed");
+    for (index_t i = 0; i < n; ++i) w[i] *= sc;
+    finish_sym_small(P, n, t, v, kind, param, dual, w, V, wk);
+    return;
   }
-  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
-  finish_sym_small(P, n, t, v, kind, param, dual, w, V, wk);
+  wk.x.resize(sn);
+  double* x = wk.x.data();
+  for (index_t i = 0; i < n; ++i) x[i] = w[i] = se.d[i] * sc;
+  apply_step(kind, param, dual, t, v, x, n, wk.scratch);
+  const StepChange change = step_change(x, w, n);
+  if (change.none()) return;
+  const bool full = change.full();
+  wk.coef.resize(sn);
+  thread_local std::vector<index_t> cols;
+  cols.resize(sn);
+  index_t k = 0;
+  for (index_t i = 0; i < n; ++i) {
+    const double c = full ? x[i] : x[i] - w[i];
+    if (c != 0) {
+      wk.coef[k] = c;
+      cols[k++] = i;
+    }
+  }
+  if (k == 0) {  // full form with no nonzero value
+    std::fill(P, P + n * n, T(0));
+    return;
+  }
+  se.vectors(cols.data(), k, V);
+  wk.dG.resize(sn * sn);
+  reassemble_small(P, n, V, k, wk.coef.data(), full, wk.dG.data(), A);
 }
 
 // Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
