@@ -19,7 +19,8 @@
 // (Cholesky, Frobenius-norm bounds) proves it.
 //
 // Small matrices run threaded across the batch in double precision with no BLAS inside the
-// parallel region: n <= kBatchJacobiMaxN through randnla/jacobi's batched (SIMD) Jacobi solver,
+// parallel region: n <= kSymBatchJacobiMaxN (symmetric) and max(m, n) <= kBatchJacobiMaxN (Gram
+// matrices of the singular-value cones) through randnla/jacobi's batched (SIMD) Jacobi solver,
 // n <= kJacobiMaxN through an in-house tridiagonal QL solver, small SVDs through one-sided Jacobi
 // preconditioned by QL on the Gram matrix. Larger matrices run one after the other, each with the
 // BLAS's own threads, and keep their LAPACK workspaces between calls.
@@ -45,6 +46,11 @@ namespace cones {
 constexpr index_t kJacobiMaxN = 32;
 // Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
 constexpr index_t kBatchJacobiMaxN = 16;
+// The symmetric cones use it up to this size only: beyond, the small QL route with its partial
+// vectors is faster per matrix even against SIMD across a batch (measured per matrix, batches of
+// 256, with n / 2 vectors for QL: n = 8: Jacobi 2.3 us, QL 2.9; n = 12: 6.5 vs 6.4; n = 14: 9.6
+// vs 8.5; n = 16: 12.6 vs 10.7), and far faster for a single matrix (no batch to vectorise across).
+constexpr index_t kSymBatchJacobiMaxN = 12;
 // Batch buffers up to this many doubles (32 MiB) stay allocated between calls (per thread).
 constexpr std::size_t kKeepBatchDoubles = std::size_t(1) << 22;
 // LAPACK workspaces of matrices up to this size stay allocated between calls (per thread).
@@ -154,42 +160,51 @@ struct SmallEigh {
   // One implicit QL sweep's state (tql2's recurrences): rotations of pairs top, top - 1, ... are
   // stored at rc/rs[first + top - i].
   struct Sweep {
-    double s = 1, c = 1, p = 0, g = 0;
+    double s = 1, c = 1, s2 = 1, p = 0, g = 0;
     index_t top = 0, first = 0, bottom = 0;
     bool active = false;
   };
 
   // The rotation of pair i; false when the sweep ends early (f = g = 0: d[i + 1] settled).
+  // tql2's recurrence (f = s e_i, b = c e_i, r = sqrt(f^2 + g^2), s = f / r, c = g / r,
+  // q = (d_i - d_{i+1} + p) s + 2 c b, p = s q, g = c q - b) is rewritten with x = r^2 so that
+  // the chain from one rotation to the next holds one division and no square root:
+  // qq = r q = (d_i - d_{i+1} + p) f + 2 b g, p = f qq / x, g' = g qq / x - b, and the next
+  // f^2 = s^2 e^2 = (f^2 / x) e^2. The square roots (for s, c, and the next f, b) run alongside.
   bool rotate(Sweep& w, index_t i, index_t m) {
     double* __restrict dd = d.data();
     double* __restrict ee = e.data();
-    const double f = w.s * ee[i];
-    const double b = w.c * ee[i];
-    const double x = std::fma(w.g, w.g, f * f);
+    const double ei = ee[i];
+    const double f = w.s * ei, b = w.c * ei;
+    const double f2 = w.s2 * (ei * ei);
+    const double x = std::fma(w.g, w.g, f2);
     if (x == 0) {
       ee[i + 1] = 0;
       dd[i + 1] -= w.p;
       ee[m] = 0;
       return false;
     }
-    // one square root and one reciprocal, issued together: 1 / r = sqrt(x) * (1 / x)
+    const double rx = 1 / x;
     const double r = std::sqrt(x);
-    const double inv = r * (1 / x);
+    const double gg = dd[i + 1] - w.p;
+    const double qq = std::fma(dd[i] - gg, f, 2 * b * w.g);
+    const double gq = w.g * qq;
     ee[i + 1] = r;
-    w.s = f * inv;
-    w.c = w.g * inv;
+    // s from s^2 = f^2 / x (not f / r): s^2 and the next f^2 stay consistent to an ulp, so
+    // c^2 + s^2 = 1 to a few ulps for every rotation instead of drifting along the sweep.
+    w.s2 = f2 * rx;
+    w.s = std::copysign(std::sqrt(w.s2), f);
+    w.c = w.g * (r * rx);
     rc[w.first + w.top - i] = w.c;
     rs[w.first + w.top - i] = w.s;
-    const double g = dd[i + 1] - w.p;
-    const double q = std::fma(dd[i] - g, w.s, 2 * b * w.c);
-    w.p = w.s * q;
-    dd[i + 1] = g + w.p;
-    w.g = std::fma(w.c, q, -b);
+    w.p = (f * qq) * rx;
+    dd[i + 1] = gg + w.p;
+    w.g = std::fma(gq, rx, -b);
     return true;
   }
 
   void start(Sweep& w, index_t l, index_t m, double shift) {
-    w.s = w.c = 1;
+    w.s = w.c = w.s2 = 1;
     w.p = 0;
     w.g = d[m] - shift;
     w.top = m - 1;
@@ -290,57 +305,68 @@ struct SmallEigh {
   }
 
   // Eigenvectors of the eigenvalues d[cols[0..k)] into V (n x k row-major: column j is the
-  // eigenvector of d[cols[j]]).
+  // eigenvector of d[cols[j]]). Columns go in groups of kGroup (four 4-wide vectors held in
+  // registers): a sweep's rotations form a dependent chain through the running row, so each
+  // group carries four independent chains, and the reflectors' inner products accumulate in
+  // registers as well.
+  static constexpr index_t kGroup = 16;
+  typedef double v4 __attribute__((vector_size(32), aligned(8)));
+
   void vectors(const index_t* cols, index_t k, double* __restrict V) {
-    const std::size_t sk = static_cast<std::size_t>(k);
-    W.resize(static_cast<std::size_t>(n) * sk + sk);
-    double* __restrict w = V;
-    double* __restrict carry = W.data();
-    std::fill(w, w + n * k, 0.0);
-    for (index_t j = 0; j < k; ++j) w[cols[j] * k + j] = 1;
-    // Z = G_1 ... G_N (time order) restricted to the columns: G_N first. A sweep's rotations
-    // (pairs top, top - 1, ..., bottom in time order) are applied bottom to top, the running row
-    // in `carry`.
-    for (index_t sidx = static_cast<index_t>(sweeps.size()) - 3; sidx >= 0; sidx -= 3) {
-      const index_t top = sweeps[sidx], bottom = sweeps[sidx + 1], first = sweeps[sidx + 2];
-      const double* cs = rc.data() + first + (top - bottom);  // rotation of pair i: first + top - i
-      const double* ss = rs.data() + first + (top - bottom);
-      for (index_t j = 0; j < k; ++j) carry[j] = w[bottom * k + j];
-      for (index_t i = bottom; i <= top; ++i) {
-        const double c = cs[bottom - i], s = ss[bottom - i];
-        double* __restrict wi = w + i * k;
-        const double* __restrict wi1 = w + (i + 1) * k;
-        for (index_t j = 0; j < k; ++j) {
-          const double a = carry[j], b = wi1[j];
-          wi[j] = c * a + s * b;
-          carry[j] = c * b - s * a;
+    const index_t groups = (k + kGroup - 1) / kGroup, kp = groups * kGroup;
+    W.assign(static_cast<std::size_t>(n * kp), 0.0);
+    double* __restrict w = W.data();
+    for (index_t j = 0; j < k; ++j) w[cols[j] * kp + j] = 1;
+    const double* __restrict a = A.data();
+    for (index_t gidx = 0; gidx < groups; ++gidx) {
+      double* __restrict wg = w + gidx * kGroup;
+      auto load = [&](index_t row, v4* x) {
+        for (int q = 0; q < 4; ++q) x[q] = *reinterpret_cast<const v4*>(wg + row * kp + 4 * q);
+      };
+      auto store = [&](index_t row, const v4* x) {
+        for (int q = 0; q < 4; ++q) *reinterpret_cast<v4*>(wg + row * kp + 4 * q) = x[q];
+      };
+      // Z = G_1 ... G_N (time order) restricted to the columns: G_N first. A sweep's rotations
+      // (pairs top, top - 1, ..., bottom in time order) are applied bottom to top.
+      for (index_t sidx = static_cast<index_t>(sweeps.size()) - 3; sidx >= 0; sidx -= 3) {
+        const index_t top = sweeps[sidx], bottom = sweeps[sidx + 1], first = sweeps[sidx + 2];
+        const double* cs = rc.data() + first + top;  // rotation of pair i: first + top - i
+        const double* ss = rs.data() + first + top;
+        v4 carry[4], nb[4];
+        load(bottom, carry);
+        for (index_t i = bottom; i <= top; ++i) {
+          const double c = cs[-i], sn = ss[-i];
+          load(i + 1, nb);
+          v4 out[4];
+          for (int q = 0; q < 4; ++q) {
+            out[q] = c * carry[q] + sn * nb[q];
+            carry[q] = c * nb[q] - sn * carry[q];
+          }
+          store(i, out);
+        }
+        store(top + 1, carry);
+      }
+      // V = H_0 ... H_{n-3} W: reflectors from the last
+      for (index_t r = n - 3; r >= 0; --r) {
+        const double tk = tau[r];
+        if (tk == 0) continue;
+        const index_t m = n - r - 1;
+        const double* __restrict v = a + r * n + r + 1;
+        v4 u[4] = {}, x[4];
+        for (index_t i = 0; i < m; ++i) {
+          load(r + 1 + i, x);
+          for (int q = 0; q < 4; ++q) u[q] += v[i] * x[q];
+        }
+        for (int q = 0; q < 4; ++q) u[q] *= tk;
+        for (index_t i = 0; i < m; ++i) {
+          load(r + 1 + i, x);
+          for (int q = 0; q < 4; ++q) x[q] -= v[i] * u[q];
+          store(r + 1 + i, x);
         }
       }
-      double* __restrict wt = w + (top + 1) * k;
-      for (index_t j = 0; j < k; ++j) wt[j] = carry[j];
     }
-    // V = H_0 ... H_{n-3} W: reflectors from the last
-    const double* __restrict a = A.data();
-    double* __restrict u = carry;
-    for (index_t r = n - 3; r >= 0; --r) {
-      const double tk = tau[r];
-      if (tk == 0) continue;
-      const index_t m = n - r - 1;
-      const double* __restrict v = a + r * n + r + 1;
-      double* __restrict rows = w + (r + 1) * k;
-      for (index_t j = 0; j < k; ++j) u[j] = 0;
-      for (index_t i = 0; i < m; ++i) {
-        const double vi = v[i];
-        const double* __restrict row = rows + i * k;
-        for (index_t j = 0; j < k; ++j) u[j] += vi * row[j];
-      }
-      for (index_t j = 0; j < k; ++j) u[j] *= tk;
-      for (index_t i = 0; i < m; ++i) {
-        const double vi = v[i];
-        double* __restrict row = rows + i * k;
-        for (index_t j = 0; j < k; ++j) row[j] -= vi * u[j];
-      }
-    }
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < k; ++j) V[i * k + j] = w[i * kp + j];
   }
 };
 
@@ -1162,7 +1188,7 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
                        bool dual, int n_threads) {
   RANDNLA_REQUIRE(n >= 1, "X must have n >= 1, got n = ", n);
   const index_t nn = n * n;
-  if (n <= kBatchJacobiMaxN) {
+  if (n <= kSymBatchJacobiMaxN) {
     // Small matrices: randnla/jacobi's batched Jacobi (SIMD across matrices, double precision;
     // a matrix gets the same result alone or in any batch), then the vector step and reassembly
     // matrix by matrix.
@@ -1327,20 +1353,21 @@ bool project_svd_gram(T* P, index_t m, index_t n, double& t, Kind kind, double p
   }
 }
 
-// Reassembly of the small Gram routes: with V (r x r, row-major, eigenvectors of the Gram matrix
-// as columns) and f (per column: coefficient / singular value), M = V diag(f) V^T and
-// P = [X +] X M (tall, r = cols) or [X +] M X (wide, r = rows). Xd is X in double; M is scratch.
-// All loops are row updates (axpy) over contiguous memory, which vectorise; M and Vt (r x r) and
-// row (max(m, n)) are scratch.
+// Reassembly of the small Gram routes: with V (r x nv, row-major, eigenvectors of the Gram
+// matrix as columns; nv = r when omitted) and f (per column: coefficient / singular value),
+// M = V diag(f) V^T and P = [X +] X M (tall, r = cols) or [X +] M X (wide, r = rows). Xd is X in
+// double. All loops are row updates (axpy) over contiguous memory, which vectorise; M and Vt
+// (r x r) and row (max(m, n)) are scratch.
 template <class T>
 void gram_reassemble_small(const double* Xd, T* P, index_t rows, index_t cols, const double* V, const double* f,
-                           bool full, double* M, double* Vt, double* row) {
+                           bool full, double* M, double* Vt, double* row, index_t nv = -1) {
   const bool tall = rows >= cols;
   const index_t r = std::min(rows, cols);
+  if (nv < 0) nv = r;
   for (index_t i = 0; i < r; ++i)
-    for (index_t k = 0; k < r; ++k) Vt[k * r + i] = V[i * r + k];
+    for (index_t k = 0; k < nv; ++k) Vt[k * r + i] = V[i * nv + k];
   std::fill(M, M + r * r, 0.0);
-  for (index_t k = 0; k < r; ++k) {
+  for (index_t k = 0; k < nv; ++k) {
     if (f[k] == 0) continue;
     const double* __restrict q = Vt + k * r;
     for (index_t i = 0; i < r; ++i) {
@@ -1421,7 +1448,9 @@ bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind ki
   }
   wk.dM.resize(std::max(sr * sr, static_cast<std::size_t>(count)));
   gram_small(A, rows, cols, G, wk.dM.data());
-  if (!tridiagonal_ql_eigh(r, G, w, wk.dE.data())) return false;  // G: eigenvectors as columns
+  thread_local SmallEigh se;  // eigenvalues first, then only the vectors with a nonzero f
+  if (!se.values(r, G)) return false;
+  std::copy(se.d.begin(), se.d.begin() + r, w);
   index_t* order = wk.order.data();
   for (index_t i = 0; i < r; ++i) order[i] = i;
   std::sort(order, order + r, [&](index_t a, index_t b) { return w[a] > w[b]; });
@@ -1439,8 +1468,22 @@ bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind ki
     const double c = full ? x[i] : x[i] - sv[i];
     f[order[i]] = (c == 0 || sv[i] == 0) ? 0.0 : c / sv[i];
   }
+  thread_local std::vector<index_t> cols_used;
+  cols_used.resize(sr);
+  index_t nv = 0;
+  for (index_t j = 0; j < r; ++j)
+    if (f[j] != 0) {
+      f[nv] = f[j];
+      cols_used[nv++] = j;
+    }
+  if (nv == 0) {  // full form with no nonzero value (else nothing moved: P holds X)
+    if (full) std::fill(P, P + count, T(0));
+    t = t1;
+    return true;
+  }
+  se.vectors(cols_used.data(), nv, G);  // G: r x nv
   wk.dE.resize(std::max(sr * sr, static_cast<std::size_t>(std::max(rows, cols))) + sr * sr);
-  gram_reassemble_small(Xd, P, rows, cols, G, f, full, wk.dM.data(), wk.dE.data(), wk.dE.data() + sr * sr);
+  gram_reassemble_small(Xd, P, rows, cols, G, f, full, wk.dM.data(), wk.dE.data(), wk.dE.data() + sr * sr, nv);
   t = t1;
   return true;
 }
