@@ -1,5 +1,6 @@
-"""The in-house small symmetric route (17 <= n <= 32 single matrices and batches, and the Gram
-route of the singular-value cones): eigenvalues first (Householder reduction, QL chain with
+"""The in-house small symmetric route (13 <= n <= 32 single matrices and batches, 33 <= n <= 64
+one after the other after the in-cone / polar shortcuts, and the Gram route of the
+singular-value cones): eigenvalues first (Householder reduction, QL chain with
 recorded rotations, two interleaved sweeps on large blocks), then only the eigenvectors that
 enter the reassembly. Against NumPy's eigh + the vector projection, certificates at 1e-10,
 degenerate spectra and tridiagonal matrices that split, scales, float32, batches and threads."""
@@ -14,7 +15,7 @@ from randnla import cones
 from test_cones import (TOL, check_psd, dual_nuclear_ok, rect_with_singular_values, res_sum_largest,
                         res_sum_largest_dual, scale_of, svd_reference, sym, topk, with_spectrum)
 
-SIZES = [17, 24, 30, 32]
+SIZES = [13, 17, 24, 30, 32, 40, 64]
 
 
 def degenerate_inputs(rng, n):
@@ -108,7 +109,7 @@ def test_small_route_dual_and_float32(rng, n):
     np.testing.assert_allclose(S32, (Q * xv) @ Q.T, atol=1e-5 * s * n)
 
 
-@pytest.mark.parametrize("n", [17, 30])
+@pytest.mark.parametrize("n", [13, 30, 48])
 def test_small_route_batches_and_threads(rng, n):
     inputs = degenerate_inputs(rng, n)
     X = np.stack(inputs)
@@ -133,7 +134,7 @@ def test_small_route_batches_and_threads(rng, n):
         assert float(tl) == float(c[0][i]) and float(vl) == float(c[1][i]) and np.array_equal(L, c[2][i])
 
 
-@pytest.mark.parametrize("shape", [(17, 17), (30, 30), (32, 20), (20, 32), (40, 30)])
+@pytest.mark.parametrize("shape", [(17, 17), (30, 30), (32, 20), (20, 32), (40, 30), (48, 48), (96, 40), (40, 96)])
 def test_small_gram_route_selected_vectors(rng, shape):
     m, n = shape
     r = min(m, n)
@@ -157,3 +158,26 @@ def test_small_gram_route_selected_vectors(rng, shape):
             tr, R = svd_reference("spectral", t1, X)
             assert abs(float(ts) - tr) <= 1e-11 * sc * r
             np.testing.assert_allclose(S, R, atol=1e-11 * sc * r, rtol=0)
+
+
+@pytest.mark.parametrize("n", [33, 48, 64])
+def test_medium_route_keeps_the_shortcuts(rng, n):
+    """Above n = 32 the QL route runs after the Cholesky and norm tests: points of the cone come
+    back unchanged and points of the polar cone as exact zeros, alone and in a batch."""
+    B = rng.standard_normal((n, n))
+    Xpd = B @ B.T + n * np.eye(n)
+    Xpd = 0.5 * (Xpd + Xpd.T)
+    assert np.array_equal(cones.project_psd(Xpd), Xpd)
+    assert np.array_equal(cones.project_psd(-Xpd), np.zeros((n, n)))
+    assert np.array_equal(cones.project_psd(np.stack([Xpd, -Xpd])), np.stack([Xpd, np.zeros((n, n))]))
+    t, v, L = cones.project_logdet_cone(-1e3, 1.0, Xpd)
+    assert float(t) == -1e3 and float(v) == 1.0 and np.array_equal(L, Xpd)
+    X = sym(rng, n)
+    big = 10 * np.sqrt(3) * np.linalg.norm(X)
+    t, S = cones.project_sum_largest_cone(big, X, 3)
+    assert float(t) == big and np.array_equal(S, X)
+    # and a generic point still agrees with eigh
+    w0, Q = np.linalg.eigh(X)
+    P = cones.project_psd(X)
+    check_psd(X, P, TOL)
+    np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * scale_of(X) * n)

@@ -21,7 +21,8 @@
 // Small matrices run threaded across the batch in double precision with no BLAS inside the
 // parallel region: n <= kSymBatchJacobiMaxN (symmetric) and max(m, n) <= kBatchJacobiMaxN (Gram
 // matrices of the singular-value cones) through randnla/jacobi's batched (SIMD) Jacobi solver,
-// n <= kJacobiMaxN through an in-house tridiagonal QL solver, small SVDs through one-sided Jacobi
+// n <= kJacobiMaxN through an in-house tridiagonal QL solver (and n <= kSmallQlMaxN one after the
+// other, after the shortcuts), small SVDs through one-sided Jacobi
 // preconditioned by QL on the Gram matrix. Larger matrices run one after the other, each with the
 // BLAS's own threads, and keep their LAPACK workspaces between calls.
 #pragma once
@@ -44,6 +45,15 @@ namespace randnla {
 namespace cones {
 
 constexpr index_t kJacobiMaxN = 32;
+// Above kJacobiMaxN, matrices up to this size still take the small QL route, one after the
+// other after the Cholesky / norm shortcuts of the LAPACK route (measured single calls, us,
+// LAPACK route -> QL: n = 40: psd 135 -> 61, sum_largest 138 -> 56, spectraplex 90 -> 49,
+// log-det 152 -> 86; n = 64: 284 -> 157, 284 -> 135, 183 -> 119, 324 -> 237; from n ~ 80 the
+// unblocked reduction and the n^2 rotations lose to LAPACK for psd and log-det).
+constexpr index_t kSmallQlMaxN = 64;
+// The small Gram route of the singular-value cones up to r = min(m, n) = this (n = 40 square:
+// nuclear cone 148 -> 84 us; equal to the LAPACK Gram route at 64).
+constexpr index_t kGramSmallMaxR = 48;
 // Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
 constexpr index_t kBatchJacobiMaxN = 16;
 // The symmetric cones use it up to this size only: beyond, the small QL route with its partial
@@ -60,7 +70,7 @@ constexpr index_t kSvdSmallMaxN = 16;
 
 // ---------------------------------------------------------------- small eigensolvers
 // Householder tridiagonalisation and implicit QL with Wilkinson shifts, arranged for small n
-// (n <= kJacobiMaxN), where LAPACK's per-call overheads dominate. The QL sweeps are a dependent
+// (n <= kSmallQlMaxN), where LAPACK's per-call overheads dominate. The QL sweeps are a dependent
 // chain of square roots and divisions (about 2.2 sweeps per eigenvalue, n^2 rotations in all), so
 // the solver runs in three separable stages:
 //   values():  the tridiagonal reduction (full row-major storage: every inner loop is a
@@ -956,11 +966,10 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
   return true;
 }
 
-// One matrix through LAPACK. t, v are updated in place.
+// Cheap proofs for one matrix (P holds the symmetrised input) that it is in the cone (P and t, v
+// unchanged) or in its polar cone (P = 0, t = v = 0), without a decomposition; true when settled.
 template <class T>
-void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
-                        SymWork<T>& wk) {
-  const double amax = detail::symmetrize_checked(X, P, n, "X");
+bool sym_shortcut(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual, SymWork<T>& wk) {
   const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
   wk.A.resize(static_cast<std::size_t>(n * n));
   // Cholesky proves membership (PSD: of X or of -X; log-det: gives log det) without an
@@ -968,13 +977,13 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
   const int dsign = (kind == Kind::nonneg || kind == Kind::log_epi) && !dual ? detail::diagonal_sign(P, n) : 0;
   if (kind == Kind::nonneg && !dual && dsign > 0) {
     std::copy(P, P + n * n, wk.A.begin());
-    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return;
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return true;
   }
   if (kind == Kind::nonneg && !dual && dsign < 0) {
     for (index_t i = 0; i < n * n; ++i) wk.A[i] = -P[i];
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
       std::fill(P, P + n * n, T(0));
-      return;
+      return true;
     }
   }
   if (kind == Kind::log_epi && !dual && v > 0 && dsign > 0) {
@@ -982,18 +991,29 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
       double logdet = 0;
       for (index_t i = 0; i < n; ++i) logdet += 2 * std::log(static_cast<double>(wk.A[i * n + i]));
-      if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return;
+      if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return true;
     }
   }
   if (!dual && detail::norm_precheck_applies(kind)) {
     const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, n * n), n);
-    if (pre == unchanged) return;
+    if (pre == unchanged) return true;
     if (pre == zero) {
       std::fill(P, P + n * n, T(0));
       t = v = 0;
-      return;
+      return true;
     }
   }
+  return false;
+}
+
+// One matrix through LAPACK. t, v are updated in place.
+template <class T>
+void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                        SymWork<T>& wk) {
+  const double amax = detail::symmetrize_checked(X, P, n, "X");
+  const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
+  wk.A.resize(static_cast<std::size_t>(n * n));
+  if (sym_shortcut<T>(P, n, t, v, kind, param, dual, wk)) return;
   // Partial spectrum (all of it for log-det, where every eigenvalue moves; sytrd + stevd + ormtr
   // skip syevd's norm, scaling and copy passes). Double precision only:
   // single-precision MRRR (sstemr) loses orthogonality (measured 3e-5 at n = 40), syevd does not.
@@ -1132,9 +1152,8 @@ void reassemble_small(T* P, index_t n, const double* V, index_t k, const double*
 // eigenvalues, the vector step, then only the eigenvectors that enter the reassembly (the
 // changed or the nonzero ones, whichever are fewer). Jacobi if QL does not converge.
 template <class T>
-void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
-                       SymWork<T>& wk) {
-  detail::symmetrize_checked(X, P, n, "X");
+void project_sym_small_core(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                            SymWork<T>& wk) {
   const std::size_t sn = static_cast<std::size_t>(n);
   wk.dA.resize(sn * sn);
   wk.dV.resize(sn * sn);
@@ -1179,6 +1198,13 @@ void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind k
   se.vectors(cols.data(), k, V);
   wk.dG.resize(sn * sn);
   reassemble_small(P, n, V, k, wk.coef.data(), full, wk.dG.data(), A);
+}
+
+template <class T>
+void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                       SymWork<T>& wk) {
+  detail::symmetrize_checked(X, P, n, "X");
+  project_sym_small_core(P, n, t, v, kind, param, dual, wk);
 }
 
 // Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
@@ -1243,6 +1269,17 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
       for (index_t b = begin; b < end; ++b)
         project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
     });
+    return;
+  }
+  if (n <= kSmallQlMaxN) {
+    // One matrix after the other, as the LAPACK route (the shortcuts' Cholesky calls LAPACK): the
+    // shortcuts, then the small QL route, which beats sytrd + stevd + ormtr up to this size.
+    thread_local SymWork<T> wk;
+    for (index_t b = 0; b < batch; ++b) {
+      detail::symmetrize_checked(X + b * nn, P + b * nn, n, "X");
+      if (!sym_shortcut<T>(P + b * nn, n, t[b], v[b], kind, param, dual, wk))
+        project_sym_small_core<T>(P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+    }
     return;
   }
   // Workspaces persist across calls on this thread (no allocation, page faults or zeroing on the
@@ -1415,7 +1452,7 @@ inline void gram_small(const double* A, index_t rows, index_t cols, double* G, d
     for (index_t j = 0; j < i; ++j) G[j * r + i] = G[i * r + j];
 }
 
-// The Gram route for one small matrix (r = min(m, n) <= kJacobiMaxN, max(m, n) <= 2 kJacobiMaxN):
+// The Gram route for one small matrix (r = min(m, n) <= kGramSmallMaxR, max(m, n) <= 2 kGramSmallMaxR):
 // as project_svd_gram (same accuracy bound and threshold), with the in-house tridiagonal QL solver
 // on the Gram matrix and plain loops for the products, since LAPACK's per-call overheads dominate
 // at these sizes. P (row-major rows x cols) holds X. Returns false (t untouched) when the route
@@ -1423,7 +1460,7 @@ inline void gram_small(const double* A, index_t rows, index_t cols, double* G, d
 template <class T>
 bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind kind, double param, SvdWork<T>& wk) {
   const index_t r = std::min(rows, cols), count = rows * cols;
-  if (!gram_kind(kind) || r < 2 || r > kJacobiMaxN || std::max(rows, cols) > 2 * kJacobiMaxN) return false;
+  if (!gram_kind(kind) || r < 2 || r > kGramSmallMaxR || std::max(rows, cols) > 2 * kGramSmallMaxR) return false;
   const double amax = detail::max_abs(P, count);
   if (!(amax > 0)) return false;
   const std::size_t sr = static_cast<std::size_t>(r);
