@@ -145,7 +145,16 @@ struct SmallEigh {
       double* __restrict B = a + (k + 1) * n + k + 1;  // trailing m x m block, both triangles
       // p = tau B v as a sum of B's rows (B symmetric), w = p - (tau / 2) (p . v) v
       for (index_t j = 0; j < m; ++j) pv_[j] = 0;
-      for (index_t i = 0; i < m; ++i) {
+      index_t i = 0;
+      for (; i + 4 <= m; i += 4) {  // four rows per pass over p
+        const double* __restrict r0 = B + i * n;
+        const double* __restrict r1 = r0 + n;
+        const double* __restrict r2 = r1 + n;
+        const double* __restrict r3 = r2 + n;
+        const double x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+        for (index_t j = 0; j < m; ++j) pv_[j] += (x0 * r0[j] + x1 * r1[j]) + (x2 * r2[j] + x3 * r3[j]);
+      }
+      for (; i < m; ++i) {
         const double* __restrict row = B + i * n;
         const double xi = x[i];
         for (index_t j = 0; j < m; ++j) pv_[j] += xi * row[j];
