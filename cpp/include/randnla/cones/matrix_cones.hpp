@@ -1700,7 +1700,9 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
 template <class T>
 bool project_svd_batch_gram(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind,
                             double param, bool dual, int n_threads) {
-  if (dual || !gram_kind(kind) || std::max(rows, cols) > kBatchJacobiMaxN || std::min(rows, cols) < 2) return false;
+  if (dual || !gram_kind(kind) || std::max(rows, cols) > kBatchJacobiMaxN || std::min(rows, cols) < 2 ||
+      std::min(rows, cols) > kSymBatchJacobiMaxN)
+    return false;
   const index_t count = rows * cols;
   const index_t r = std::min(rows, cols), rr = r * r;
   RANDNLA_REQUIRE(all_finite(X, batch * count), "X contains NaN or infinity");
@@ -1802,11 +1804,32 @@ void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows,
   RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
   if (project_svd_batch_gram<T>(X, P, t, batch, rows, cols, kind, param, dual, n_threads)) return;
   if (std::max(rows, cols) <= kSvdSmallMaxN) {
+    // Matrix by matrix: the small Gram route (QL on the Gram matrix, as for single larger
+    // matrices) where it applies, else one-sided Jacobi.
     const index_t count = rows * cols;
+    const bool gram = !dual && gram_kind(kind) && std::min(rows, cols) >= 2;
     parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {
       SymWork<T> wk;
-      for (index_t b = begin; b < end; ++b)
-        project_svd_small<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+      SvdWork<T> swk;
+      for (index_t b = begin; b < end; ++b) {
+        const T* x = X + b * count;
+        T* p = P + b * count;
+        if (gram && all_finite(x, count)) {
+          const int pre = detail::norm_precheck(kind, param, t[b], detail::frobenius(x, count), std::min(rows, cols));
+          if (pre == unchanged) {
+            std::copy(x, x + count, p);
+            continue;
+          }
+          if (pre == zero) {
+            std::fill(p, p + count, T(0));
+            t[b] = 0;
+            continue;
+          }
+          std::copy(x, x + count, p);
+          if (project_svd_gram_small<T>(p, rows, cols, t[b], kind, param, swk)) continue;
+        }
+        project_svd_small<T>(x, p, rows, cols, t[b], kind, param, dual, wk);
+      }
     });
     return;
   }
