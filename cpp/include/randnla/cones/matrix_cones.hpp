@@ -324,65 +324,73 @@ struct SmallEigh {
   }
 
   // Eigenvectors of the eigenvalues d[cols[0..k)] into V (n x k row-major: column j is the
-  // eigenvector of d[cols[j]]). Columns go in groups of kGroup (four 4-wide vectors held in
-  // registers): a sweep's rotations form a dependent chain through the running row, so each
-  // group carries four independent chains, and the reflectors' inner products accumulate in
-  // registers as well.
-  static constexpr index_t kGroup = 16;
+  // eigenvector of d[cols[j]]). Columns go in groups of up to sixteen (Q <= 4 vectors of four
+  // held in registers), sized to k: a sweep's rotations form a dependent chain through the
+  // running row, which each group carries for all its columns at once, and the reflectors' inner
+  // products accumulate in registers as well.
   typedef double v4 __attribute__((vector_size(32), aligned(8)));
 
+  template <int Q>
+  void vectors_group(double* __restrict wg, index_t kp) {
+    auto load = [&](index_t row, v4* x) {
+      for (int q = 0; q < Q; ++q) x[q] = *reinterpret_cast<const v4*>(wg + row * kp + 4 * q);
+    };
+    auto store = [&](index_t row, const v4* x) {
+      for (int q = 0; q < Q; ++q) *reinterpret_cast<v4*>(wg + row * kp + 4 * q) = x[q];
+    };
+    // Z = G_1 ... G_N (time order) restricted to the columns: G_N first. A sweep's rotations
+    // (pairs top, top - 1, ..., bottom in time order) are applied bottom to top.
+    for (index_t sidx = static_cast<index_t>(sweeps.size()) - 3; sidx >= 0; sidx -= 3) {
+      const index_t top = sweeps[sidx], bottom = sweeps[sidx + 1], first = sweeps[sidx + 2];
+      const double* cs = rc.data() + first + top;  // rotation of pair i: first + top - i
+      const double* ss = rs.data() + first + top;
+      v4 carry[Q], nb[Q];
+      load(bottom, carry);
+      for (index_t i = bottom; i <= top; ++i) {
+        const double c = cs[-i], sn = ss[-i];
+        load(i + 1, nb);
+        v4 out[Q];
+        for (int q = 0; q < Q; ++q) {
+          out[q] = c * carry[q] + sn * nb[q];
+          carry[q] = c * nb[q] - sn * carry[q];
+        }
+        store(i, out);
+      }
+      store(top + 1, carry);
+    }
+    // V = H_0 ... H_{n-3} W: reflectors from the last
+    const double* __restrict a = A.data();
+    for (index_t r = n - 3; r >= 0; --r) {
+      const double tk = tau[r];
+      if (tk == 0) continue;
+      const index_t m = n - r - 1;
+      const double* __restrict v = a + r * n + r + 1;
+      v4 u[Q] = {}, x[Q];
+      for (index_t i = 0; i < m; ++i) {
+        load(r + 1 + i, x);
+        for (int q = 0; q < Q; ++q) u[q] += v[i] * x[q];
+      }
+      for (int q = 0; q < Q; ++q) u[q] *= tk;
+      for (index_t i = 0; i < m; ++i) {
+        load(r + 1 + i, x);
+        for (int q = 0; q < Q; ++q) x[q] -= v[i] * u[q];
+        store(r + 1 + i, x);
+      }
+    }
+  }
+
   void vectors(const index_t* cols, index_t k, double* __restrict V) {
-    const index_t groups = (k + kGroup - 1) / kGroup, kp = groups * kGroup;
+    const index_t kp = (k + 3) / 4 * 4;
     W.assign(static_cast<std::size_t>(n * kp), 0.0);
     double* __restrict w = W.data();
     for (index_t j = 0; j < k; ++j) w[cols[j] * kp + j] = 1;
-    const double* __restrict a = A.data();
-    for (index_t gidx = 0; gidx < groups; ++gidx) {
-      double* __restrict wg = w + gidx * kGroup;
-      auto load = [&](index_t row, v4* x) {
-        for (int q = 0; q < 4; ++q) x[q] = *reinterpret_cast<const v4*>(wg + row * kp + 4 * q);
-      };
-      auto store = [&](index_t row, const v4* x) {
-        for (int q = 0; q < 4; ++q) *reinterpret_cast<v4*>(wg + row * kp + 4 * q) = x[q];
-      };
-      // Z = G_1 ... G_N (time order) restricted to the columns: G_N first. A sweep's rotations
-      // (pairs top, top - 1, ..., bottom in time order) are applied bottom to top.
-      for (index_t sidx = static_cast<index_t>(sweeps.size()) - 3; sidx >= 0; sidx -= 3) {
-        const index_t top = sweeps[sidx], bottom = sweeps[sidx + 1], first = sweeps[sidx + 2];
-        const double* cs = rc.data() + first + top;  // rotation of pair i: first + top - i
-        const double* ss = rs.data() + first + top;
-        v4 carry[4], nb[4];
-        load(bottom, carry);
-        for (index_t i = bottom; i <= top; ++i) {
-          const double c = cs[-i], sn = ss[-i];
-          load(i + 1, nb);
-          v4 out[4];
-          for (int q = 0; q < 4; ++q) {
-            out[q] = c * carry[q] + sn * nb[q];
-            carry[q] = c * nb[q] - sn * carry[q];
-          }
-          store(i, out);
-        }
-        store(top + 1, carry);
-      }
-      // V = H_0 ... H_{n-3} W: reflectors from the last
-      for (index_t r = n - 3; r >= 0; --r) {
-        const double tk = tau[r];
-        if (tk == 0) continue;
-        const index_t m = n - r - 1;
-        const double* __restrict v = a + r * n + r + 1;
-        v4 u[4] = {}, x[4];
-        for (index_t i = 0; i < m; ++i) {
-          load(r + 1 + i, x);
-          for (int q = 0; q < 4; ++q) u[q] += v[i] * x[q];
-        }
-        for (int q = 0; q < 4; ++q) u[q] *= tk;
-        for (index_t i = 0; i < m; ++i) {
-          load(r + 1 + i, x);
-          for (int q = 0; q < 4; ++q) x[q] -= v[i] * u[q];
-          store(r + 1 + i, x);
-        }
-      }
+    for (index_t j0 = 0; j0 < kp;) {
+      const index_t q = std::min<index_t>(4, (kp - j0) / 4);
+      if (q == 4) vectors_group<4>(w + j0, kp);
+      else if (q == 3) vectors_group<3>(w + j0, kp);
+      else if (q == 2) vectors_group<2>(w + j0, kp);
+      else vectors_group<1>(w + j0, kp);
+      j0 += 4 * q;
     }
     for (index_t i = 0; i < n; ++i)
       for (index_t j = 0; j < k; ++j) V[i * k + j] = w[i * kp + j];
