@@ -1,4 +1,4 @@
-"""The in-house small symmetric route (13 <= n <= 32 single matrices and batches, 33 <= n <= 64
+"""The in-house small symmetric route (11 <= n <= 32 single matrices and batches, 33 <= n <= 64
 one after the other after the in-cone / polar shortcuts, and the Gram route of the
 singular-value cones): eigenvalues first (Householder reduction, QL chain with
 recorded rotations, two interleaved sweeps on large blocks), then only the eigenvectors that
@@ -15,7 +15,7 @@ from randnla import cones
 from test_cones import (TOL, check_psd, dual_nuclear_ok, rect_with_singular_values, res_sum_largest,
                         res_sum_largest_dual, scale_of, svd_reference, sym, topk, with_spectrum)
 
-SIZES = [13, 17, 24, 30, 32, 40, 64]
+SIZES = [11, 13, 17, 24, 30, 32, 40, 64]
 
 
 def degenerate_inputs(rng, n):
@@ -109,7 +109,7 @@ def test_small_route_dual_and_float32(rng, n):
     np.testing.assert_allclose(S32, (Q * xv) @ Q.T, atol=1e-5 * s * n)
 
 
-@pytest.mark.parametrize("n", [13, 30, 48])
+@pytest.mark.parametrize("n", [11, 13, 30, 48])
 def test_small_route_batches_and_threads(rng, n):
     inputs = degenerate_inputs(rng, n)
     X = np.stack(inputs)
@@ -134,7 +134,7 @@ def test_small_route_batches_and_threads(rng, n):
         assert float(tl) == float(c[0][i]) and float(vl) == float(c[1][i]) and np.array_equal(L, c[2][i])
 
 
-@pytest.mark.parametrize("shape", [(13, 13), (16, 14), (17, 17), (30, 30), (32, 20), (20, 32), (40, 30), (48, 48), (96, 40), (40, 96)])
+@pytest.mark.parametrize("shape", [(11, 11), (13, 13), (16, 14), (12, 16), (17, 17), (30, 30), (32, 20), (20, 32), (40, 30), (48, 48), (96, 40), (40, 96)])
 def test_small_gram_route_selected_vectors(rng, shape):
     m, n = shape
     r = min(m, n)

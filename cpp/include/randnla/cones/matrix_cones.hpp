@@ -56,11 +56,13 @@ constexpr index_t kSmallQlMaxN = 64;
 constexpr index_t kGramSmallMaxR = 48;
 // Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
 constexpr index_t kBatchJacobiMaxN = 16;
-// The symmetric cones use it up to this size only: beyond, the small QL route with its partial
-// vectors is faster per matrix even against SIMD across a batch (measured per matrix, batches of
-// 256, with n / 2 vectors for QL: n = 8: Jacobi 2.3 us, QL 2.9; n = 12: 6.5 vs 6.4; n = 14: 9.6
-// vs 8.5; n = 16: 12.6 vs 10.7), and far faster for a single matrix (no batch to vectorise across).
-constexpr index_t kSymBatchJacobiMaxN = 12;
+// The symmetric cones (and the Gram matrices of the singular-value cones) use it up to this size
+// only: beyond, the small QL route with its partial vectors is about as fast per matrix even
+// against SIMD across a batch (measured per matrix, batches of 256, with n / 2 vectors for QL:
+// n = 8: Jacobi 2.3 us, QL 2.9; n = 10: 4.1 vs 4.7; n = 11: 5.3 vs 5.4; n = 12: 6.5 vs 6.4;
+// n = 16: 12.6 vs 10.7), and far faster for a single matrix, where Jacobi has no batch to
+// vectorise across (n = 12: 13 vs 4.6 us).
+constexpr index_t kSymBatchJacobiMaxN = 10;
 // Batch buffers up to this many doubles (32 MiB) stay allocated between calls (per thread).
 constexpr std::size_t kKeepBatchDoubles = std::size_t(1) << 22;
 // LAPACK workspaces of matrices up to this size stay allocated between calls (per thread).
