@@ -12,8 +12,8 @@ import pytest
 
 from randnla import _core
 from randnla import cones
-from test_cones import (TOL, check_psd, dual_nuclear_ok, rect_with_singular_values, res_sum_largest,
-                        res_sum_largest_dual, scale_of, svd_reference, sym, topk, with_spectrum)
+from test_cones import (TOL, check_psd, dual_nuclear_ok, rect_with_singular_values, res_log_epi, res_log_epi_dual,
+                        res_sum_largest, res_sum_largest_dual, scale_of, svd_reference, sym, topk, with_spectrum)
 
 SIZES = [11, 13, 17, 24, 30, 32, 40, 64]
 
@@ -86,6 +86,11 @@ def test_small_symmetric_cones_against_eigh(rng, n):
                 assert abs(float(tl) - float(tr)) <= 1e-10 * sc * n and abs(float(vl) - float(vr)) <= 1e-10 * sc * n
                 np.testing.assert_allclose(L, (Q * xr) @ Q.T, atol=1e-10 * sc * n)
                 assert np.array_equal(L, L.T)
+                tl, vl = float(tl), float(vl)
+                lp, ld = np.linalg.eigvalsh(L), np.linalg.eigvalsh(L - X)
+                assert res_log_epi(-tl / sc, vl / sc, lp / sc) <= 0  # hypograph <-> epigraph (-t, v, X)
+                assert res_log_epi_dual(-(tl - t0) / sc, (vl - v0) / sc, ld / sc) <= 0
+                assert abs(tl * (tl - t0) + vl * (vl - v0) + (L * (L - X)).sum()) <= TOL * sc * sc * n
 
 
 @pytest.mark.parametrize("n", SIZES)
