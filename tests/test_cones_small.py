@@ -186,3 +186,26 @@ def test_medium_route_keeps_the_shortcuts(rng, n):
     P = cones.project_psd(X)
     check_psd(X, P, TOL)
     np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * scale_of(X) * n)
+
+
+def test_small_eigensolver_structured_matrices(rng):
+    """Integer-valued and tridiagonal {-1, 0, 1} matrices (exact zeros and exact cancellations in
+    the QL recurrences) and Wilkinson's matrices (pairs of nearly equal eigenvalues)."""
+    for trial in range(400):
+        n = int(rng.integers(4, 65))
+        A = rng.integers(-1, 2, (n, n)).astype(float)
+        if trial % 2:
+            A = np.diag(rng.integers(-2, 3, n).astype(float)) + np.diag(rng.integers(-1, 2, n - 1).astype(float), 1)
+        A = (np.triu(A) + np.triu(A, 1).T) / 2
+        w, V, ok = _core.cones.tridiagonal_ql_eigh(A)
+        assert ok
+        np.testing.assert_allclose(A @ V, V * w, atol=1e-14 * n)
+        np.testing.assert_allclose(V.T @ V, np.eye(n), atol=1e-14 * n)
+    for m in (21, 41, 63):
+        k = (m - 1) // 2
+        A = (np.diag(np.abs(np.arange(-k, k + 1)).astype(float)) + np.diag(np.ones(m - 1), 1)
+             + np.diag(np.ones(m - 1), -1)) / k
+        w, V, ok = _core.cones.tridiagonal_ql_eigh(A)
+        assert ok
+        np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(A), atol=1e-14 * m)
+        np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-14 * m)

@@ -316,7 +316,7 @@ struct SmallEigh {
               finish(B, l, m);
             }
           }
-          if (b_started && !B.active) break;
+          if (b_started && !B.active && !A.active) break;  // either may end early
         }
         record(A);
         record(B);
