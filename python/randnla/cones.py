@@ -75,6 +75,8 @@ _CONVENTIONS = ("hypograph", "epigraph")
 
 # ---------------------------------------------------------------- plumbing
 def _check_bool(value, name):
+    if type(value) is bool:
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
@@ -119,13 +121,17 @@ def _matrix(X, name, xp, square):
 # first-order solver: it goes straight to the C++ core, which checks finiteness, symmetry and
 # k itself; anything else (batches, lists, CuPy, NaN scalars for the error messages) takes the
 # general path below.
-_FAST_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
 
 
 def _fast_matrix(X, square):
-    if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FAST_DTYPES and X.shape[0] and X.shape[1]
-            and (not square or X.shape[0] == X.shape[1])):
-        return X
+    # identity tests on the (cached) native dtypes: other spellings take the general path
+    if type(X) is np.ndarray and X.ndim == 2:
+        dt = X.dtype
+        if dt is _F64 or dt is _F32:
+            rows, cols = X.shape
+            if rows and cols and (not square or rows == cols):
+                return X
     return None
 
 
@@ -138,12 +144,12 @@ def _fast_scalar(t):
 
 
 def _sym_fast(kind, X, t, v, param, dual, n_threads):
-    fn = _core.cones.sym_cone_one_float32 if X.dtype == np.float32 else _core.cones.sym_cone_one_float64
+    fn = _core.cones.sym_cone_one_float32 if X.dtype is _F32 else _core.cones.sym_cone_one_float64
     return fn(kind, X, t, v, float(param), dual, n_threads)
 
 
 def _svd_fast(kind, X, t, param, n_threads):
-    fn = _core.cones.svd_cone_one_float32 if X.dtype == np.float32 else _core.cones.svd_cone_one_float64
+    fn = _core.cones.svd_cone_one_float32 if X.dtype is _F32 else _core.cones.svd_cone_one_float64
     return fn(kind, X, t, float(param), n_threads)
 
 
