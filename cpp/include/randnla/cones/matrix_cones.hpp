@@ -515,22 +515,31 @@ inline bool norm_precheck_applies(Kind kind) {
 
 template <class T>
 double max_abs(const T* X, index_t count) {
-  double mx = 0;
-  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
-  return mx;
+  double m4[4] = {0, 0, 0, 0};  // four independent chains, which vectorise
+  index_t i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int q = 0; q < 4; ++q) m4[q] = std::max(m4[q], std::abs(static_cast<double>(X[i + q])));
+  for (; i < count; ++i) m4[0] = std::max(m4[0], std::abs(static_cast<double>(X[i])));
+  return std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
 }
 
 template <class T>
 double frobenius(const T* X, index_t count) {
-  double mx = 0;
-  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
+  const double mx = max_abs(X, count);
   if (mx == 0) return 0;
-  double s = 0;
-  for (index_t i = 0; i < count; ++i) {
-    const double y = static_cast<double>(X[i]) / mx;
-    s += y * y;
+  const double inv = 1 / mx;  // a multiplication per entry, not a division (1 ulp apart)
+  double s4[4] = {0, 0, 0, 0};  // four partial sums: independent chains, which vectorise
+  index_t i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int q = 0; q < 4; ++q) {
+      const double y = static_cast<double>(X[i + q]) * inv;
+      s4[q] += y * y;
+    }
+  for (; i < count; ++i) {
+    const double y = static_cast<double>(X[i]) * inv;
+    s4[0] += y * y;
   }
-  return mx * std::sqrt(s);
+  return mx * std::sqrt((s4[0] + s4[1]) + (s4[2] + s4[3]));
 }
 
 // Cheap proofs that a point is in the cone (unchanged) or its polar (zero) without a decomposition.
@@ -1180,8 +1189,7 @@ void project_sym_small_core(T* P, index_t n, double& t, double& v, Kind kind, do
   double* A = wk.dA.data();
   double* V = wk.dV.data();
   double* w = wk.dw.data();
-  double amax = 0;
-  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
+  const double amax = detail::max_abs(P, n * n);
   const double inv = amax > 0 ? 1 / amax : 1.0, sc = amax > 0 ? amax : 1.0;
   for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
   thread_local SmallEigh se;
@@ -1411,36 +1419,51 @@ bool project_svd_gram(T* P, index_t m, index_t n, double& t, Kind kind, double p
 
 // Reassembly of the small Gram routes: with V (r x nv, row-major, eigenvectors of the Gram
 // matrix as columns; nv = r when omitted) and f (per column: coefficient / singular value),
-// M = V diag(f) V^T and P = [X +] X M (tall, r = cols) or [X +] M X (wide, r = rows). Xd is X in
-// double. All loops are row updates (axpy) over contiguous memory, which vectorise; M and Vt
-// (r x r) and row (max(m, n)) are scratch.
+// P = [X +] X V diag(f) V^T (tall, r = cols) or [X +] V diag(f) V^T X (wide, r = rows). Xd is X
+// in double. All loops are row updates (axpy) over contiguous memory, which vectorise; M
+// (rows x cols), Vt (r x r) and row (max(m, n)) are scratch.
 template <class T>
 void gram_reassemble_small(const double* Xd, T* P, index_t rows, index_t cols, const double* V, const double* f,
                            bool full, double* M, double* Vt, double* row, index_t nv = -1) {
   const bool tall = rows >= cols;
   const index_t r = std::min(rows, cols);
   if (nv < 0) nv = r;
-  for (index_t i = 0; i < r; ++i)
-    for (index_t k = 0; k < nv; ++k) Vt[k * r + i] = V[i * nv + k];
-  std::fill(M, M + r * r, 0.0);
-  for (index_t k = 0; k < nv; ++k) {
-    if (f[k] == 0) continue;
-    const double* __restrict q = Vt + k * r;
-    for (index_t i = 0; i < r; ++i) {
-      const double a = f[k] * q[i];
-      double* __restrict mi = M + i * r;
-      for (index_t j = 0; j < r; ++j) mi[j] += a * q[j];
+  // Through the nv columns rather than the r x r matrix M: tall, P = [X +] ((X V) diag(f)) V^T;
+  // wide, P = [X +] V (diag(f) (V^T X)); M holds X V (rows x nv) or V^T X (nv x cols).
+  if (tall) {
+    for (index_t i = 0; i < r; ++i)
+      for (index_t k = 0; k < nv; ++k) Vt[k * r + i] = V[i * nv + k];
+    for (index_t i = 0; i < rows; ++i) {
+      double* __restrict y = M + i * nv;
+      std::fill(y, y + nv, 0.0);
+      for (index_t k = 0; k < cols; ++k) {
+        const double a = Xd[i * cols + k];
+        if (a == 0) continue;
+        const double* __restrict vk = V + k * nv;
+        for (index_t q = 0; q < nv; ++q) y[q] += a * vk[q];
+      }
+      for (index_t q = 0; q < nv; ++q) y[q] *= f[q];
     }
+  } else {
+    std::fill(M, M + nv * cols, 0.0);
+    for (index_t k = 0; k < rows; ++k) {
+      const double* __restrict xk = Xd + k * cols;
+      for (index_t q = 0; q < nv; ++q) {
+        const double a = V[k * nv + q];
+        double* __restrict z = M + q * cols;
+        for (index_t j = 0; j < cols; ++j) z[j] += a * xk[j];
+      }
+    }
+    for (index_t q = 0; q < nv; ++q)
+      for (index_t j = 0; j < cols; ++j) M[q * cols + j] *= f[q];
   }
-  // tall: row i of X M = sum_k X_ik M_k.; wide: row i of M X = sum_k M_ik X_k.
   for (index_t i = 0; i < rows; ++i) {
     double* __restrict acc = row;
     std::fill(acc, acc + cols, 0.0);
-    const index_t inner = tall ? cols : rows;
-    for (index_t k = 0; k < inner; ++k) {
-      const double a = tall ? Xd[i * cols + k] : M[i * r + k];
+    for (index_t q = 0; q < nv; ++q) {
+      const double a = tall ? M[i * nv + q] : V[i * nv + q];
       if (a == 0) continue;
-      const double* __restrict src = tall ? M + k * r : Xd + k * cols;
+      const double* __restrict src = tall ? Vt + q * r : M + q * cols;
       for (index_t j = 0; j < cols; ++j) acc[j] += a * src[j];
     }
     for (index_t j = 0; j < cols; ++j) P[i * cols + j] = static_cast<T>(full ? acc[j] : Xd[i * cols + j] + acc[j]);
