@@ -73,7 +73,6 @@ def test_small_symmetric_cones_against_eigh(rng, n):
                 Sx = cones.project_spectraplex(X)
                 wx = np.linalg.eigvalsh(Sx)
                 assert wx[0] >= -TOL and abs(wx.sum() - 1) <= TOL * n and np.array_equal(Sx, Sx.T)
-                ts, xs = None, None
                 lo, hi = w0.min() - 1, w0.max()
                 for _ in range(200):
                     th = 0.5 * (lo + hi)
