@@ -17,10 +17,13 @@ Every projection
 - accepts a leading batch dimension (``X`` of shape ``(..., n, n)`` or ``(..., m, n)``, with ``t``
   and ``v`` of the batch shape or broadcastable to it); small matrices (n <= 32 symmetric, m, n <= 16
   rectangular) use double-precision solvers threaded across the batch with OpenMP (the batched
-  Jacobi eigensolver of :mod:`randnla.linalg` for n <= 16, on the Gram matrices for the
-  singular-value cones, with one-sided Jacobi where the Gram route does not apply; tridiagonal QL
-  up to 32, also on the Gram matrix of a single rectangular matrix with min(m, n) <= 32); larger
-  ones call LAPACK one after the other,
+  Jacobi eigensolver of :mod:`randnla.linalg` for symmetric n <= 10 and on the Gram matrices of
+  the singular-value cones for min(m, n) <= 10; tridiagonal QL, which computes the eigenvalues
+  first and then only the eigenvectors that change, for symmetric 10 < n <= 32 and on the Gram
+  matrices for larger min(m, n); one-sided Jacobi where the Gram route does not apply);
+  symmetric matrices up to n = 64 take the same QL solver one after the other (after the cheap
+  in-cone / polar tests), as does the Gram matrix of a single rectangular matrix with
+  min(m, n) <= 48; larger ones call LAPACK one after the other,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector
@@ -72,6 +75,8 @@ _CONVENTIONS = ("hypograph", "epigraph")
 
 # ---------------------------------------------------------------- plumbing
 def _check_bool(value, name):
+    if type(value) is bool:
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
@@ -116,13 +121,17 @@ def _matrix(X, name, xp, square):
 # first-order solver: it goes straight to the C++ core, which checks finiteness, symmetry and
 # k itself; anything else (batches, lists, CuPy, NaN scalars for the error messages) takes the
 # general path below.
-_FAST_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
 
 
 def _fast_matrix(X, square):
-    if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FAST_DTYPES and X.shape[0] and X.shape[1]
-            and (not square or X.shape[0] == X.shape[1])):
-        return X
+    # identity tests on the (cached) native dtypes: other spellings take the general path
+    if type(X) is np.ndarray and X.ndim == 2:
+        dt = X.dtype
+        if dt is _F64 or dt is _F32:
+            rows, cols = X.shape
+            if rows and cols and (not square or rows == cols):
+                return X
     return None
 
 
@@ -135,12 +144,12 @@ def _fast_scalar(t):
 
 
 def _sym_fast(kind, X, t, v, param, dual, n_threads):
-    fn = _core.cones.sym_cone_one_float32 if X.dtype == np.float32 else _core.cones.sym_cone_one_float64
+    fn = _core.cones.sym_cone_one_float32 if X.dtype is _F32 else _core.cones.sym_cone_one_float64
     return fn(kind, X, t, v, float(param), dual, n_threads)
 
 
 def _svd_fast(kind, X, t, param, n_threads):
-    fn = _core.cones.svd_cone_one_float32 if X.dtype == np.float32 else _core.cones.svd_cone_one_float64
+    fn = _core.cones.svd_cone_one_float32 if X.dtype is _F32 else _core.cones.svd_cone_one_float64
     return fn(kind, X, t, float(param), n_threads)
 
 

@@ -20,8 +20,10 @@
 // (Cholesky, Frobenius-norm bounds) proves it.
 //
 // Small matrices run threaded across the batch in double precision with no BLAS inside the
-// parallel region: n <= kBatchJacobiMaxN through randnla/jacobi's batched (SIMD) Jacobi solver,
-// n <= kJacobiMaxN through an in-house tridiagonal QL solver, small SVDs through one-sided Jacobi
+// parallel region: n <= kSymBatchJacobiMaxN (symmetric) and max(m, n) <= kBatchJacobiMaxN (Gram
+// matrices of the singular-value cones) through randnla/jacobi's batched (SIMD) Jacobi solver,
+// n <= kJacobiMaxN through an in-house tridiagonal QL solver (and n <= kSmallQlMaxN one after the
+// other, after the shortcuts), small SVDs through one-sided Jacobi
 // preconditioned by QL on the Gram matrix. Larger matrices run one after the other, each with the
 // BLAS's own threads, and keep their LAPACK workspaces between calls.
 #pragma once
@@ -48,8 +50,24 @@ namespace randnla {
 namespace cones {
 
 constexpr index_t kJacobiMaxN = 32;
+// Above kJacobiMaxN, matrices up to this size still take the small QL route, one after the
+// other after the Cholesky / norm shortcuts of the LAPACK route (measured single calls, us,
+// LAPACK route -> QL: n = 40: psd 135 -> 61, sum_largest 138 -> 56, spectraplex 90 -> 49,
+// log-det 152 -> 86; n = 64: 284 -> 157, 284 -> 135, 183 -> 119, 324 -> 237; from n ~ 80 the
+// unblocked reduction and the n^2 rotations lose to LAPACK for psd and log-det).
+constexpr index_t kSmallQlMaxN = 64;
+// The small Gram route of the singular-value cones up to r = min(m, n) = this (n = 40 square:
+// nuclear cone 148 -> 84 us; equal to the LAPACK Gram route at 64).
+constexpr index_t kGramSmallMaxR = 48;
 // Batches of matrices up to this size use randnla/jacobi's batched (SIMD) Jacobi solver.
 constexpr index_t kBatchJacobiMaxN = 16;
+// The symmetric cones (and the Gram matrices of the singular-value cones) use it up to this size
+// only: beyond, the small QL route with its partial vectors is about as fast per matrix even
+// against SIMD across a batch (measured per matrix, batches of 256, with n / 2 vectors for QL:
+// n = 8: Jacobi 2.3 us, QL 2.9; n = 10: 4.1 vs 4.7; n = 11: 5.3 vs 5.4; n = 12: 6.5 vs 6.4;
+// n = 16: 12.6 vs 10.7), and far faster for a single matrix, where Jacobi has no batch to
+// vectorise across (n = 12: 13 vs 4.6 us).
+constexpr index_t kSymBatchJacobiMaxN = 10;
 // Batch buffers up to this many doubles (32 MiB) stay allocated between calls (per thread).
 constexpr std::size_t kKeepBatchDoubles = std::size_t(1) << 22;
 // LAPACK workspaces of matrices up to this size stay allocated between calls (per thread).
@@ -58,151 +76,346 @@ constexpr index_t kKeepWorkspaceMaxN = 512;
 constexpr index_t kSvdSmallMaxN = 16;
 
 // ---------------------------------------------------------------- small eigensolvers
-// Householder tridiagonalisation and implicit QL with Wilkinson shifts (the EISPACK tred2/tql2
-// pair): about 4/3 n^3 + 3 n^3 flops, several times cheaper than Jacobi sweeps for n <= 16.
-// Z (row-major, destroyed) holds A on entry and the eigenvectors as columns on exit. Returns false
-// when QL needs more than 60 iterations for one eigenvalue (the caller then uses Jacobi).
-// Plain sqrt(a^2 + b^2) instead of hypot: the caller scales A to unit max-norm first.
-inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
-  auto Z = [&](index_t i, index_t j) -> double& { return z[i * n + j]; };
-  for (index_t i = n - 1; i > 0; --i) {
-    const index_t l = i - 1;
-    double h = 0, scale = 0;
-    if (l > 0) {
-      for (index_t k = 0; k < i; ++k) scale += std::abs(Z(i, k));
-      if (scale == 0) {
-        e[i] = Z(i, l);
-      } else {
-        for (index_t k = 0; k < i; ++k) {
-          Z(i, k) /= scale;
-          h += Z(i, k) * Z(i, k);
-        }
-        double f = Z(i, l);
-        double g = f >= 0 ? -std::sqrt(h) : std::sqrt(h);
-        e[i] = scale * g;
-        h -= f * g;
-        Z(i, l) = f - g;
-        f = 0;
-        // e = A u / h with A the leading i x i block (lower triangle stored by rows): a dot product
-        // per row (four partial sums) plus the transposed part as a row update (vectorised).
-        const double* u = &Z(i, 0);
-        for (index_t j = 0; j < i; ++j) {
-          Z(j, i) = u[j] / h;
-          e[j] = 0;
-        }
-        for (index_t j = 0; j < i; ++j) {
-          const double* row = &Z(j, 0);
-          const double uj = u[j];
-          double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          index_t k = 0;
-          for (; k + 4 <= j + 1; k += 4) {
-            s0 += row[k] * u[k];
-            s1 += row[k + 1] * u[k + 1];
-            s2 += row[k + 2] * u[k + 2];
-            s3 += row[k + 3] * u[k + 3];
-          }
-          for (; k <= j; ++k) s0 += row[k] * u[k];
-          for (k = 0; k < j; ++k) e[k] += row[k] * uj;
-          e[j] += (s0 + s1) + (s2 + s3);
-        }
-        for (index_t j = 0; j < i; ++j) {
-          e[j] /= h;
-          f += e[j] * Z(i, j);
-        }
-        const double hh = f / (h + h);
-        for (index_t j = 0; j < i; ++j) {
-          f = Z(i, j);
-          e[j] = g = e[j] - hh * f;
-          for (index_t k = 0; k <= j; ++k) Z(j, k) -= (f * e[k] + g * Z(i, k));
-        }
-      }
-    } else {
-      e[i] = Z(i, l);
+// Householder tridiagonalisation and implicit QL with Wilkinson shifts, arranged for small n
+// (n <= kSmallQlMaxN), where LAPACK's per-call overheads dominate. The QL sweeps are a dependent
+// chain of square roots and divisions (about 2.2 sweeps per eigenvalue, n^2 rotations in all), so
+// the solver runs in three separable stages:
+//   values():  the tridiagonal reduction (full row-major storage: every inner loop is a
+//              contiguous, vectorised row update, no reductions) and the QL chain on (d, e) alone,
+//              which records each sweep's rotations instead of applying them;
+//   vectors(): the eigenvectors of selected eigenvalues only: the recorded rotations applied, in
+//              reverse order, to the k needed unit vectors (n x k, a sweep at a time with the
+//              running row kept in a buffer, as LAPACK's dlasr), then the Householder reflectors
+//              (2 n^2 k flops).
+// So a cone that changes k of the n eigenpairs pays 6 k (not 6 n) flops per rotation and no
+// explicit orthogonal matrix. The caller scales A to unit max-norm first (plain sqrt(a^2 + b^2),
+// no hypot).
+struct SmallEigh {
+  index_t n = 0;
+  std::vector<double> A, d, e, tau, p, rc, rs, W;
+  std::vector<index_t> sweeps;  // per sweep: top pair index, bottom pair index, first rotation
+
+  static double dot(const double* __restrict a, const double* __restrict b, index_t m) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    index_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+      s0 += a[j] * b[j];
+      s1 += a[j + 1] * b[j + 1];
+      s2 += a[j + 2] * b[j + 2];
+      s3 += a[j + 3] * b[j + 3];
     }
-    d[i] = h;
+    for (; j < m; ++j) s0 += a[j] * b[j];
+    return (s0 + s1) + (s2 + s3);
   }
-  d[0] = 0;
-  e[0] = 0;
-  thread_local std::vector<double> gbuf;
-  if (gbuf.size() < static_cast<std::size_t>(n)) gbuf.resize(static_cast<std::size_t>(n));
-  double* __restrict gv = gbuf.data();
-  for (index_t i = 0; i < n; ++i) {
-    if (d[i] != 0) {  // Z[0:i, 0:i] -= Z[0:i, i] (Z[i, 0:i] Z[0:i, 0:i]), by row updates
-      for (index_t j = 0; j < i; ++j) gv[j] = 0;
-      for (index_t k = 0; k < i; ++k) {
-        const double a = Z(i, k);
-        const double* __restrict row = &Z(k, 0);
-        for (index_t j = 0; j < i; ++j) gv[j] += a * row[j];
+
+  // A (n x n row-major, symmetric, scaled) -> eigenvalues in d[0..n) (unordered). False when QL
+  // needs more than 60 sweeps for one eigenvalue.
+  bool values(index_t n_, const double* A0) {
+    n = n_;
+    const std::size_t sn = static_cast<std::size_t>(n);
+    A.assign(A0, A0 + n * n);
+    d.resize(sn);
+    e.resize(sn);
+    tau.resize(sn);
+    p.resize(sn);
+    rc.clear();
+    rs.clear();
+    sweeps.clear();
+    tridiagonalize();
+    return ql_chain();
+  }
+
+  // Householder reflectors H_k = I - tau_k v_k v_k^T (v_k[k + 1] = 1, the rest in row k of A
+  // beyond column k + 1) with H_{n-3} ... H_0 A H_0 ... H_{n-3} tridiagonal.
+  void tridiagonalize() {
+    double* __restrict a = A.data();
+    double* __restrict pv_ = p.data();
+    for (index_t k = 0; k + 2 < n; ++k) {
+      const index_t m = n - k - 1;
+      double* __restrict x = a + k * n + k + 1;
+      d[k] = a[k * n + k];
+      const double alpha = x[0];
+      const double sigma = dot(x + 1, x + 1, m - 1);
+      if (sigma == 0) {
+        tau[k] = 0;
+        e[k] = alpha;
+        continue;
       }
-      for (index_t k = 0; k < i; ++k) {
-        const double a = Z(k, i);
-        double* __restrict row = &Z(k, 0);
-        for (index_t j = 0; j < i; ++j) row[j] -= gv[j] * a;
+      const double norm = std::sqrt(alpha * alpha + sigma);
+      const double beta = alpha >= 0 ? -norm : norm;
+      const double tk = (beta - alpha) / beta;
+      const double scal = 1 / (alpha - beta);
+      x[0] = 1;
+      for (index_t j = 1; j < m; ++j) x[j] *= scal;
+      tau[k] = tk;
+      e[k] = beta;
+      double* __restrict B = a + (k + 1) * n + k + 1;  // trailing m x m block, both triangles
+      // p = tau B v as a sum of B's rows (B symmetric), w = p - (tau / 2) (p . v) v
+      for (index_t j = 0; j < m; ++j) pv_[j] = 0;
+      index_t i = 0;
+      for (; i + 4 <= m; i += 4) {  // four rows per pass over p
+        const double* __restrict r0 = B + i * n;
+        const double* __restrict r1 = r0 + n;
+        const double* __restrict r2 = r1 + n;
+        const double* __restrict r3 = r2 + n;
+        const double x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+        for (index_t j = 0; j < m; ++j) pv_[j] += (x0 * r0[j] + x1 * r1[j]) + (x2 * r2[j] + x3 * r3[j]);
+      }
+      for (; i < m; ++i) {
+        const double* __restrict row = B + i * n;
+        const double xi = x[i];
+        for (index_t j = 0; j < m; ++j) pv_[j] += xi * row[j];
+      }
+      for (index_t j = 0; j < m; ++j) pv_[j] *= tk;
+      const double K = -0.5 * tk * dot(pv_, x, m);
+      for (index_t j = 0; j < m; ++j) pv_[j] += K * x[j];
+      for (index_t i = 0; i < m; ++i) {  // B -= v w^T + w v^T
+        double* __restrict row = B + i * n;
+        const double vi = x[i], wi = pv_[i];
+        for (index_t j = 0; j < m; ++j) row[j] -= vi * pv_[j] + wi * x[j];
       }
     }
-    d[i] = Z(i, i);
-    Z(i, i) = 1;
-    for (index_t j = 0; j < i; ++j) Z(j, i) = Z(i, j) = 0;
+    if (n >= 2) {
+      d[n - 2] = a[(n - 2) * n + n - 2];
+      e[n - 2] = a[(n - 2) * n + n - 1];
+    }
+    d[n - 1] = a[(n - 1) * n + n - 1];
+    e[n - 1] = 0;
   }
-  // implicit QL, with Z transposed so that each rotation updates two contiguous rows (vectorised)
-  auto transpose = [&] {
-    for (index_t i = 0; i < n; ++i)
-      for (index_t j = i + 1; j < n; ++j) std::swap(Z(i, j), Z(j, i));
+
+  // One implicit QL sweep's state (tql2's recurrences): rotations of pairs top, top - 1, ... are
+  // stored at rc/rs[first + top - i].
+  struct Sweep {
+    double s = 1, c = 1, s2 = 1, p = 0, g = 0;
+    index_t top = 0, first = 0, bottom = 0;
+    bool active = false;
   };
-  transpose();
-  for (index_t i = 1; i < n; ++i) e[i - 1] = e[i];
-  e[n - 1] = 0;
-  const double eps = std::numeric_limits<double>::epsilon();
-  for (index_t l = 0; l < n; ++l) {
-    int iter = 0;
-    index_t m;
-    do {
-      for (m = l; m < n - 1; ++m) {
-        const double dd = std::abs(d[m]) + std::abs(d[m + 1]);
-        if (std::abs(e[m]) <= eps * dd) break;
-      }
-      if (m != l) {
-        if (iter++ == 60) {
-          transpose();
-          return false;
-        }
-        double g = (d[l + 1] - d[l]) / (2 * e[l]);
-        double r = std::sqrt(g * g + 1.0);
-        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::abs(r) : -std::abs(r)));
-        double s = 1, c = 1, p = 0;
-        bool early = false;
-        for (index_t i = m - 1; i >= l; --i) {
-          double f = s * e[i];
-          const double b = c * e[i];
-          e[i + 1] = (r = std::sqrt(f * f + g * g));
-          if (r == 0) {
-            d[i + 1] -= p;
-            e[m] = 0;
-            early = true;
-            break;
-          }
-          s = f / r;
-          c = g / r;
-          g = d[i + 1] - p;
-          r = (d[i] - g) * s + 2 * c * b;
-          d[i + 1] = g + (p = s * r);
-          g = c * r - b;
-          double* __restrict zi = z + i * n;
-          double* __restrict zi1 = z + (i + 1) * n;
-          for (index_t k = 0; k < n; ++k) {
-            const double a = zi[k], b1 = zi1[k];
-            zi1[k] = s * a + c * b1;
-            zi[k] = c * a - s * b1;
-          }
-        }
-        if (early) continue;
-        d[l] -= p;
-        e[l] = g;
-        e[m] = 0;
-      }
-    } while (m != l);
+
+  // The rotation of pair i; false when the sweep ends early (f = g = 0: d[i + 1] settled).
+  // tql2's recurrence (f = s e_i, b = c e_i, r = sqrt(f^2 + g^2), s = f / r, c = g / r,
+  // q = (d_i - d_{i+1} + p) s + 2 c b, p = s q, g = c q - b) is rewritten with x = r^2 so that
+  // the chain from one rotation to the next holds one division and no square root:
+  // qq = r q = (d_i - d_{i+1} + p) f + 2 b g, p = f qq / x, g' = g qq / x - b, and the next
+  // f^2 = s^2 e^2 = (f^2 / x) e^2. The square roots (for s, c, and the next f, b) run alongside.
+  bool rotate(Sweep& w, index_t i, index_t m) {
+    double* __restrict dd = d.data();
+    double* __restrict ee = e.data();
+    const double ei = ee[i];
+    const double f = w.s * ei, b = w.c * ei;
+    const double f2 = w.s2 * (ei * ei);
+    const double x = std::fma(w.g, w.g, f2);
+    if (x == 0) {
+      ee[i + 1] = 0;
+      dd[i + 1] -= w.p;
+      ee[m] = 0;
+      return false;
+    }
+    const double rx = 1 / x;
+    const double r = std::sqrt(x);
+    const double gg = dd[i + 1] - w.p;
+    const double qq = std::fma(dd[i] - gg, f, 2 * b * w.g);
+    const double gq = w.g * qq;
+    ee[i + 1] = r;
+    // s from s^2 = f^2 / x (not f / r): s^2 and the next f^2 stay consistent to an ulp, so
+    // c^2 + s^2 = 1 to a few ulps for every rotation instead of drifting along the sweep.
+    w.s2 = f2 * rx;
+    w.s = std::copysign(std::sqrt(w.s2), f);
+    w.c = w.g * (r * rx);
+    rc[w.first + w.top - i] = w.c;
+    rs[w.first + w.top - i] = w.s;
+    w.p = (f * qq) * rx;
+    dd[i + 1] = gg + w.p;
+    w.g = std::fma(gq, rx, -b);
+    return true;
   }
-  transpose();
+
+  void start(Sweep& w, index_t l, index_t m, double shift) {
+    w.s = w.c = w.s2 = 1;
+    w.p = 0;
+    w.g = d[m] - shift;
+    w.top = m - 1;
+    w.bottom = l;
+    w.active = true;
+  }
+
+  void finish(Sweep& w, index_t l, index_t m) {
+    d[l] -= w.p;
+    e[l] = w.g;
+    e[m] = 0;
+    w.active = false;
+  }
+
+  void record(const Sweep& w) {
+    if (w.bottom > w.top) return;
+    sweeps.push_back(w.top);
+    sweeps.push_back(w.bottom);
+    sweeps.push_back(w.first);
+  }
+
+  // Implicit QL with Wilkinson shifts on d, e, rotations recorded. On blocks of kDoubleMin or
+  // more rows, two sweeps with the same (Wilkinson) shift run interleaved, the second kLag pairs
+  // behind the first: the second only touches entries the first has finished with, so the result
+  // is that of the two sweeps one after the other, while their two dependent chains of square
+  // roots and divisions overlap. Measured at n = 30: 27% more rotations than single sweeps, 20%
+  // less time (the other eigenvalue of the leading 2 x 2 block as the second shift needs 36% more
+  // rotations and gains less).
+  static constexpr index_t kDoubleMin = 4, kLag = 2;
+
+  bool ql_chain() {
+    double* __restrict dd = d.data();
+    double* __restrict ee = e.data();
+    const double eps = std::numeric_limits<double>::epsilon();
+    for (index_t l = 0; l < n; ++l) {
+      int iter = 0;
+      index_t m;
+      do {
+        for (m = l; m < n - 1; ++m)
+          if (std::abs(ee[m]) <= eps * (std::abs(dd[m]) + std::abs(dd[m + 1]))) break;
+        if (m == l) break;
+        if (iter >= 60) return false;
+        const double g0 = (dd[l + 1] - dd[l]) / (2 * ee[l]);
+        const double r0 = std::sqrt(g0 * g0 + 1.0);
+        const double shift = dd[l] - ee[l] / (g0 + (g0 >= 0 ? r0 : -r0));
+        const index_t len = m - l;
+        Sweep A;
+        A.first = static_cast<index_t>(rc.size());
+        if (len < kDoubleMin) {
+          ++iter;
+          rc.resize(rc.size() + len);
+          rs.resize(rs.size() + len);
+          start(A, l, m, shift);
+          index_t i = m - 1;
+          for (; i >= l; --i)
+            if (!rotate(A, i, m)) break;
+          A.bottom = i + 1;
+          if (i < l) finish(A, l, m);
+          record(A);
+          continue;
+        }
+        iter += 2;
+        Sweep B;
+        B.first = A.first + len;
+        rc.resize(rc.size() + 2 * len);
+        rs.resize(rs.size() + 2 * len);
+        start(A, l, m, shift);
+        bool b_started = false;
+        for (index_t i = m - 1;; --i) {
+          if (A.active) {
+            if (!rotate(A, i, m)) {
+              A.active = false;
+              A.bottom = i + 1;
+            } else if (i == l) {
+              finish(A, l, m);
+            }
+          }
+          const index_t j = i + kLag;
+          if (j == m - 1) {
+            start(B, l, m, shift);
+            b_started = true;
+          }
+          if (b_started && B.active && j <= m - 1) {
+            if (!rotate(B, j, m)) {
+              B.active = false;
+              B.bottom = j + 1;
+            } else if (j == l) {
+              finish(B, l, m);
+            }
+          }
+          if (b_started && !B.active && !A.active) break;  // either may end early
+        }
+        record(A);
+        record(B);
+      } while (m != l);
+    }
+    return true;
+  }
+
+  // Eigenvectors of the eigenvalues d[cols[0..k)] into V (n x k row-major: column j is the
+  // eigenvector of d[cols[j]]). Columns go in groups of up to sixteen (Q <= 4 vectors of four
+  // held in registers), sized to k: a sweep's rotations form a dependent chain through the
+  // running row, which each group carries for all its columns at once, and the reflectors' inner
+  // products accumulate in registers as well.
+  typedef double v4 __attribute__((vector_size(32), aligned(8)));
+
+  template <int Q>
+  void vectors_group(double* __restrict wg, index_t kp) {
+    auto load = [&](index_t row, v4* x) {
+      for (int q = 0; q < Q; ++q) x[q] = *reinterpret_cast<const v4*>(wg + row * kp + 4 * q);
+    };
+    auto store = [&](index_t row, const v4* x) {
+      for (int q = 0; q < Q; ++q) *reinterpret_cast<v4*>(wg + row * kp + 4 * q) = x[q];
+    };
+    // Z = G_1 ... G_N (time order) restricted to the columns: G_N first. A sweep's rotations
+    // (pairs top, top - 1, ..., bottom in time order) are applied bottom to top.
+    for (index_t sidx = static_cast<index_t>(sweeps.size()) - 3; sidx >= 0; sidx -= 3) {
+      const index_t top = sweeps[sidx], bottom = sweeps[sidx + 1], first = sweeps[sidx + 2];
+      const double* cs = rc.data() + first + top;  // rotation of pair i: first + top - i
+      const double* ss = rs.data() + first + top;
+      v4 carry[Q], nb[Q];
+      load(bottom, carry);
+      for (index_t i = bottom; i <= top; ++i) {
+        const double c = cs[-i], sn = ss[-i];
+        load(i + 1, nb);
+        v4 out[Q];
+        for (int q = 0; q < Q; ++q) {
+          out[q] = c * carry[q] + sn * nb[q];
+          carry[q] = c * nb[q] - sn * carry[q];
+        }
+        store(i, out);
+      }
+      store(top + 1, carry);
+    }
+    // V = H_0 ... H_{n-3} W: reflectors from the last
+    const double* __restrict a = A.data();
+    for (index_t r = n - 3; r >= 0; --r) {
+      const double tk = tau[r];
+      if (tk == 0) continue;
+      const index_t m = n - r - 1;
+      const double* __restrict v = a + r * n + r + 1;
+      v4 u[Q] = {}, x[Q];
+      for (index_t i = 0; i < m; ++i) {
+        load(r + 1 + i, x);
+        for (int q = 0; q < Q; ++q) u[q] += v[i] * x[q];
+      }
+      for (int q = 0; q < Q; ++q) u[q] *= tk;
+      for (index_t i = 0; i < m; ++i) {
+        load(r + 1 + i, x);
+        for (int q = 0; q < Q; ++q) x[q] -= v[i] * u[q];
+        store(r + 1 + i, x);
+      }
+    }
+  }
+
+  void vectors(const index_t* cols, index_t k, double* __restrict V) {
+    const index_t kp = (k + 3) / 4 * 4;
+    W.assign(static_cast<std::size_t>(n * kp), 0.0);
+    double* __restrict w = W.data();
+    for (index_t j = 0; j < k; ++j) w[cols[j] * kp + j] = 1;
+    for (index_t j0 = 0; j0 < kp;) {
+      const index_t q = std::min<index_t>(4, (kp - j0) / 4);
+      if (q == 4) vectors_group<4>(w + j0, kp);
+      else if (q == 3) vectors_group<3>(w + j0, kp);
+      else if (q == 2) vectors_group<2>(w + j0, kp);
+      else vectors_group<1>(w + j0, kp);
+      j0 += 4 * q;
+    }
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < k; ++j) V[i * k + j] = w[i * kp + j];
+  }
+};
+
+// All eigenpairs: Z (row-major n x n, destroyed) holds A on entry (scaled to unit max-norm) and
+// the eigenvectors as columns on exit, d the eigenvalues (unordered); e is scratch (n). False
+// when QL does not converge (the caller then uses Jacobi).
+inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
+  (void)e;
+  thread_local SmallEigh se;
+  thread_local std::vector<index_t> all;
+  if (!se.values(n, z)) return false;
+  all.resize(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) all[i] = i;
+  se.vectors(all.data(), n, z);
+  std::copy(se.d.begin(), se.d.begin() + n, d);
   return true;
 }
 
@@ -307,22 +520,31 @@ inline bool norm_precheck_applies(Kind kind) {
 
 template <class T>
 double max_abs(const T* X, index_t count) {
-  double mx = 0;
-  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
-  return mx;
+  double m4[4] = {0, 0, 0, 0};  // four independent chains, which vectorise
+  index_t i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int q = 0; q < 4; ++q) m4[q] = std::max(m4[q], std::abs(static_cast<double>(X[i + q])));
+  for (; i < count; ++i) m4[0] = std::max(m4[0], std::abs(static_cast<double>(X[i])));
+  return std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
 }
 
 template <class T>
 double frobenius(const T* X, index_t count) {
-  double mx = 0;
-  for (index_t i = 0; i < count; ++i) mx = std::max(mx, std::abs(static_cast<double>(X[i])));
+  const double mx = max_abs(X, count);
   if (mx == 0) return 0;
-  double s = 0;
-  for (index_t i = 0; i < count; ++i) {
-    const double y = static_cast<double>(X[i]) / mx;
-    s += y * y;
+  const double inv = 1 / mx;  // a multiplication per entry, not a division (1 ulp apart)
+  double s4[4] = {0, 0, 0, 0};  // four partial sums: independent chains, which vectorise
+  index_t i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int q = 0; q < 4; ++q) {
+      const double y = static_cast<double>(X[i + q]) * inv;
+      s4[q] += y * y;
+    }
+  for (; i < count; ++i) {
+    const double y = static_cast<double>(X[i]) * inv;
+    s4[0] += y * y;
   }
-  return mx * std::sqrt(s);
+  return mx * std::sqrt((s4[0] + s4[1]) + (s4[2] + s4[3]));
 }
 
 // Cheap proofs that a point is in the cone (unchanged) or its polar (zero) without a decomposition.
@@ -1048,11 +1270,10 @@ bool project_sym_partial(T* P, index_t n, double& t, double& v, Kind kind, doubl
   return true;
 }
 
-// One matrix through LAPACK. t, v are updated in place.
+// Cheap proofs for one matrix (P holds the symmetrised input) that it is in the cone (P and t, v
+// unchanged) or in its polar cone (P = 0, t = v = 0), without a decomposition; true when settled.
 template <class T>
-void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
-                        SymWork<T>& wk) {
-  const double amax = detail::symmetrize_checked(X, P, n, "X");
+bool sym_shortcut(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual, SymWork<T>& wk) {
   const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
   wk.A.resize(static_cast<std::size_t>(n * n));
   // Cholesky proves membership (PSD: of X or of -X; log-det: gives log det) without an
@@ -1060,13 +1281,13 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
   const int dsign = (kind == Kind::nonneg || kind == Kind::log_epi) && !dual ? detail::diagonal_sign(P, n) : 0;
   if (kind == Kind::nonneg && !dual && dsign > 0) {
     std::copy(P, P + n * n, wk.A.begin());
-    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return;
+    if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) return true;
   }
   if (kind == Kind::nonneg && !dual && dsign < 0) {
     for (index_t i = 0; i < n * n; ++i) wk.A[i] = -P[i];
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
       std::fill(P, P + n * n, T(0));
-      return;
+      return true;
     }
   }
   if (kind == Kind::log_epi && !dual && v > 0 && dsign > 0) {
@@ -1074,18 +1295,29 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
     if (lapack::potrf<T>('L', ln, wk.A.data(), ln) == 0) {
       double logdet = 0;
       for (index_t i = 0; i < n; ++i) logdet += 2 * std::log(static_cast<double>(wk.A[i * n + i]));
-      if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return;
+      if (std::isfinite(logdet) && -v * (logdet - static_cast<double>(n) * std::log(v)) <= t) return true;
     }
   }
   if (!dual && detail::norm_precheck_applies(kind)) {
     const int pre = detail::norm_precheck(kind, param, t, detail::frobenius(P, n * n), n);
-    if (pre == unchanged) return;
+    if (pre == unchanged) return true;
     if (pre == zero) {
       std::fill(P, P + n * n, T(0));
       t = v = 0;
-      return;
+      return true;
     }
   }
+  return false;
+}
+
+// One matrix through LAPACK. t, v are updated in place.
+template <class T>
+void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                        SymWork<T>& wk) {
+  const double amax = detail::symmetrize_checked(X, P, n, "X");
+  const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
+  wk.A.resize(static_cast<std::size_t>(n * n));
+  if (sym_shortcut<T>(P, n, t, v, kind, param, dual, wk)) return;
   // Partial spectrum (all of it for log-det, where every eigenvalue moves; sytrd + stevd + ormtr
   // skip syevd's norm, scaling and copy passes). Double precision only:
   // single-precision MRRR (sstemr) loses orthogonality (measured 3e-5 at n = 40), syevd does not.
@@ -1193,28 +1425,89 @@ inline bool jacobi_eigh_one(index_t n, const double* A, double* w, double* V) {
   return converged != 0;
 }
 
-// One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS); Jacobi
-// if QL does not converge.
+// P (lower triangle, then mirrored) = [P +] sum_j c_j v_j v_j^T over the k columns of V (n x k
+// row-major, scaled by 1 / amax relative to the eigenvectors' unit norm), one rank-one row update
+// per column over contiguous rows of V^T (Vt scratch, k x n).
+template <class T>
+void reassemble_small(T* P, index_t n, const double* V, index_t k, const double* c, bool full, double* acc,
+                      double* Vt) {
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < k; ++j) Vt[j * n + i] = V[i * k + j];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
+  for (index_t q = 0; q < k; ++q) {
+    const double* __restrict v = Vt + q * n;
+    for (index_t i = 0; i < n; ++i) {
+      const double a = c[q] * v[i];
+      double* __restrict row = acc + i * n;
+      for (index_t j = 0; j <= i; ++j) row[j] += a * v[j];
+    }
+  }
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      const T s = static_cast<T>(acc[i * n + j]);
+      P[i * n + j] = s;
+      P[j * n + i] = s;
+    }
+  }
+}
+
+// One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS): the
+// eigenvalues, the vector step, then only the eigenvectors that enter the reassembly (the
+// changed or the nonzero ones, whichever are fewer). Jacobi if QL does not converge.
+template <class T>
+void project_sym_small_core(T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
+                            SymWork<T>& wk) {
+  const std::size_t sn = static_cast<std::size_t>(n);
+  wk.dA.resize(sn * sn);
+  wk.dV.resize(sn * sn);
+  wk.dw.resize(sn);
+  double* A = wk.dA.data();
+  double* V = wk.dV.data();
+  double* w = wk.dw.data();
+  const double amax = detail::max_abs(P, n * n);
+  const double inv = amax > 0 ? 1 / amax : 1.0, sc = amax > 0 ? amax : 1.0;
+  for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
+  thread_local SmallEigh se;
+  if (!se.values(n, A)) {
+    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
+    if (!jacobi_eigh_one(n, A, w, V)) throw std::runtime_error("randnla: the small symmetric eigensolver failed");
+    for (index_t i = 0; i < n; ++i) w[i] *= sc;
+    finish_sym_small(P, n, t, v, kind, param, dual, w, V, wk);
+    return;
+  }
+  wk.x.resize(sn);
+  double* x = wk.x.data();
+  for (index_t i = 0; i < n; ++i) x[i] = w[i] = se.d[i] * sc;
+  apply_step(kind, param, dual, t, v, x, n, wk.scratch);
+  const StepChange change = step_change(x, w, n);
+  if (change.none()) return;
+  const bool full = change.full();
+  wk.coef.resize(sn);
+  thread_local std::vector<index_t> cols;
+  cols.resize(sn);
+  index_t k = 0;
+  for (index_t i = 0; i < n; ++i) {
+    const double c = full ? x[i] : x[i] - w[i];
+    if (c != 0) {
+      wk.coef[k] = c;
+      cols[k++] = i;
+    }
+  }
+  if (k == 0) {  // full form with no nonzero value
+    std::fill(P, P + n * n, T(0));
+    return;
+  }
+  se.vectors(cols.data(), k, V);
+  wk.dG.resize(sn * sn);
+  reassemble_small(P, n, V, k, wk.coef.data(), full, wk.dG.data(), A);
+}
+
 template <class T>
 void project_sym_small(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
                        SymWork<T>& wk) {
   detail::symmetrize_checked(X, P, n, "X");
-  wk.dA.resize(static_cast<std::size_t>(n * n));
-  wk.dV.resize(static_cast<std::size_t>(n * n));
-  wk.dw.resize(static_cast<std::size_t>(n));
-  double* A = wk.dA.data();
-  double* V = wk.dV.data();
-  double* w = wk.dw.data();
-  double amax = 0;
-  for (index_t i = 0; i < n * n; ++i) amax = std::max(amax, std::abs(static_cast<double>(P[i])));
-  const double inv = amax > 0 ? 1 / amax : 1.0;
-  for (index_t i = 0; i < n * n; ++i) V[i] = static_cast<double>(P[i]) * inv;
-  if (!tridiagonal_ql_eigh(n, V, w, A)) {  // A is scratch for the off-diagonal here
-    for (index_t i = 0; i < n * n; ++i) A[i] = static_cast<double>(P[i]) * inv;
-    if (!jacobi_eigh_one(n, A, w, V)) throw std::runtime_error("randnla: the small symmetric eigensolver failed");
-  }
-  for (index_t i = 0; i < n; ++i) w[i] *= amax > 0 ? amax : 1.0;
-  finish_sym_small(P, n, t, v, kind, param, dual, w, V, wk);
+  project_sym_small_core(P, n, t, v, kind, param, dual, wk);
 }
 
 // Batched symmetric cone projection. X, P: batch x n x n (row-major, P may not alias X);
@@ -1224,7 +1517,7 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
                        bool dual, int n_threads) {
   RANDNLA_REQUIRE(n >= 1, "X must have n >= 1, got n = ", n);
   const index_t nn = n * n;
-  if (n <= kBatchJacobiMaxN) {
+  if (n <= kSymBatchJacobiMaxN) {
     // Small matrices: randnla/jacobi's batched Jacobi (SIMD across matrices, double precision;
     // a matrix gets the same result alone or in any batch), then the vector step and reassembly
     // matrix by matrix.
@@ -1279,6 +1572,17 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
       for (index_t b = begin; b < end; ++b)
         project_sym_small<T>(X + b * nn, P + b * nn, n, t[b], v[b], kind, param, dual, wk);
     });
+    return;
+  }
+  if (n <= kSmallQlMaxN) {
+    // One matrix after the other, as the LAPACK route (the shortcuts' Cholesky calls LAPACK): the
+    // shortcuts, then the small QL route, which beats sytrd + stevd + ormtr up to this size.
+    thread_local SymWork<T> wk;
+    for (index_t b = 0; b < batch; ++b) {
+      detail::symmetrize_checked(X + b * nn, P + b * nn, n, "X");
+      if (!sym_shortcut<T>(P + b * nn, n, t[b], v[b], kind, param, dual, wk))
+        project_sym_small_core<T>(P + b * nn, n, t[b], v[b], kind, param, dual, wk);
+    }
     return;
   }
   // Workspaces persist across calls on this thread (no allocation, page faults or zeroing on the
@@ -1389,37 +1693,53 @@ bool project_svd_gram(T* P, index_t m, index_t n, double& t, Kind kind, double p
   }
 }
 
-// Reassembly of the small Gram routes: with V (r x r, row-major, eigenvectors of the Gram matrix
-// as columns) and f (per column: coefficient / singular value), M = V diag(f) V^T and
-// P = [X +] X M (tall, r = cols) or [X +] M X (wide, r = rows). Xd is X in double; M is scratch.
-// All loops are row updates (axpy) over contiguous memory, which vectorise; M and Vt (r x r) and
-// row (max(m, n)) are scratch.
+// Reassembly of the small Gram routes: with V (r x nv, row-major, eigenvectors of the Gram
+// matrix as columns; nv = r when omitted) and f (per column: coefficient / singular value),
+// P = [X +] X V diag(f) V^T (tall, r = cols) or [X +] V diag(f) V^T X (wide, r = rows). Xd is X
+// in double. All loops are row updates (axpy) over contiguous memory, which vectorise; M
+// (rows x cols), Vt (r x r) and row (max(m, n)) are scratch.
 template <class T>
 void gram_reassemble_small(const double* Xd, T* P, index_t rows, index_t cols, const double* V, const double* f,
-                           bool full, double* M, double* Vt, double* row) {
+                           bool full, double* M, double* Vt, double* row, index_t nv = -1) {
   const bool tall = rows >= cols;
   const index_t r = std::min(rows, cols);
-  for (index_t i = 0; i < r; ++i)
-    for (index_t k = 0; k < r; ++k) Vt[k * r + i] = V[i * r + k];
-  std::fill(M, M + r * r, 0.0);
-  for (index_t k = 0; k < r; ++k) {
-    if (f[k] == 0) continue;
-    const double* __restrict q = Vt + k * r;
-    for (index_t i = 0; i < r; ++i) {
-      const double a = f[k] * q[i];
-      double* __restrict mi = M + i * r;
-      for (index_t j = 0; j < r; ++j) mi[j] += a * q[j];
+  if (nv < 0) nv = r;
+  // Through the nv columns rather than the r x r matrix M: tall, P = [X +] ((X V) diag(f)) V^T;
+  // wide, P = [X +] V (diag(f) (V^T X)); M holds X V (rows x nv) or V^T X (nv x cols).
+  if (tall) {
+    for (index_t i = 0; i < r; ++i)
+      for (index_t k = 0; k < nv; ++k) Vt[k * r + i] = V[i * nv + k];
+    for (index_t i = 0; i < rows; ++i) {
+      double* __restrict y = M + i * nv;
+      std::fill(y, y + nv, 0.0);
+      for (index_t k = 0; k < cols; ++k) {
+        const double a = Xd[i * cols + k];
+        if (a == 0) continue;
+        const double* __restrict vk = V + k * nv;
+        for (index_t q = 0; q < nv; ++q) y[q] += a * vk[q];
+      }
+      for (index_t q = 0; q < nv; ++q) y[q] *= f[q];
     }
+  } else {
+    std::fill(M, M + nv * cols, 0.0);
+    for (index_t k = 0; k < rows; ++k) {
+      const double* __restrict xk = Xd + k * cols;
+      for (index_t q = 0; q < nv; ++q) {
+        const double a = V[k * nv + q];
+        double* __restrict z = M + q * cols;
+        for (index_t j = 0; j < cols; ++j) z[j] += a * xk[j];
+      }
+    }
+    for (index_t q = 0; q < nv; ++q)
+      for (index_t j = 0; j < cols; ++j) M[q * cols + j] *= f[q];
   }
-  // tall: row i of X M = sum_k X_ik M_k.; wide: row i of M X = sum_k M_ik X_k.
   for (index_t i = 0; i < rows; ++i) {
     double* __restrict acc = row;
     std::fill(acc, acc + cols, 0.0);
-    const index_t inner = tall ? cols : rows;
-    for (index_t k = 0; k < inner; ++k) {
-      const double a = tall ? Xd[i * cols + k] : M[i * r + k];
+    for (index_t q = 0; q < nv; ++q) {
+      const double a = tall ? M[i * nv + q] : V[i * nv + q];
       if (a == 0) continue;
-      const double* __restrict src = tall ? M + k * r : Xd + k * cols;
+      const double* __restrict src = tall ? Vt + q * r : M + q * cols;
       for (index_t j = 0; j < cols; ++j) acc[j] += a * src[j];
     }
     for (index_t j = 0; j < cols; ++j) P[i * cols + j] = static_cast<T>(full ? acc[j] : Xd[i * cols + j] + acc[j]);
@@ -1450,7 +1770,7 @@ inline void gram_small(const double* A, index_t rows, index_t cols, double* G, d
     for (index_t j = 0; j < i; ++j) G[j * r + i] = G[i * r + j];
 }
 
-// The Gram route for one small matrix (r = min(m, n) <= kJacobiMaxN, max(m, n) <= 2 kJacobiMaxN):
+// The Gram route for one small matrix (r = min(m, n) <= kGramSmallMaxR, max(m, n) <= 2 kGramSmallMaxR):
 // as project_svd_gram (same accuracy bound and threshold), with the in-house tridiagonal QL solver
 // on the Gram matrix and plain loops for the products, since LAPACK's per-call overheads dominate
 // at these sizes. P (row-major rows x cols) holds X. Returns false (t untouched) when the route
@@ -1458,7 +1778,7 @@ inline void gram_small(const double* A, index_t rows, index_t cols, double* G, d
 template <class T>
 bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind kind, double param, SvdWork<T>& wk) {
   const index_t r = std::min(rows, cols), count = rows * cols;
-  if (!gram_kind(kind) || r < 2 || r > kJacobiMaxN || std::max(rows, cols) > 2 * kJacobiMaxN) return false;
+  if (!gram_kind(kind) || r < 2 || r > kGramSmallMaxR || std::max(rows, cols) > 2 * kGramSmallMaxR) return false;
   const double amax = detail::max_abs(P, count);
   if (!(amax > 0)) return false;
   const std::size_t sr = static_cast<std::size_t>(r);
@@ -1483,7 +1803,9 @@ bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind ki
   }
   wk.dM.resize(std::max(sr * sr, static_cast<std::size_t>(count)));
   gram_small(A, rows, cols, G, wk.dM.data());
-  if (!tridiagonal_ql_eigh(r, G, w, wk.dE.data())) return false;  // G: eigenvectors as columns
+  thread_local SmallEigh se;  // eigenvalues first, then only the vectors with a nonzero f
+  if (!se.values(r, G)) return false;
+  std::copy(se.d.begin(), se.d.begin() + r, w);
   index_t* order = wk.order.data();
   for (index_t i = 0; i < r; ++i) order[i] = i;
   std::sort(order, order + r, [&](index_t a, index_t b) { return w[a] > w[b]; });
@@ -1501,8 +1823,22 @@ bool project_svd_gram_small(T* P, index_t rows, index_t cols, double& t, Kind ki
     const double c = full ? x[i] : x[i] - sv[i];
     f[order[i]] = (c == 0 || sv[i] == 0) ? 0.0 : c / sv[i];
   }
+  thread_local std::vector<index_t> cols_used;
+  cols_used.resize(sr);
+  index_t nv = 0;
+  for (index_t j = 0; j < r; ++j)
+    if (f[j] != 0) {
+      f[nv] = f[j];
+      cols_used[nv++] = j;
+    }
+  if (nv == 0) {  // full form with no nonzero value (else nothing moved: P holds X)
+    if (full) std::fill(P, P + count, T(0));
+    t = t1;
+    return true;
+  }
+  se.vectors(cols_used.data(), nv, G);  // G: r x nv
   wk.dE.resize(std::max(sr * sr, static_cast<std::size_t>(std::max(rows, cols))) + sr * sr);
-  gram_reassemble_small(Xd, P, rows, cols, G, f, full, wk.dM.data(), wk.dE.data(), wk.dE.data() + sr * sr);
+  gram_reassemble_small(Xd, P, rows, cols, G, f, full, wk.dM.data(), wk.dE.data(), wk.dE.data() + sr * sr, nv);
   t = t1;
   return true;
 }
@@ -1673,7 +2009,9 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
 template <class T>
 bool project_svd_batch_gram(const T* X, T* P, double* t, index_t batch, index_t rows, index_t cols, Kind kind,
                             double param, bool dual, int n_threads) {
-  if (dual || !gram_kind(kind) || std::max(rows, cols) > kBatchJacobiMaxN || std::min(rows, cols) < 2) return false;
+  if (dual || !gram_kind(kind) || std::max(rows, cols) > kBatchJacobiMaxN || std::min(rows, cols) < 2 ||
+      std::min(rows, cols) > kSymBatchJacobiMaxN)
+    return false;
   const index_t count = rows * cols;
   const index_t r = std::min(rows, cols), rr = r * r;
   RANDNLA_REQUIRE(all_finite(X, batch * count), "X contains NaN or infinity");
@@ -1775,11 +2113,32 @@ void project_svd_batch(const T* X, T* P, double* t, index_t batch, index_t rows,
   RANDNLA_REQUIRE(rows >= 1 && cols >= 1, "X must have nonzero dimensions");
   if (project_svd_batch_gram<T>(X, P, t, batch, rows, cols, kind, param, dual, n_threads)) return;
   if (std::max(rows, cols) <= kSvdSmallMaxN) {
+    // Matrix by matrix: the small Gram route (QL on the Gram matrix, as for single larger
+    // matrices) where it applies, else one-sided Jacobi.
     const index_t count = rows * cols;
+    const bool gram = !dual && gram_kind(kind) && std::min(rows, cols) >= 2;
     parallel_for_chunks(batch, 64, std::max(1, resolve_threads(n_threads)), [&](index_t begin, index_t end, index_t) {
       SymWork<T> wk;
-      for (index_t b = begin; b < end; ++b)
-        project_svd_small<T>(X + b * count, P + b * count, rows, cols, t[b], kind, param, dual, wk);
+      SvdWork<T> swk;
+      for (index_t b = begin; b < end; ++b) {
+        const T* x = X + b * count;
+        T* p = P + b * count;
+        if (gram && all_finite(x, count)) {
+          const int pre = detail::norm_precheck(kind, param, t[b], detail::frobenius(x, count), std::min(rows, cols));
+          if (pre == unchanged) {
+            std::copy(x, x + count, p);
+            continue;
+          }
+          if (pre == zero) {
+            std::fill(p, p + count, T(0));
+            t[b] = 0;
+            continue;
+          }
+          std::copy(x, x + count, p);
+          if (project_svd_gram_small<T>(p, rows, cols, t[b], kind, param, swk)) continue;
+        }
+        project_svd_small<T>(x, p, rows, cols, t[b], kind, param, dual, wk);
+      }
     });
     return;
   }
