@@ -1,5 +1,5 @@
-"""The in-house small symmetric route (11 <= n <= 32 single matrices and batches, 33 <= n <= 64
-one after the other after the in-cone / polar shortcuts, and the Gram route of the
+"""The in-house small symmetric route (11 <= n <= 32 single matrices and batches, 33 <= n <= 104
+(72 for the log-det cone) one after the other after the in-cone / polar shortcuts, and the Gram route of the
 singular-value cones): eigenvalues first (Householder reduction, QL chain with
 recorded rotations, two interleaved sweeps on large blocks), then only the eigenvectors that
 enter the reassembly. Against NumPy's eigh + the vector projection, certificates at 1e-10,
@@ -15,7 +15,7 @@ from randnla import cones
 from test_cones import (TOL, check_psd, dual_nuclear_ok, rect_with_singular_values, res_log_epi, res_log_epi_dual,
                         res_sum_largest, res_sum_largest_dual, scale_of, svd_reference, sym, topk, with_spectrum)
 
-SIZES = [11, 13, 17, 24, 30, 32, 40, 64]
+SIZES = [11, 13, 17, 24, 30, 32, 40, 64, 73, 104]
 
 
 def degenerate_inputs(rng, n):
@@ -164,7 +164,7 @@ def test_small_gram_route_selected_vectors(rng, shape):
             np.testing.assert_allclose(S, R, atol=1e-11 * sc * r, rtol=0)
 
 
-@pytest.mark.parametrize("n", [33, 48, 64])
+@pytest.mark.parametrize("n", [33, 48, 64, 104])
 def test_medium_route_keeps_the_shortcuts(rng, n):
     """Above n = 32 the QL route runs after the Cholesky and norm tests: points of the cone come
     back unchanged and points of the polar cone as exact zeros, alone and in a batch."""

@@ -22,7 +22,7 @@
 // Small matrices run threaded across the batch in double precision with no BLAS inside the
 // parallel region: n <= kSymBatchJacobiMaxN (symmetric) and max(m, n) <= kBatchJacobiMaxN (Gram
 // matrices of the singular-value cones) through randnla/jacobi's batched (SIMD) Jacobi solver,
-// n <= kJacobiMaxN through an in-house tridiagonal QL solver (and n <= kSmallQlMaxN one after the
+// n <= kJacobiMaxN through an in-house tridiagonal QL solver (and n <= small_ql_max_n(kind) one after the
 // other, after the shortcuts), small SVDs through one-sided Jacobi
 // preconditioned by QL on the Gram matrix. Larger matrices run one after the other, each with the
 // BLAS's own threads, and keep their LAPACK workspaces between calls.
@@ -51,11 +51,15 @@ namespace cones {
 
 constexpr index_t kJacobiMaxN = 32;
 // Above kJacobiMaxN, matrices up to this size still take the small QL route, one after the
-// other after the Cholesky / norm shortcuts of the LAPACK route (measured single calls, us,
-// LAPACK route -> QL: n = 40: psd 135 -> 61, sum_largest 138 -> 56, spectraplex 90 -> 49,
-// log-det 152 -> 86; n = 64: 284 -> 157, 284 -> 135, 183 -> 119, 324 -> 237; from n ~ 80 the
-// unblocked reduction and the n^2 rotations lose to LAPACK for psd and log-det).
-constexpr index_t kSmallQlMaxN = 64;
+// other after the Cholesky / norm shortcuts of the LAPACK route. Measured single calls (us, one
+// thread, against the LAPACK route with the torn tridiagonal solver): n = 72: psd 313 -> 216,
+// sum_largest 308 -> 195, spectraplex 244 -> 149, log-det 353 -> 329; n = 104: psd 617 -> 594,
+// sum_largest 606 -> 466, log-det 735 -> 872; n = 112: psd 703 -> 727; n = 128: sum_largest
+// 860 -> 827, spectraplex 706 -> 661. The unblocked reduction and the n^2 rotations lose to
+// LAPACK from about n = 76 for log-det (every vector is needed) and n = 108 for the others.
+constexpr index_t kSmallQlMaxN = 104;
+constexpr index_t kSmallQlLogdetMaxN = 72;
+inline index_t small_ql_max_n(Kind kind) { return kind == Kind::log_epi ? kSmallQlLogdetMaxN : kSmallQlMaxN; }
 // The small Gram route of the singular-value cones up to r = min(m, n) = this (n = 40 square:
 // nuclear cone 148 -> 84 us; equal to the LAPACK Gram route at 64).
 constexpr index_t kGramSmallMaxR = 48;
@@ -1574,7 +1578,7 @@ void project_sym_batch(const T* X, T* P, double* t, double* v, index_t batch, in
     });
     return;
   }
-  if (n <= kSmallQlMaxN) {
+  if (n <= small_ql_max_n(kind)) {
     // One matrix after the other, as the LAPACK route (the shortcuts' Cholesky calls LAPACK): the
     // shortcuts, then the small QL route, which beats sytrd + stevd + ormtr up to this size.
     thread_local SymWork<T> wk;
