@@ -687,21 +687,25 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     bound_wait = (bounding && !bounds_pay()) ? std::numeric_limits<index_t>::max() / 2 : 0;
     bound_backoff = 8;
   };
-  // K with its rows normalised in the log domain: the row half-step f_i <- f_i + eps (log a_i - lse_i),
-  // lse_i = LSE_j((f_i + g_j - C_ij) / eps), fused with the recomputation of K at the new f (its
-  // rows then sum to a_i, so no row underflows as a whole). One exp per entry, as rebuild().
+  // K with its rows rescaled in the log domain: f_i <- f_i + eps (log a_i - max_j x_ij), x_ij =
+  // (f_i + g_j - C_ij) / eps, fused with the recomputation of K at the new f (the largest entry of
+  // row i is then a_i and its sum lies in [a_i, m a_i], so no row underflows as a whole; the next
+  // row update divides by the sum). One exp per entry, as rebuild().
   auto rebuild_rows = [&]() {
     ++report.rebuilds;
     fresh = true;
     normalised = true;
     spans_valid = false;
-    col_sums_known = false;
-    const double k_min_value = std::exp(k_cut);
-    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+    // Row blocks as in the sweeps: with the bounds, the column sums of the new K (the first sweep's
+    // column guide) are accumulated per block and merged in block order.
+    parallel_for(n_blocks, n_threads, [&](index_t blk) {
+      const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+      double* y = partial.data() + blk * m;
+      if (bounding) std::fill(y, y + m, 0.0);
       const double* gl = g;
-      const double invl = inv;
+      const double invl = inv, cut = k_cut;
       const index_t ml = m;
-      for (index_t i = begin; i < end; ++i) {
+      for (index_t i = i0; i < i1; ++i) {
         const T* Ci = C.row(i);
         double* Ki = K.data() + i * ml;
         const double fi = f[i];
@@ -712,23 +716,38 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
           Ki[j] = x;
           mx = x > mx ? x : mx;
         }
-        double sum = 0.0;
-        RANDNLA_OT_SIMD_SUM(sum)
-        for (index_t j = 0; j < ml; ++j) {
-          const double e = exp_lanes(Ki[j] - mx);
-          Ki[j] = e;
-          sum += e;
+        // f_i moves by eps (log a_i - max_j x_ij): the row's largest entry becomes a_i.
+        const double shift = log_a[i] - mx;
+        if (bounding) {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < ml; ++j) {
+            const double x = Ki[j] + shift;
+            const double e = x < cut ? 0.0 : exp_lanes(x);
+            Ki[j] = e;
+            y[j] += e;
+          }
+          group_maxima(i);
+        } else {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < ml; ++j) {
+            const double x = Ki[j] + shift;
+            Ki[j] = x < cut ? 0.0 : exp_lanes(x);
+          }
         }
-        const double scale = a[i] / sum;
-        RANDNLA_OT_SIMD
-        for (index_t j = 0; j < ml; ++j) {
-          const double t = Ki[j] * scale;
-          Ki[j] = t < k_min_value ? 0.0 : t;
-        }
-        if (bounding) group_maxima(i);
-        f[i] = fi + eps * (log_a[i] - (mx + std::log(sum)));
+        f[i] = fi + eps * shift;
       }
     });
+    col_sums_known = false;
+    if (bounding) {
+      parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+        for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] = 0.0;
+        for (index_t blk = 0; blk < n_blocks; ++blk) {
+          const double* y = partial.data() + blk * m;
+          for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] += y[j];
+        }
+      });
+      col_sums_known = true;
+    }
     bound_wait = (bounding && !bounds_pay()) ? std::numeric_limits<index_t>::max() / 2 : 0;
     bound_backoff = 8;
   };
