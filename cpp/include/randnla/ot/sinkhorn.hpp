@@ -390,6 +390,8 @@ struct SweepReport {
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
   index_t span_passes = 0;  // scaling form: passes over K that recomputed the truncation spans
+  index_t bounded_sweeps = 0;  // scaling form: sweeps that read K only where the tile bounds required
+  index_t resummed_tiles = 0;  // scaling form: column tiles summed again over all rows (bound check failed)
   bool nonfinite_cost = false;  // check_cost: C holds NaN or infinity (nothing else was done)
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
@@ -1147,6 +1149,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       block_kept[static_cast<size_t>(blk)] = kept;
     });
     if (bounded) {
+      ++report.bounded_sweeps;
       double kept = 0.0;
       for (index_t blk = 0; blk < n_blocks; ++blk) kept += block_kept[static_cast<size_t>(blk)];
       if (kept > 0.6 * static_cast<double>(n) * static_cast<double>(m)) {
@@ -1236,6 +1239,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         for (index_t j = j0; j < j1; ++j) ymin = std::min(ymin, col_sum[static_cast<size_t>(j)]);
         if (!(drop_total[static_cast<size_t>(t)] <= rel * ymin)) failing.push_back(t);
       }
+      report.resummed_tiles += static_cast<index_t>(failing.size());
       if (4 * static_cast<index_t>(failing.size()) >= n_tiles) {
         dense_columns();
         merge_columns();
