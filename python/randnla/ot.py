@@ -413,7 +413,7 @@ def _solve_cpu(problem, method, tol, max_iter, warm, opts, tracker):
         probe = handover + (_PLATEAU_SWEEPS,) if level < _PLATEAU_LEVELS else handover
         report = run_sweeps(max_iter - tracker.total(), stop_tol, probe, eps_k)
         if report is not None and report["plateau"]:
-            coarse_tol = max(stop_tol, 1e-3 * float(problem.a.sum()))
+            coarse_tol = max(stop_tol, 1e-4 * float(problem.a.sum()))
             coarse = (10, 20, 10**9, coarse_tol, coarse_tol)
             scaled_warm_up(10.0 * eps_k, coarse, coarse_tol, level + 1)
             # Potentials from 10 eps_k: their kernel at eps_k underflows on whole rows, so the sweeps
@@ -544,7 +544,7 @@ def sinkhorn(a, b, C, reg, *, method="sns", tol=1e-9, max_iter=None, warm_start=
         ``reg`` or 1-D costs, are solved faster by Sinkhorn alone), else Newton steps on the dual
         follow. From a cold start, if the error after 8 sweeps is still above 0.9 times that after
         the first (mass has to travel across the support, as for 1-D W1 costs), the warm-up first
-        solves at ``10 * reg`` to an L1 error of ``1e-3 * sum(a)`` (the same rule applies there, up
+        solves at ``10 * reg`` to an L1 error of ``1e-4 * sum(a)`` (the same rule applies there, up
         to ``1000 * reg``) and resumes from those potentials (the history then records the errors
         of the plans at the larger regularisation too). Each Newton step
         keeps the largest plan entries (fewest entries whose
