@@ -230,7 +230,8 @@ def test_sns_plateau_solves_a_larger_regularisation_first():
     assert np.abs(res.plan - ref.plan).max() <= 1e-7
     assert abs(res.objective - ref.objective) <= 1e-9 * abs(ref.objective)
     errors = [h[1] for h in res.history]
-    assert errors[7] > 0.9 * errors[0]  # the plateau probe fired
+    assert errors[3] > 0.9 ** (3 / 7) * errors[0]  # the plateau probe fired (after 4 sweeps)
+    assert errors[4] < errors[3]  # then the sweeps at 10 reg move the mass
     plain = sinkhorn(a, b, C, 1e-3, method="sinkhorn", tol=1e-11)
     assert res.n_sinkhorn < plain.n_sinkhorn
 

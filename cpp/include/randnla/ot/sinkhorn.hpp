@@ -445,12 +445,14 @@ struct Handover {
   bool enabled = false;
   index_t min_sweeps = 10, warmup = 20, budget = 220, offset = 0;
   double switch_tol = 0.0, tol = 0.0;
-  // Plateau probe (0: off): stop after `plateau` sweeps if the error is still above 0.9 times that
-  // of the first (mass has to travel across the support: a larger regularisation first is cheaper).
+  // Plateau probe (0: off): stop after `plateau` sweeps if the error is still above
+  // 0.9^((plateau - 1) / 7) times that of the first, i.e. it fell by less than 10 % per seven sweeps
+  // (mass has to travel across the support: a larger regularisation first is cheaper).
   index_t plateau = 0;
 
   bool stalled(const std::vector<double>& errors) const {
-    return plateau > 0 && errors.size() == static_cast<size_t>(plateau) && errors.back() > 0.9 * errors.front();
+    return plateau > 0 && errors.size() == static_cast<size_t>(plateau) &&
+           errors.back() > std::pow(0.9, static_cast<double>(plateau - 1) / 7.0) * errors.front();
   }
 
   bool stop(const std::vector<double>& errors, index_t k) const {
