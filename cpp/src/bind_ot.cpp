@@ -68,6 +68,8 @@ py::dict report_dict(const ot::SweepReport& rep) {
   d["log_sweeps"] = rep.log_sweeps;
   d["rebuilds"] = rep.rebuilds;
   d["span_passes"] = rep.span_passes;
+  d["bounded_sweeps"] = rep.bounded_sweeps;
+  d["resummed_tiles"] = rep.resummed_tiles;
   d["nonfinite_cost"] = rep.nonfinite_cost;
   d["errors"] = py::array_t<double>(rep.errors.size(), rep.errors.data());
   d["at"] = py::array_t<index_t>(rep.at.size(), rep.at.data());

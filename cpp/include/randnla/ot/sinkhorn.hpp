@@ -153,12 +153,86 @@ inline double sor_factor(double r, double w) {
   return std::exp(w * std::log(r));
 }
 
+// log(x) without branches for positive normal x (explicit FMAs): x = 2^e m with m in [sqrt(1/2), sqrt(2)),
+// log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its odd series to s^23 (truncation below
+// 1e-17 relative).
+inline double log_lanes(double x) {
+  std::int64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  std::int64_t e = ((bits >> 52) & 0x7ff) - 1023;
+  std::int64_t mb = (bits & ((std::int64_t(1) << 52) - 1)) | (std::int64_t(1023) << 52);
+  double mant;
+  std::memcpy(&mant, &mb, sizeof mant);
+  const bool high = mant > 1.4142135623730951;
+  mant = high ? 0.5 * mant : mant;
+  e = high ? e + 1 : e;
+  const double s = (mant - 1.0) / (mant + 1.0), z = s * s;
+  double p = 2.0 / 23.0;
+  p = std::fma(p, z, 2.0 / 21.0);
+  p = std::fma(p, z, 2.0 / 19.0);
+  p = std::fma(p, z, 2.0 / 17.0);
+  p = std::fma(p, z, 2.0 / 15.0);
+  p = std::fma(p, z, 2.0 / 13.0);
+  p = std::fma(p, z, 2.0 / 11.0);
+  p = std::fma(p, z, 2.0 / 9.0);
+  p = std::fma(p, z, 2.0 / 7.0);
+  p = std::fma(p, z, 2.0 / 5.0);
+  p = std::fma(p, z, 2.0 / 3.0);
+  const double lm = std::fma(s * z, p, 2.0 * s);
+  const double ed = static_cast<double>(e);
+  return std::fma(ed, 6.93147180369123816490e-01, std::fma(ed, 1.90821492927058770002e-10, lm));
+}
+
+// The over-relaxed updates out_k = cur_k sor_factor(plain_k / cur_k, w) of len scalings (plain_k
+// where that is not a positive finite number, or w = 1). The cubic branch for all first; only if some
+// ratio is far from 1, the exp_lanes / log_lanes form (vectorised) for those. out may alias plain.
+inline void sor_update(const double* plain, const double* cur, index_t len, double w, double* out) {
+  if (w == 1.0) {
+    if (out != plain) std::copy(plain, plain + len, out);
+    return;
+  }
+  const double c2 = 0.5 * w * (w - 1.0), c3 = c2 * (w - 2.0) / 3.0;
+  const double inf = std::numeric_limits<double>::infinity();
+  int far = 0;
+  RANDNLA_OT_PRAGMA(omp simd reduction(+ : far))
+  for (index_t k = 0; k < len; ++k) {
+    const double p = plain[k];
+    const bool ok = (p > 0.0) & (p < inf);
+    far += (ok & !(std::fabs(p / cur[k] - 1.0) <= 0.03125)) ? 1 : 0;
+  }
+  if (far == 0) {
+    RANDNLA_OT_SIMD
+    for (index_t k = 0; k < len; ++k) {
+      const double p = plain[k], c = cur[k];
+      const double t = p / c - 1.0;
+      const bool ok = (p > 0.0) & (p < inf);
+      out[k] = ok ? c * (1.0 + t * (w + t * (c2 + t * c3))) : p;
+    }
+    return;
+  }
+  RANDNLA_OT_SIMD
+  for (index_t k = 0; k < len; ++k) {
+    const double p = plain[k], c = cur[k];
+    const double r = p / c, t = r - 1.0;
+    const bool ok = (p > 0.0) & (p < inf);
+    const bool near = std::fabs(t) <= 0.03125;
+    const bool logok = (r >= 1e-300) & (r <= 1e300);
+    const double fac_far = exp_lanes(w * log_lanes(logok ? r : 1.0));
+    const double fac = near ? 1.0 + t * (w + t * (c2 + t * c3)) : fac_far;
+    out[k] = (ok & (near | logok)) ? c * fac : p;
+  }
+}
+
 // Block sizes (fixed: they decide the order of floating-point reductions, so they must not depend on
 // the thread count).
 constexpr index_t kRowChunk = 16;     // rows per task in row passes
 constexpr index_t kColChunk = 256;    // columns per task in the column half-step
 constexpr index_t kTileRows = 32;     // rows per tile in the column half-step (tile stays in cache)
 constexpr index_t kPlanBlock = 64;    // rows per block whose partial column sums are merged in order
+constexpr index_t kBoundRows = 4;    // rows per group of the scaling sweep (and of a bounded tile)
+constexpr index_t kBoundCols = 16;   // columns per bounded tile of the stored kernel
+static_assert(kColChunk % kBoundCols == 0 && kPlanBlock % kBoundRows == 0 && kRowChunk % kBoundRows == 0,
+              "bounded tiles never straddle a task");
 constexpr int kHistBuckets = 1500;    // logP histogram: bucket k holds -(k+1)/2 < logP <= -k/2
 constexpr double kHistScale = 2.0;
 
@@ -316,6 +390,8 @@ struct SweepReport {
   index_t log_sweeps = 0;   // scaling form: sweeps taken in the log domain (after an absorption)
   index_t rebuilds = 0;     // scaling form: times K was recomputed (one exp per entry each)
   index_t span_passes = 0;  // scaling form: passes over K that recomputed the truncation spans
+  index_t bounded_sweeps = 0;  // scaling form: sweeps that read K only where the tile bounds required
+  index_t resummed_tiles = 0;  // scaling form: column tiles summed again over all rows (bound check failed)
   bool nonfinite_cost = false;  // check_cost: C holds NaN or infinity (nothing else was done)
   std::vector<index_t> at;      // the sweep count at each error measurement
   std::vector<double> errors;   // L1 marginal error of the plan after each sweep (measured at the next row half-step)
@@ -369,12 +445,14 @@ struct Handover {
   bool enabled = false;
   index_t min_sweeps = 10, warmup = 20, budget = 220, offset = 0;
   double switch_tol = 0.0, tol = 0.0;
-  // Plateau probe (0: off): stop after `plateau` sweeps if the error is still above 0.9 times that
-  // of the first (mass has to travel across the support: a larger regularisation first is cheaper).
+  // Plateau probe (0: off): stop after `plateau` sweeps if the error is still above
+  // 0.9^((plateau - 1) / 7) times that of the first, i.e. it fell by less than 10 % per seven sweeps
+  // (mass has to travel across the support: a larger regularisation first is cheaper).
   index_t plateau = 0;
 
   bool stalled(const std::vector<double>& errors) const {
-    return plateau > 0 && errors.size() == static_cast<size_t>(plateau) && errors.back() > 0.9 * errors.front();
+    return plateau > 0 && errors.size() == static_cast<size_t>(plateau) &&
+           errors.back() > std::pow(0.9, static_cast<double>(plateau - 1) / 7.0) * errors.front();
   }
 
   bool stop(const std::vector<double>& errors, index_t k) const {
@@ -500,49 +578,138 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   std::vector<double> u_ref, v_ref, span_cthr, row_sum(static_cast<size_t>(n)), col_sum(static_cast<size_t>(m));
   bool spans_valid = false;
   index_t span_wait = 0, span_backoff = 16, span_last = -100;
+  // Bounded sweeps (any cost, from the first sweep on): K is cut into tiles of kBoundRows rows (one
+  // group of the sweep) by kBoundCols columns, and the rebuild records the largest entry of each,
+  // kmax_gt. In a sweep, tile t of group g adds at most B_gt = kmax_gt * sum_{j in t} v_j to each row
+  // sum of the group. The group first reads its tile of largest bound (row sums s_r >= its partial
+  // sums p_r), then the smallest range of tiles holding every tile with B_gt >= rel * min_r p_r / T
+  // (T tiles per row): the tiles left out add less than rel * s_r to every row sum. For the columns,
+  // each tile left out adds at most kmax_gt * sum_{i in g} u_i to each of its columns; where these
+  // bounds exceed rel times a column sum, the tile's columns are summed again over all rows. With
+  // rel = tol / (100 sum(a)), truncation moves the measured L1 error by at most tol / 50 (far from
+  // the tolerance a looser rel, see the sweep). Unlike the spans, nothing depends on earlier
+  // scalings, so they apply from the first sweep on. A kernel on which the bounds would read most of
+  // K (diffuse plans, costs with no order in the indices) skips them until the next rebuild, and
+  // ranges that cover most of K turn them off for a while (back-off): such problems pay only the
+  // tile maxima of the rebuild.
+  const index_t n_groups = (n + kBoundRows - 1) / kBoundRows;
+  const index_t n_tiles = (m + kBoundCols - 1) / kBoundCols;
+  const double bound_rel = tol_floor / (100.0 * mass_a);
+  const bool bounding = truncate && n >= 8 && m >= 64 && bound_rel > 0.0 && std::isfinite(bound_rel);
+  std::vector<double> kmax(bounding ? static_cast<size_t>(n_groups * n_tiles) : 0), vsum(static_cast<size_t>(n_tiles)),
+      drop_bound(bounding ? static_cast<size_t>(n_blocks * n_tiles) : 0), drop_total(static_cast<size_t>(n_tiles));
+  std::vector<double> block_kept(static_cast<size_t>(n_blocks));
+  index_t bound_wait = 0, bound_backoff = 8;
+  std::vector<double> col_guide(static_cast<size_t>(n_tiles));
+  std::vector<index_t> failing;
+  bool col_sums_known = false;  // col_sum holds the column sums of the last sweep on the current K
+  // Largest entry of each tile of row i's group, once its last row i is written (the group's rows
+  // are still in cache).
+  auto group_maxima = [&](index_t i) {
+    if (!(i % kBoundRows == kBoundRows - 1 || i + 1 == n)) return;
+    const index_t i0 = i - i % kBoundRows, rows = i + 1 - i0;
+    double* km = kmax.data() + (i0 / kBoundRows) * n_tiles;
+    const double* K0 = K.data() + i0 * m;
+    const double* K1 = K.data() + (i0 + std::min<index_t>(1, rows - 1)) * m;
+    const double* K2 = K.data() + (i0 + std::min<index_t>(2, rows - 1)) * m;
+    const double* K3 = K.data() + (i0 + std::min<index_t>(3, rows - 1)) * m;
+    const index_t full = m / kBoundCols;
+    for (index_t t = 0; t < full; ++t) {
+      const index_t j0 = t * kBoundCols;
+      double best = 0.0;
+      RANDNLA_OT_SIMD_MAX(best)
+      for (index_t j = j0; j < j0 + kBoundCols; ++j) {
+        const double x01 = K0[j] > K1[j] ? K0[j] : K1[j];
+        const double x23 = K2[j] > K3[j] ? K2[j] : K3[j];
+        const double x = x01 > x23 ? x01 : x23;
+        best = x > best ? x : best;
+      }
+      km[t] = best;
+    }
+    if (full < n_tiles) {
+      double best = 0.0;
+      for (index_t j = full * kBoundCols; j < m; ++j)
+        best = std::max(best, std::max(std::max(K0[j], K1[j]), std::max(K2[j], K3[j])));
+      km[full] = best;
+    }
+  };
+  // After a rebuild: the fraction of K that the bounds would read in a sweep at u = v = 1 with the
+  // loose truncation (tiles within 1e-5 / T of their group's largest entry, a lower bound of a row
+  // sum up to the group's spread). Kernels that are dense in this sense (diffuse plans, costs with
+  // no order in the indices) skip the bounds until the next rebuild.
+  auto bounds_pay = [&]() {
+    double covered = 0.0;
+    for (index_t grp = 0; grp < n_groups; ++grp) {
+      const double* km = kmax.data() + grp * n_tiles;
+      double top = 0.0;
+      for (index_t t = 0; t < n_tiles; ++t) top = std::max(top, km[t]);
+      const double thr = 1e-5 * top / static_cast<double>(n_tiles);
+      index_t tl = 0, th = n_tiles - 1;
+      while (tl < th && !(km[tl] >= thr)) ++tl;
+      while (th > tl && !(km[th] >= thr)) --th;
+      covered += static_cast<double>(th - tl + 1);
+    }
+    return covered <= 0.6 * static_cast<double>(n_groups * n_tiles);
+  };
   bool normalised = false;  // the current K came from rebuild_rows() and no sweep has completed on it
   auto rebuild = [&]() {
     ++report.rebuilds;
     fresh = true;
     normalised = false;
     spans_valid = false;
+    col_sums_known = false;
     parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
       const double* gl = g;
       const double invl = inv, cut = k_cut;
       const index_t ml = m;
+      const bool probe_cost = check_cost;
       for (index_t i = begin; i < end; ++i) {
         const T* Ci = C.row(i);
         double* Ki = K.data() + i * ml;
         const double fi = f[i];
         // With check_cost, sum of 0 * C_ij: NaN exactly when the row holds NaN or infinity.
         double probe = 0.0;
-        if (check_cost) {
+        if (probe_cost) {
           RANDNLA_OT_SIMD_SUM(probe)
-          for (index_t j = 0; j < ml; ++j) probe += 0.0 * static_cast<double>(Ci[j]);
+          for (index_t j = 0; j < ml; ++j) {
+            const double c = static_cast<double>(Ci[j]);
+            const double x = (fi + gl[j] - c) * invl;
+            Ki[j] = x < cut ? 0.0 : exp_lanes(x);
+            probe += 0.0 * c;
+          }
           row_err[static_cast<size_t>(i)] = probe;
+        } else {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < ml; ++j) {
+            const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
+            Ki[j] = x < cut ? 0.0 : exp_lanes(x);
+          }
         }
-        RANDNLA_OT_SIMD
-        for (index_t j = 0; j < ml; ++j) {
-          const double x = (fi + gl[j] - static_cast<double>(Ci[j])) * invl;
-          Ki[j] = x < cut ? 0.0 : exp_lanes(x);
-        }
+        if (bounding) group_maxima(i);
       }
     });
+    bound_wait = (bounding && !bounds_pay()) ? std::numeric_limits<index_t>::max() / 2 : 0;
+    bound_backoff = 8;
   };
-  // K with its rows normalised in the log domain: the row half-step f_i <- f_i + eps (log a_i - lse_i),
-  // lse_i = LSE_j((f_i + g_j - C_ij) / eps), fused with the recomputation of K at the new f (its
-  // rows then sum to a_i, so no row underflows as a whole). One exp per entry, as rebuild().
+  // K with its rows rescaled in the log domain: f_i <- f_i + eps (log a_i - max_j x_ij), x_ij =
+  // (f_i + g_j - C_ij) / eps, fused with the recomputation of K at the new f (the largest entry of
+  // row i is then a_i and its sum lies in [a_i, m a_i], so no row underflows as a whole; the next
+  // row update divides by the sum). One exp per entry, as rebuild().
   auto rebuild_rows = [&]() {
     ++report.rebuilds;
     fresh = true;
     normalised = true;
     spans_valid = false;
-    const double k_min_value = std::exp(k_cut);
-    parallel_for_chunks(n, kRowChunk, n_threads, [&](index_t begin, index_t end, index_t) {
+    // Row blocks as in the sweeps: with the bounds, the column sums of the new K (the first sweep's
+    // column guide) are accumulated per block and merged in block order.
+    parallel_for(n_blocks, n_threads, [&](index_t blk) {
+      const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
+      double* y = partial.data() + blk * m;
+      if (bounding) std::fill(y, y + m, 0.0);
       const double* gl = g;
-      const double invl = inv;
+      const double invl = inv, cut = k_cut;
       const index_t ml = m;
-      for (index_t i = begin; i < end; ++i) {
+      for (index_t i = i0; i < i1; ++i) {
         const T* Ci = C.row(i);
         double* Ki = K.data() + i * ml;
         const double fi = f[i];
@@ -553,22 +720,40 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
           Ki[j] = x;
           mx = x > mx ? x : mx;
         }
-        double sum = 0.0;
-        RANDNLA_OT_SIMD_SUM(sum)
-        for (index_t j = 0; j < ml; ++j) {
-          const double e = exp_lanes(Ki[j] - mx);
-          Ki[j] = e;
-          sum += e;
+        // f_i moves by eps (log a_i - max_j x_ij): the row's largest entry becomes a_i.
+        const double shift = log_a[i] - mx;
+        if (bounding) {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < ml; ++j) {
+            const double x = Ki[j] + shift;
+            const double e = x < cut ? 0.0 : exp_lanes(x);
+            Ki[j] = e;
+            y[j] += e;
+          }
+          group_maxima(i);
+        } else {
+          RANDNLA_OT_SIMD
+          for (index_t j = 0; j < ml; ++j) {
+            const double x = Ki[j] + shift;
+            Ki[j] = x < cut ? 0.0 : exp_lanes(x);
+          }
         }
-        const double scale = a[i] / sum;
-        RANDNLA_OT_SIMD
-        for (index_t j = 0; j < ml; ++j) {
-          const double t = Ki[j] * scale;
-          Ki[j] = t < k_min_value ? 0.0 : t;
-        }
-        f[i] = fi + eps * (log_a[i] - (mx + std::log(sum)));
+        f[i] = fi + eps * shift;
       }
     });
+    col_sums_known = false;
+    if (bounding) {
+      parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+        for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] = 0.0;
+        for (index_t blk = 0; blk < n_blocks; ++blk) {
+          const double* y = partial.data() + blk * m;
+          for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] += y[j];
+        }
+      });
+      col_sums_known = true;
+    }
+    bound_wait = (bounding && !bounds_pay()) ? std::numeric_limits<index_t>::max() / 2 : 0;
+    bound_backoff = 8;
   };
   auto absorb = [&]() {
     for (index_t i = 0; i < n; ++i) f[i] += eps * std::log(u[static_cast<size_t>(i)]);
@@ -813,18 +998,45 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     const double w = omega;
     if (spans_valid && !(log_ratio_range(v.data(), v_ref.data(), m) <= span_slack)) spans_valid = false;
     const bool spanned = spans_valid;
+    const bool bounded = !spanned && bounding && bound_wait == 0;
+    if (bound_wait > 0) --bound_wait;
+    // Far from the tolerance (the last error above 1e3 tol), a looser truncation: every sum within
+    // 1e-5 times the error (relative), which leaves the sweeps' progress untouched; near it rel.
+    double rel = bound_rel;
+    if (!report.errors.empty() && report.errors.back() > 1e3 * tol)
+      rel = std::max(bound_rel, std::min(1e-5, 1e-5 * report.errors.back() / mass_a));
+    if (bounded) {
+      for (index_t t = 0; t < n_tiles; ++t) {
+        const index_t j0 = t * kBoundCols, j1 = std::min(m, j0 + kBoundCols);
+        double sv = 0.0, ymin = std::numeric_limits<double>::infinity();
+        for (index_t j = j0; j < j1; ++j) {
+          sv += v[static_cast<size_t>(j)];
+          ymin = std::min(ymin, col_sum[static_cast<size_t>(j)]);
+        }
+        vsum[static_cast<size_t>(t)] = sv;
+        // Column criterion of the selection, from the column sums of the last sweep (halved: they
+        // move with u): a group keeps a tile whose bound on its columns reaches rel times them
+        // over the number of groups. Only a guide: the bounds are checked after the pass.
+        col_guide[static_cast<size_t>(t)] =
+            col_sums_known ? 0.5 * rel * ymin / static_cast<double>(n_groups) : std::numeric_limits<double>::infinity();
+      }
+    }
     parallel_for(n_blocks, n_threads, [&](index_t blk) {
       const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
       double* y = partial.data() + blk * m;
       std::fill(y, y + m, 0.0);
       const double* vs = v.data();
+      double* dropped = bounded ? drop_bound.data() + blk * n_tiles : nullptr;
+      if (bounded) std::fill(dropped, dropped + n_tiles, 0.0);
+      std::vector<double> tile_bound(bounded ? static_cast<size_t>(n_tiles) : 0);
+      double kept = 0.0;
       // Rows in groups of four (they stay in L1): four dot products in one pass over v, then one update of y with
       // explicit FMAs, so y is loaded and stored once per group instead of once per row. A row
       // whose scaling leaves [lo, hi] adds nothing (the sweep is then redone after an absorption).
-      // With spans, the group reads the union of its rows' spans (more entries only add accuracy).
+      // With spans, the group reads the union of its rows' spans (more entries only add accuracy);
+      // with bounds, the range of tiles tl..th chosen from them.
       for (index_t i = i0; i < i1; i += 4) {
         const index_t rows = std::min<index_t>(4, i1 - i);
-        double coef[4] = {0.0, 0.0, 0.0, 0.0};
         index_t jl = 0, jh = m;
         if (spanned) {
           jl = m;
@@ -834,22 +1046,96 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
             jh = std::max(jh, span_hi[static_cast<size_t>(i + r)]);
           }
         }
+        const double* Kb[4];
+        for (index_t r = 0; r < 4; ++r) Kb[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m;
         const double* Kr[4];
-        for (index_t r = 0; r < 4; ++r) Kr[r] = K.data() + (i + std::min<index_t>(r, rows - 1)) * m + jl;
         double dots[4];
-        dot_lanes4(Kr, vs + jl, jh - jl, dots);
+        bool summed = false;
+        index_t tl = 0, th = n_tiles - 1;
+        const double* km = bounded ? kmax.data() + (i / kBoundRows) * n_tiles : nullptr;
+        if (bounded) {
+          double* bt = tile_bound.data();
+          const double* vsm = vsum.data();
+          const index_t nt = n_tiles;
+          double bmax = 0.0;
+          RANDNLA_OT_SIMD_MAX(bmax)
+          for (index_t t = 0; t < nt; ++t) {
+            const double bnd = km[t] * vsm[t];
+            bt[t] = bnd;
+            bmax = bnd > bmax ? bnd : bmax;
+          }
+          index_t ts = 0;
+          while (ts + 1 < nt && !(bt[ts] == bmax)) ++ts;
+          if (bmax > 0.0 && bmax < std::numeric_limits<double>::infinity()) {
+            // The tile of largest bound first: its partial sums bound the row sums from below.
+            const index_t c0 = ts * kBoundCols, c1 = std::min(m, c0 + kBoundCols);
+            double pc[4], pl[4] = {0.0, 0.0, 0.0, 0.0}, pr[4] = {0.0, 0.0, 0.0, 0.0};
+            for (index_t r = 0; r < 4; ++r) Kr[r] = Kb[r] + c0;
+            dot_lanes4(Kr, vs + c0, c1 - c0, pc);
+            double low = pc[0];
+            for (index_t r = 1; r < rows; ++r) low = std::min(low, pc[r]);
+            if (low > 0.0) {
+              const double thr = rel * low / static_cast<double>(n_tiles);
+              double us = 0.0;
+              for (index_t r = 0; r < rows; ++r) {
+                const double ur = u[static_cast<size_t>(i + r)];
+                us += (ur >= lo && ur <= hi) ? ur : 0.0;
+              }
+              const double* cg = col_guide.data();
+              tl = ts;
+              th = ts;
+              for (index_t t = 0; t < ts; ++t)
+                if (bt[t] >= thr || km[t] * us >= cg[t]) {
+                  tl = t;
+                  break;
+                }
+              for (index_t t = n_tiles - 1; t > ts; --t)
+                if (bt[t] >= thr || km[t] * us >= cg[t]) {
+                  th = t;
+                  break;
+                }
+              jl = tl * kBoundCols;
+              jh = std::min(m, (th + 1) * kBoundCols);
+              if (jl < c0) {
+                for (index_t r = 0; r < 4; ++r) Kr[r] = Kb[r] + jl;
+                dot_lanes4(Kr, vs + jl, c0 - jl, pl);
+              }
+              if (c1 < jh) {
+                for (index_t r = 0; r < 4; ++r) Kr[r] = Kb[r] + c1;
+                dot_lanes4(Kr, vs + c1, jh - c1, pr);
+              }
+              for (index_t r = 0; r < 4; ++r) dots[r] = (pl[r] + pc[r]) + pr[r];
+              summed = true;
+            } else {
+              tl = 0;
+              th = n_tiles - 1;
+            }
+          }
+        }
+        for (index_t r = 0; r < 4; ++r) Kr[r] = Kb[r] + jl;
+        if (!summed) dot_lanes4(Kr, vs + jl, jh - jl, dots);
+        kept += static_cast<double>(rows * (jh - jl));
+        double plain[4] = {1.0, 1.0, 1.0, 1.0}, cur[4] = {1.0, 1.0, 1.0, 1.0}, un4[4], coef[4] = {0.0, 0.0, 0.0, 0.0};
+        for (index_t r = 0; r < rows; ++r) {
+          plain[r] = a[i + r] / dots[r];
+          cur[r] = u[static_cast<size_t>(i + r)];
+        }
+        sor_update(plain, cur, 4, w, un4);
         for (index_t r = 0; r < rows; ++r) {
           const index_t ir = i + r;
-          const double s = dots[r];
+          const double s = dots[r], un = un4[r];
           row_sum[static_cast<size_t>(ir)] = s;
-          double un = a[ir] / s;
-          if (w != 1.0 && un > 0 && std::isfinite(un))
-            un = u[static_cast<size_t>(ir)] * sor_factor(un / u[static_cast<size_t>(ir)], w);
           u_new[static_cast<size_t>(ir)] = un;
           row_err[static_cast<size_t>(ir)] = std::fabs(un * s - a[ir]);
           if (un >= lo && un <= hi) coef[r] = un;
         }
         const double c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3];
+        if (bounded) {
+          // Bounds of the tiles left out on each of their columns.
+          const double us = (c0 + c1) + (c2 + c3);
+          for (index_t t = 0; t < tl; ++t) dropped[t] += km[t] * us;
+          for (index_t t = th + 1; t < n_tiles; ++t) dropped[t] += km[t] * us;
+        }
         const double *K0 = Kr[0], *K1 = Kr[1], *K2 = Kr[2], *K3 = Kr[3];
         double* yl = y + jl;
         const index_t width = jh - jl;
@@ -862,11 +1148,19 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
           yl[j] += t;
         }
       }
+      block_kept[static_cast<size_t>(blk)] = kept;
     });
-    if (spanned && !(log_ratio_range(u_new.data(), u_ref.data(), n) <= span_slack)) {
-      // u moved too far for the column criterion: the column sums again over all of K, and new
-      // spans before the next sweep.
-      spans_valid = false;
+    if (bounded) {
+      ++report.bounded_sweeps;
+      double kept = 0.0;
+      for (index_t blk = 0; blk < n_blocks; ++blk) kept += block_kept[static_cast<size_t>(blk)];
+      if (kept > 0.6 * static_cast<double>(n) * static_cast<double>(m)) {
+        bound_wait = bound_backoff;
+        bound_backoff *= 2;
+      }
+    }
+    // Column sums of every row block over all of K (rows whose scaling left the range add nothing).
+    auto dense_columns = [&]() {
       parallel_for(n_blocks, n_threads, [&](index_t blk) {
         const index_t i0 = blk * kPlanBlock, i1 = std::min(n, i0 + kPlanBlock);
         double* y = partial.data() + blk * m;
@@ -879,6 +1173,12 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
           for (index_t j = 0; j < m; ++j) y[j] = std::fma(un, Ki[j], y[j]);
         }
       });
+    };
+    if (spanned && !(log_ratio_range(u_new.data(), u_ref.data(), n) <= span_slack)) {
+      // u moved too far for the column criterion: the column sums again over all of K, and new
+      // spans before the next sweep.
+      spans_valid = false;
+      dense_columns();
     }
     bool bad = false;
     for (index_t i = 0; i < n; ++i) {
@@ -913,24 +1213,62 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       ++report.log_sweeps;
       continue;
     }
-    // Column sums of the plan (u_new, v) from the block partials merged in block order; its L1
-    // error (rows and columns) decides the stop; then the (over-relaxed) v-update.
-    parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
-      for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = 0.0;
+    // Column sums of the plan (u_new, v) from the block partials merged in block order.
+    auto merge_columns = [&]() {
+      parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
+        for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] = 0.0;
+        for (index_t blk = 0; blk < n_blocks; ++blk) {
+          const double* y = partial.data() + blk * m;
+          RANDNLA_OT_SIMD
+          for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] += y[j];
+        }
+      });
+    };
+    merge_columns();
+    if (bounded) {
+      // The tiles left out add at most drop_total[t] to each column of tile t: where that exceeds
+      // rel times a column sum, the tile's columns are summed again over all rows (all of K when
+      // that is a quarter of the tiles or more).
+      std::fill(drop_total.begin(), drop_total.end(), 0.0);
       for (index_t blk = 0; blk < n_blocks; ++blk) {
-        const double* y = partial.data() + blk * m;
-        RANDNLA_OT_SIMD
-        for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] += y[j];
+        const double* d = drop_bound.data() + blk * n_tiles;
+        for (index_t t = 0; t < n_tiles; ++t) drop_total[static_cast<size_t>(t)] += d[t];
       }
+      failing.clear();
+      for (index_t t = 0; t < n_tiles; ++t) {
+        const index_t j0 = t * kBoundCols, j1 = std::min(m, j0 + kBoundCols);
+        double ymin = std::numeric_limits<double>::infinity();
+        for (index_t j = j0; j < j1; ++j) ymin = std::min(ymin, col_sum[static_cast<size_t>(j)]);
+        if (!(drop_total[static_cast<size_t>(t)] <= rel * ymin)) failing.push_back(t);
+      }
+      report.resummed_tiles += static_cast<index_t>(failing.size());
+      if (4 * static_cast<index_t>(failing.size()) >= n_tiles) {
+        dense_columns();
+        merge_columns();
+      } else {
+        parallel_for(static_cast<index_t>(failing.size()), n_threads, [&](index_t q) {
+          const index_t j0 = failing[static_cast<size_t>(q)] * kBoundCols, j1 = std::min(m, j0 + kBoundCols);
+          double acc[kBoundCols] = {};
+          const index_t wt = j1 - j0;
+          for (index_t i = 0; i < n; ++i) {
+            const double un = u_new[static_cast<size_t>(i)];
+            if (!(un >= lo && un <= hi)) continue;
+            const double* Ki = K.data() + i * m + j0;
+            for (index_t j = 0; j < wt; ++j) acc[j] = std::fma(un, Ki[j], acc[j]);
+          }
+          for (index_t j = 0; j < wt; ++j) col_sum[static_cast<size_t>(j0 + j)] = acc[j];
+        });
+      }
+    }
+    col_sums_known = true;
+    // Its L1 error (rows and columns) decides the stop; then the (over-relaxed) v-update.
+    parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
       for (index_t j = j0; j < j1; ++j) {
-        const double t = vn_buf[static_cast<size_t>(j)];
-        col_sum[static_cast<size_t>(j)] = t;
+        const double t = col_sum[static_cast<size_t>(j)];
         col_err[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)] * t - b[j]);
-        double vn = b[j] / t;
-        if (w != 1.0 && vn > 0 && std::isfinite(vn))
-          vn = v[static_cast<size_t>(j)] * sor_factor(vn / v[static_cast<size_t>(j)], w);
-        vn_buf[static_cast<size_t>(j)] = vn;
+        vn_buf[static_cast<size_t>(j)] = b[j] / t;
       }
+      sor_update(vn_buf.data() + j0, v.data() + j0, j1 - j0, w, vn_buf.data() + j0);
     });
     double err = 0.0;
     for (index_t i = 0; i < n; ++i) err += row_err[static_cast<size_t>(i)];
@@ -939,12 +1277,15 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     report.sweeps = k + 1;
     record(err);
     {
+      // An error measured under the loose truncation is not trusted at the tolerance (one more
+      // sweep, measured at rel, decides).
+      const bool met = err <= tol && !(bounded && rel > bound_rel);
       const bool transient = omega != 1.0 && !(err < switch_err);
       const bool plateau = err > tol && handover.stalled(report.errors);
       const bool hand =
           err > tol && !plateau && report.sweeps >= hold_until && !transient && handover.stop(report.errors, k + 1);
-      if (err <= tol || k + 1 >= max_sweeps || !std::isfinite(err) || hand || plateau) {
-        report.reached_tol = err <= tol;
+      if (met || k + 1 >= max_sweeps || !std::isfinite(err) || hand || plateau) {
+        report.reached_tol = met;
         report.handed_over = hand;
         report.plateau = plateau;
         if (plan_out != nullptr && write_plan && report.reached_tol) {
