@@ -1043,6 +1043,34 @@ def test_large_symmetric_cones_partial_spectra(rng, n):
         assert np.array_equal(S, S.T)
 
 
+def check_psd_against_eigh(X):
+    """PSD projection of X: certificates, NumPy's eigh + clipping at 1e-12 s n, and identical
+    for 1 and 2 threads; returns (scale, eigenvalues, eigenvectors) for further checks."""
+    n = X.shape[-1]
+    s = scale_of(X)
+    w0, Q = np.linalg.eigh(X)
+    P = cones.project_psd(X)
+    check_psd(X, P, TOL)
+    np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * s * n)
+    assert np.array_equal(P, cones.project_psd(X, n_threads=1))
+    assert np.array_equal(P, cones.project_psd(X, n_threads=2))
+    return s, w0, Q
+
+
+def check_sum_largest_against_eigh(X, k, s, w0, Q):
+    """Sum-of-k-largest projection of (t0, X) with t0 half the top-k sum minus 1: the same t as the
+    vector cone on eigh's eigenvalues, the same matrix at 1e-12 s n, certificates; returns (t0, t, S)."""
+    n = X.shape[-1]
+    t0 = 0.5 * topk(w0, k) - 1.0
+    tt, S = cones.project_sum_largest_cone(t0, X, k)
+    tv, xv = cones.project_sum_largest_vector_cone(t0, w0, k)
+    assert abs(float(tt) - float(tv)) <= 1e-12 * s * n
+    np.testing.assert_allclose(S, (Q * xv) @ Q.T, atol=1e-12 * s * n)
+    assert res_sum_largest(float(tt), S, k) <= TOL * s
+    assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
+    return t0, tt, S
+
+
 @pytest.mark.parametrize("n", [128, 161])
 def test_split_merge_route_degenerate_tridiagonals(rng, n):
     """On the LAPACK route the PSD and sum-of-largest projections tear the tridiagonal matrix in two
@@ -1066,21 +1094,9 @@ def test_split_merge_route_degenerate_tridiagonals(rng, n):
         sym(rng, n),
     ]
     for X in inputs:
-        s = scale_of(X)
-        w0, Q = np.linalg.eigh(X)
-        P = cones.project_psd(X)
-        check_psd(X, P, TOL)
-        np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * s * n)
-        assert np.array_equal(P, cones.project_psd(X, n_threads=1))
-        assert np.array_equal(P, cones.project_psd(X, n_threads=2))
+        s, w0, Q = check_psd_against_eigh(X)
         for k in (1, n // 2):
-            t0 = 0.5 * topk(w0, k) - 1.0
-            tt, S = cones.project_sum_largest_cone(t0, X, k)
-            tv, xv = cones.project_sum_largest_vector_cone(t0, w0, k)
-            assert abs(float(tt) - float(tv)) <= 1e-12 * s * n
-            np.testing.assert_allclose(S, (Q * xv) @ Q.T, atol=1e-12 * s * n)
-            assert res_sum_largest(float(tt), S, k) <= TOL * s
-            assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
+            t0, tt, S = check_sum_largest_against_eigh(X, k, s, w0, Q)
             t1, S1 = cones.project_sum_largest_cone(t0, X, k, n_threads=1)
             assert np.array_equal(S, S1) and float(t1) == float(tt)
     # a batch gives each matrix's own result; float32 (syevd route) keeps its certificates
@@ -1132,21 +1148,8 @@ def test_split_route_secular_roots_on_hard_merges(rng, n):
     inputs.append(with_spectrum(rng, np.r_[np.logspace(2, -15, n // 2), -np.logspace(0, -15, n - n // 2)]))
     inputs.append(sym(rng, n))
     for X in inputs:
-        s = scale_of(X)
-        w0, Q = np.linalg.eigh(X)
-        P = cones.project_psd(X)
-        check_psd(X, P, TOL)
-        np.testing.assert_allclose(P, (Q * np.maximum(w0, 0)) @ Q.T, atol=1e-12 * s * n)
-        assert np.array_equal(P, cones.project_psd(X, n_threads=1))
-        assert np.array_equal(P, cones.project_psd(X, n_threads=2))
-        k = n // 3
-        t0 = 0.5 * topk(w0, k) - 1.0
-        tt, S = cones.project_sum_largest_cone(t0, X, k)
-        tv, xv = cones.project_sum_largest_vector_cone(t0, w0, k)
-        assert abs(float(tt) - float(tv)) <= 1e-12 * s * n
-        np.testing.assert_allclose(S, (Q * xv) @ Q.T, atol=1e-12 * s * n)
-        assert res_sum_largest(float(tt), S, k) <= TOL * s
-        assert res_sum_largest_dual(float(tt) - t0, S - X, k) <= TOL * s
+        s, w0, Q = check_psd_against_eigh(X)
+        check_sum_largest_against_eigh(X, n // 3, s, w0, Q)
         # log-det (every eigenvector): eigh + the vector log cone, same (t, v)
         t1, v1, L = cones.project_logdet_cone(-1.0, 1.0, X)
         tl, vl, xl = cones.project_log_cone(-1.0, 1.0, w0)
