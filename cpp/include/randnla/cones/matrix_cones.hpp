@@ -1370,6 +1370,34 @@ void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind 
   reassemble_sym_range<T>(P, wk.A.data() + lo * n, lo, hi, wk.coef.data(), full, n, wk.B);
 }
 
+// P (lower triangle, then mirrored) = [P +] sum_j c_j v_j v_j^T over the k columns of V (n x k
+// row-major; c carries any scaling of the columns), one rank-one row update
+// per column with a nonzero coefficient over contiguous rows of V^T (Vt scratch, k x n).
+template <class T>
+void reassemble_small(T* P, index_t n, const double* V, index_t k, const double* c, bool full, double* acc,
+                      double* Vt) {
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < k; ++j) Vt[j * n + i] = V[i * k + j];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
+  for (index_t q = 0; q < k; ++q) {
+    if (c[q] == 0) continue;
+    const double* __restrict v = Vt + q * n;
+    for (index_t i = 0; i < n; ++i) {
+      const double a = c[q] * v[i];
+      double* __restrict row = acc + i * n;
+      for (index_t j = 0; j <= i; ++j) row[j] += a * v[j];
+    }
+  }
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j <= i; ++j) {
+      const T s = static_cast<T>(acc[i * n + j]);
+      P[i * n + j] = s;
+      P[j * n + i] = s;
+    }
+  }
+}
+
 // Vector step and reassembly for one small matrix, given its eigenvalues w (ascending, double,
 // overwritten) and eigenvectors V (columns, row-major); P holds the symmetrised input.
 template <class T>
@@ -1383,32 +1411,9 @@ void finish_sym_small(T* P, index_t n, double& t, double& v, Kind kind, double p
   if (change.none()) return;
   const bool full = change.full();
   for (index_t i = 0; i < n; ++i) w[i] = full ? x[i] : x[i] - w[i];  // coefficients
-  // acc (lower triangle) = [P +] sum_k w_k v_k v_k^T, one rank-one update per nonzero
-  // coefficient over contiguous rows of V^T; then both triangles from the same sums.
   wk.dG.resize(static_cast<std::size_t>(n * n));
   wk.dE.resize(static_cast<std::size_t>(n * n));
-  double* acc = wk.dG.data();
-  double* Vt = wk.dE.data();
-  for (index_t i = 0; i < n; ++i)
-    for (index_t k = 0; k < n; ++k) Vt[k * n + i] = V[i * n + k];
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
-  for (index_t k = 0; k < n; ++k) {
-    if (w[k] == 0) continue;
-    const double* q = Vt + k * n;
-    for (index_t i = 0; i < n; ++i) {
-      const double a = w[k] * q[i];
-      double* row = acc + i * n;
-      for (index_t j = 0; j <= i; ++j) row[j] += a * q[j];
-    }
-  }
-  for (index_t i = 0; i < n; ++i) {
-    for (index_t j = 0; j <= i; ++j) {
-      const T s = static_cast<T>(acc[i * n + j]);
-      P[i * n + j] = s;
-      P[j * n + i] = s;
-    }
-  }
+  reassemble_small(P, n, V, n, w, full, wk.dG.data(), wk.dE.data());
 }
 
 // Relative off-diagonal threshold of the Jacobi sweeps: sqrt(n) eps (randnla.linalg.eigh's default).
@@ -1427,33 +1432,6 @@ inline bool jacobi_eigh_one(index_t n, const double* A, double* w, double* V) {
   report.converged = &converged;
   jacobi::eigh_batch<double>(A, 1, static_cast<int>(n), w, V, options, report);
   return converged != 0;
-}
-
-// P (lower triangle, then mirrored) = [P +] sum_j c_j v_j v_j^T over the k columns of V (n x k
-// row-major, scaled by 1 / amax relative to the eigenvectors' unit norm), one rank-one row update
-// per column over contiguous rows of V^T (Vt scratch, k x n).
-template <class T>
-void reassemble_small(T* P, index_t n, const double* V, index_t k, const double* c, bool full, double* acc,
-                      double* Vt) {
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j < k; ++j) Vt[j * n + i] = V[i * k + j];
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j <= i; ++j) acc[i * n + j] = full ? 0.0 : static_cast<double>(P[i * n + j]);
-  for (index_t q = 0; q < k; ++q) {
-    const double* __restrict v = Vt + q * n;
-    for (index_t i = 0; i < n; ++i) {
-      const double a = c[q] * v[i];
-      double* __restrict row = acc + i * n;
-      for (index_t j = 0; j <= i; ++j) row[j] += a * v[j];
-    }
-  }
-  for (index_t i = 0; i < n; ++i) {
-    for (index_t j = 0; j <= i; ++j) {
-      const T s = static_cast<T>(acc[i * n + j]);
-      P[i * n + j] = s;
-      P[j * n + i] = s;
-    }
-  }
 }
 
 // One small matrix with the in-house tridiagonal QL solver (double precision, no BLAS): the
