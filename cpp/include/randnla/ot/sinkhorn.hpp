@@ -87,6 +87,17 @@ inline double exp_lanes(double x) {
   return x < -708.0 ? 0.0 : big;
 }
 
+// out[j0..j1) = the column sums of rows [0, rows) of the row-major matrix M (leading dimension
+// ld) over columns [j0, j1), rows added in order: the same sums for any split of the columns.
+inline void column_sums(const double* M, index_t rows, index_t ld, index_t j0, index_t j1, double* out) {
+  for (index_t j = j0; j < j1; ++j) out[j] = 0.0;
+  for (index_t r = 0; r < rows; ++r) {
+    const double* y = M + r * ld;
+    RANDNLA_OT_SIMD
+    for (index_t j = j0; j < j1; ++j) out[j] += y[j];
+  }
+}
+
 // sum_j x_j y_j (explicit FMAs) with 16 independent partial sums (two to four vector registers): a single
 // accumulator makes the loop wait on the latency of each add. The order depends on m alone.
 inline double dot_lanes(const double* x, const double* y, index_t m) {
@@ -744,11 +755,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     col_sums_known = false;
     if (bounding) {
       parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
-        for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] = 0.0;
-        for (index_t blk = 0; blk < n_blocks; ++blk) {
-          const double* y = partial.data() + blk * m;
-          for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] += y[j];
-        }
+        column_sums(partial.data(), n_blocks, m, j0, j1, col_sum.data());
       });
       col_sums_known = true;
     }
@@ -1216,12 +1223,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
     // Column sums of the plan (u_new, v) from the block partials merged in block order.
     auto merge_columns = [&]() {
       parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
-        for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] = 0.0;
-        for (index_t blk = 0; blk < n_blocks; ++blk) {
-          const double* y = partial.data() + blk * m;
-          RANDNLA_OT_SIMD
-          for (index_t j = j0; j < j1; ++j) col_sum[static_cast<size_t>(j)] += y[j];
-        }
+        column_sums(partial.data(), n_blocks, m, j0, j1, col_sum.data());
       });
     };
     merge_columns();
@@ -1363,12 +1365,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       absorb();
       rebuild();
       parallel_for_chunks(m, kColChunk, n_threads, [&](index_t j0, index_t j1, index_t) {
-        for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] = 0.0;
-        for (index_t i = 0; i < n; ++i) {
-          const double* Ki = K.data() + i * m;
-          RANDNLA_OT_SIMD
-          for (index_t j = j0; j < j1; ++j) vn_buf[static_cast<size_t>(j)] += Ki[j];
-        }
+        column_sums(K.data(), n, m, j0, j1, vn_buf.data());
         for (index_t j = j0; j < j1; ++j) {
           double vn = b[j] / vn_buf[static_cast<size_t>(j)];
           if (w != 1.0 && vn > 0 && std::isfinite(vn)) vn = std::exp(w * std::log(vn));
