@@ -151,8 +151,7 @@ void register_cones(py::module_& m) {
     const index_t n = A.shape(0);
     py::array_t<double> w(n), V(std::vector<py::ssize_t>{n, n});
     std::copy(A.data(), A.data() + n * n, V.mutable_data());
-    std::vector<double> e(static_cast<std::size_t>(n));
-    const bool ok = cones::tridiagonal_ql_eigh(n, V.mutable_data(), w.mutable_data(), e.data());
+    const bool ok = cones::tridiagonal_ql_eigh(n, V.mutable_data(), w.mutable_data());
     return py::make_tuple(w, V, ok);
   });
   c.def("onesided_jacobi_svd", [](carray<double> A) {

@@ -21,9 +21,9 @@ Every projection
   the singular-value cones for min(m, n) <= 10; tridiagonal QL, which computes the eigenvalues
   first and then only the eigenvectors that change, for symmetric 10 < n <= 32 and on the Gram
   matrices for larger min(m, n); one-sided Jacobi where the Gram route does not apply);
-  symmetric matrices up to n = 104 (72 for the log-det cone) take the same QL solver one after the other (after the cheap
-  in-cone / polar tests), as does the Gram matrix of a single rectangular matrix with
-  min(m, n) <= 48; larger ones call LAPACK one after the other,
+  symmetric matrices up to n = 104 (72 for the log-det cone) take the same QL solver one after
+  the other (after the cheap in-cone / polar tests), as does the Gram matrix of a single
+  rectangular matrix with min(m, n) <= 48; larger ones call LAPACK one after the other,
 - keeps float32 as float32 and float64 as float64 (the vector step always runs in float64),
 - takes ``dual=True`` to project onto the dual cone instead (Moreau: P_K*(z) = z + P_K(-z)),
 - runs on the GPU for CuPy input (cuSOLVER decompositions, cuBLAS reassembly; the O(n) vector

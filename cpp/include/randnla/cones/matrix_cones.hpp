@@ -409,10 +409,9 @@ struct SmallEigh {
 };
 
 // All eigenpairs: Z (row-major n x n, destroyed) holds A on entry (scaled to unit max-norm) and
-// the eigenvectors as columns on exit, d the eigenvalues (unordered); e is scratch (n). False
-// when QL does not converge (the caller then uses Jacobi).
-inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d, double* e) {
-  (void)e;
+// the eigenvectors as columns on exit, d the eigenvalues (unordered). False when QL does not
+// converge (the caller then uses Jacobi).
+inline bool tridiagonal_ql_eigh(index_t n, double* z, double* d) {
   thread_local SmallEigh se;
   thread_local std::vector<index_t> all;
   if (!se.values(n, z)) return false;
@@ -1319,9 +1318,8 @@ template <class T>
 void project_sym_lapack(const T* X, T* P, index_t n, double& t, double& v, Kind kind, double param, bool dual,
                         SymWork<T>& wk) {
   const double amax = detail::symmetrize_checked(X, P, n, "X");
+  if (sym_shortcut<T>(P, n, t, v, kind, param, dual, wk)) return;  // also sizes wk.A
   const lapack::fint ln = static_cast<lapack::fint>(std::max<index_t>(n, 1));
-  wk.A.resize(static_cast<std::size_t>(n * n));
-  if (sym_shortcut<T>(P, n, t, v, kind, param, dual, wk)) return;
   // Partial spectrum (all of it for log-det, where every eigenvalue moves; sytrd + stevd + ormtr
   // skip syevd's norm, scaling and copy passes). Double precision only:
   // single-precision MRRR (sstemr) loses orthogonality (measured 3e-5 at n = 40), syevd does not.
@@ -1944,7 +1942,7 @@ void project_svd_small(const T* X, T* P, index_t rows, index_t cols, double& t, 
       G[i * n + j] = G[j * n + i] = acc;
     }
   bool keep = false;
-  if (n > 1 && tridiagonal_ql_eigh(n, G, sv, E)) {  // G now holds the eigenvectors
+  if (n > 1 && tridiagonal_ql_eigh(n, G, sv)) {  // G now holds the eigenvectors
     for (index_t i = 0; i < m; ++i) {
       for (index_t j = 0; j < n; ++j) {
         double acc = 0;
