@@ -151,19 +151,6 @@ inline void dot_lanes4(const double* const x[4], const double* y, index_t m, dou
   out[3] = a3[0];
 }
 
-// The over-relaxation factor r^w of a scaling update (r = plain update / current scaling). Near the
-// fixed point (|r - 1| <= 1/32) the cubic Taylor polynomial in r - 1 (relative error below 3e-8 for
-// 1 <= w <= 2) instead of a log and an exp: it keeps r = 1 fixed and the slope w, so the fixed point and the
-// local rate of the over-relaxed iteration are unchanged, at a few flops per row and column.
-inline double sor_factor(double r, double w) {
-  const double t = r - 1.0;
-  if (std::fabs(t) <= 0.03125) {
-    const double c2 = 0.5 * w * (w - 1.0), c3 = c2 * (w - 2.0) / 3.0;
-    return 1.0 + t * (w + t * (c2 + t * c3));
-  }
-  return std::exp(w * std::log(r));
-}
-
 // log(x) without branches for positive normal x (explicit FMAs): x = 2^e m with m in [sqrt(1/2), sqrt(2)),
 // log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its odd series to s^23 (truncation below
 // 1e-17 relative).
@@ -194,15 +181,20 @@ inline double log_lanes(double x) {
   return std::fma(ed, 6.93147180369123816490e-01, std::fma(ed, 1.90821492927058770002e-10, lm));
 }
 
-// The over-relaxed updates out_k = cur_k sor_factor(plain_k / cur_k, w) of len scalings (plain_k
-// where that is not a positive finite number, or w = 1). The cubic branch for all first; only if some
-// ratio is far from 1, the exp_lanes / log_lanes form (vectorised) for those. out may alias plain.
+// The over-relaxed updates out_k = cur_k r_k^w of len scalings, r_k = plain_k / cur_k the plain update
+// over the current scaling (plain_k where that is not a positive finite number, or w = 1). Near the
+// fixed point (|r - 1| <= 1/32) r^w is the cubic Taylor polynomial in r - 1 (relative error below 3e-8
+// for 1 <= w <= 2) instead of a log and an exp: it keeps r = 1 fixed and the slope w, so the fixed point
+// and the local rate of the over-relaxed iteration are unchanged, at a few flops per scaling. The cubic
+// for all first; only if some ratio is far from 1, the exp_lanes / log_lanes form (vectorised) for
+// those. out may alias plain.
 inline void sor_update(const double* plain, const double* cur, index_t len, double w, double* out) {
   if (w == 1.0) {
     if (out != plain) std::copy(plain, plain + len, out);
     return;
   }
   const double c2 = 0.5 * w * (w - 1.0), c3 = c2 * (w - 2.0) / 3.0;
+  auto cubic = [&](double t) { return 1.0 + t * (w + t * (c2 + t * c3)); };
   const double inf = std::numeric_limits<double>::infinity();
   int far = 0;
   RANDNLA_OT_PRAGMA(omp simd reduction(+ : far))
@@ -217,7 +209,7 @@ inline void sor_update(const double* plain, const double* cur, index_t len, doub
       const double p = plain[k], c = cur[k];
       const double t = p / c - 1.0;
       const bool ok = (p > 0.0) & (p < inf);
-      out[k] = ok ? c * (1.0 + t * (w + t * (c2 + t * c3))) : p;
+      out[k] = ok ? c * cubic(t) : p;
     }
     return;
   }
@@ -229,7 +221,7 @@ inline void sor_update(const double* plain, const double* cur, index_t len, doub
     const bool near = std::fabs(t) <= 0.03125;
     const bool logok = (r >= 1e-300) & (r <= 1e300);
     const double fac_far = exp_lanes(w * log_lanes(logok ? r : 1.0));
-    const double fac = near ? 1.0 + t * (w + t * (c2 + t * c3)) : fac_far;
+    const double fac = near ? cubic(t) : fac_far;
     out[k] = (ok & (near | logok)) ? c * fac : p;
   }
 }
@@ -608,7 +600,8 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
   const double bound_rel = tol_floor / (100.0 * mass_a);
   const bool bounding = truncate && n >= 8 && m >= 64 && bound_rel > 0.0 && std::isfinite(bound_rel);
   std::vector<double> kmax(bounding ? static_cast<size_t>(n_groups * n_tiles) : 0), vsum(static_cast<size_t>(n_tiles)),
-      drop_bound(bounding ? static_cast<size_t>(n_blocks * n_tiles) : 0), drop_total(static_cast<size_t>(n_tiles));
+      drop_bound(bounding ? static_cast<size_t>(n_blocks * n_tiles) : 0), drop_total(static_cast<size_t>(n_tiles)),
+      tile_bound(bounding ? static_cast<size_t>(n_blocks * n_tiles) : 0);  // per block: the group's tile bounds
   std::vector<double> block_kept(static_cast<size_t>(n_blocks));
   index_t bound_wait = 0, bound_backoff = 8;
   std::vector<double> col_guide(static_cast<size_t>(n_tiles));
@@ -1035,7 +1028,7 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
       const double* vs = v.data();
       double* dropped = bounded ? drop_bound.data() + blk * n_tiles : nullptr;
       if (bounded) std::fill(dropped, dropped + n_tiles, 0.0);
-      std::vector<double> tile_bound(bounded ? static_cast<size_t>(n_tiles) : 0);
+      double* bt = bounded ? tile_bound.data() + blk * n_tiles : nullptr;
       double kept = 0.0;
       // Rows in groups of four (they stay in L1): four dot products in one pass over v, then one update of y with
       // explicit FMAs, so y is loaded and stored once per group instead of once per row. A row
@@ -1061,7 +1054,6 @@ SweepReport sinkhorn_scaling_sweeps(const MatrixView<const T>& C, const double* 
         index_t tl = 0, th = n_tiles - 1;
         const double* km = bounded ? kmax.data() + (i / kBoundRows) * n_tiles : nullptr;
         if (bounded) {
-          double* bt = tile_bound.data();
           const double* vsm = vsum.data();
           const index_t nt = n_tiles;
           double bmax = 0.0;
